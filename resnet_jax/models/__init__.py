@@ -1,0 +1,62 @@
+"""Model registry: `create_model("cifar_resnet110")`, `create_model("imagenet_plain34")`, ...
+
+Names are `{family}_{kind}{depth}` with family `cifar` or `imagenet` and kind `resnet` or `plain`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from resnet_jax.models.cifar import CifarResNet, blocks_per_stage
+from resnet_jax.models.imagenet import STAGES, ImageNetResNet
+from resnet_jax.models.layers import SHORTCUT_OPTIONS, BatchNorm
+
+__all__ = ["BatchNorm", "CifarResNet", "ImageNetResNet", "create_model", "parse_model_name",
+           "input_shape"]
+
+_NAME = re.compile(r"^(cifar|imagenet)_(resnet|plain)(\d+)$")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def parse_model_name(name: str) -> tuple[str, bool, int]:
+    """'cifar_resnet110' -> ('cifar', True, 110); raises ValueError with the valid forms."""
+    m = _NAME.match(name)
+    if not m:
+        raise ValueError(f"unknown model {name!r}: expected cifar_resnetN / cifar_plainN (N=6n+2) or "
+                         f"imagenet_resnetN / imagenet_plainN (N in {sorted(STAGES)})")
+    family, kind, depth = m.group(1), m.group(2), int(m.group(3))
+    if family == "cifar":
+        blocks_per_stage(depth)
+    elif depth not in STAGES:
+        raise ValueError(f"unknown model {name!r}: ImageNet depths are {sorted(STAGES)}")
+    return family, kind == "resnet", depth
+
+
+def create_model(name: str, *, shortcut: str | None = None, num_classes: int | None = None,
+                 bn_group_size: int | None = None, dtype: str = "float32",
+                 stride_on_3x3: bool = False) -> nn.Module:
+    """Build a model by name. Shortcut defaults follow the paper: A on CIFAR, B on ImageNet."""
+    family, residual, depth = parse_model_name(name)
+    if shortcut is not None and shortcut not in SHORTCUT_OPTIONS:
+        raise ValueError(f"unknown shortcut option {shortcut!r}: expected one of {SHORTCUT_OPTIONS}")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}: expected one of {sorted(DTYPES)}")
+    common: dict[str, Any] = dict(depth=depth, residual=residual, bn_group_size=bn_group_size or None,
+                                  dtype=DTYPES[dtype])
+    if family == "cifar":
+        if shortcut == "C":
+            raise ValueError("shortcut option C is defined for the ImageNet nets only")
+        if stride_on_3x3:
+            raise ValueError("stride_on_3x3 (v1.5) applies to ImageNet bottleneck nets only")
+        return CifarResNet(shortcut=shortcut or "A", num_classes=num_classes or 10, **common)
+    return ImageNetResNet(shortcut=shortcut or "B", num_classes=num_classes or 1000,
+                          stride_on_3x3=stride_on_3x3, **common)
+
+
+def input_shape(name: str) -> tuple[int, int, int]:
+    """The paper's input size for a model family (the nets accept any size)."""
+    return (32, 32, 3) if parse_model_name(name)[0] == "cifar" else (224, 224, 3)

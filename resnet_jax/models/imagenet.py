@@ -1,0 +1,85 @@
+"""ImageNet plain and residual networks of Table 1 (18/34 basic blocks, 50/101/152 bottlenecks)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from resnet_jax.models.cifar import BasicBlock
+from resnet_jax.models.layers import BatchNorm, Shortcut, conv_factory, norm_factory
+
+# depth -> (block kind, blocks in conv2_x..conv5_x), straight from Table 1.
+STAGES = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+WIDTHS = (64, 128, 256, 512)
+
+
+class Bottleneck(nn.Module):
+    """1x1 (reduce) -> 3x3 -> 1x1 (restore, 4x). v1: the stride sits on the first 1x1 conv."""
+
+    features: int
+    stride: int
+    residual: bool
+    shortcut: str
+    conv: Callable[..., nn.Conv]
+    norm: Callable[..., BatchNorm]
+    stride_on_3x3: bool = False  # "v1.5" (later zoos), not the paper's model
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        s1, s3 = (1, self.stride) if self.stride_on_3x3 else (self.stride, 1)
+        y = self.conv(self.features, (1, 1), strides=s1, name="conv1")(x)
+        y = nn.relu(self.norm(name="bn1")(y))
+        y = self.conv(self.features, (3, 3), strides=s3, padding=1, name="conv2")(y)
+        y = nn.relu(self.norm(name="bn2")(y))
+        y = self.conv(4 * self.features, (1, 1), name="conv3")(y)
+        y = self.norm(name="bn3")(y)
+        if self.residual:
+            y = y + Shortcut(4 * self.features, self.stride, self.shortcut, self.conv, self.norm,
+                             name="shortcut")(x)
+        return nn.relu(y)
+
+
+class ImageNetResNet(nn.Module):
+    """conv1 7x7/2 -> 3x3 max pool/2 -> conv2_x..conv5_x -> global average pool -> fc."""
+
+    depth: int = 50
+    residual: bool = True
+    shortcut: str = "B"
+    num_classes: int = 1000
+    stride_on_3x3: bool = False
+    bn_group_size: int | None = None
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        if self.depth not in STAGES:
+            raise ValueError(f"ImageNet nets have depth {sorted(STAGES)}; got {self.depth}")
+        kind, counts = STAGES[self.depth]
+        conv = conv_factory(self.dtype)
+        norm = norm_factory(train, self.bn_group_size, self.dtype)
+        x = x.astype(self.dtype)
+        x = conv(64, (7, 7), strides=2, padding=3, name="conv1")(x)
+        x = nn.relu(norm(name="bn1")(x))
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        for stage, (features, count) in enumerate(zip(WIDTHS, counts)):
+            for block in range(count):
+                stride = 2 if stage > 0 and block == 0 else 1
+                name = f"conv{stage + 2}_{block + 1}"
+                if kind == "basic":
+                    x = BasicBlock(features, stride, self.residual, self.shortcut, conv, norm,
+                                   name=name)(x)
+                else:
+                    x = Bottleneck(features, stride, self.residual, self.shortcut, conv, norm,
+                                   self.stride_on_3x3, name=name)(x)
+        x = x.mean(axis=(1, 2))
+        x = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32, name="fc")(x)
+        return x.astype(jnp.float32)

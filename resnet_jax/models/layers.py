@@ -1,0 +1,103 @@
+"""Building blocks shared by the CIFAR and ImageNet networks of He et al. (2016).
+
+Every conv is followed by BN and then the nonlinearity (Sec 3.4).  BN statistics are computed over
+groups of `group_size` images, so a data-parallel run can reproduce the paper's per-GPU statistics
+(64 images on CIFAR, 32 on ImageNet) independently of how many devices share the batch.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# He et al. (2015) "MSRA" init: zero-mean Gaussian, std sqrt(2 / fan_in) (fan_in = k*k*c_in).
+he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+SHORTCUT_OPTIONS = ("A", "B", "C")
+
+
+class BatchNorm(nn.Module):
+    """Batch normalization whose statistics are taken over groups of `group_size` images.
+
+    `group_size=None` normalizes over the whole (global, possibly multi-device) batch, i.e. sync BN.
+    Running statistics average the per-group statistics, so they do not depend on the device count.
+    """
+
+    use_running_average: bool = False
+    group_size: int | None = None
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        features = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+        ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
+        ra_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+
+        if self.use_running_average:
+            mean, var = ra_mean.value, ra_var.value
+            y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + self.epsilon)
+        else:
+            batch = x.shape[0]
+            group = self.group_size or batch
+            if batch % group:
+                raise ValueError(f"batch {batch} is not divisible by the BN group size {group}")
+            xg = x.astype(jnp.float32).reshape(batch // group, group, *x.shape[1:])
+            axes = tuple(range(1, xg.ndim - 1))
+            mean = xg.mean(axes, keepdims=True)
+            # E[x^2] - E[x]^2 lets XLA fuse both reductions into one pass (as flax's fast variance).
+            var = jnp.maximum((xg * xg).mean(axes, keepdims=True) - mean * mean, 0.0)
+            y = ((xg - mean) * jax.lax.rsqrt(var + self.epsilon)).reshape(x.shape)
+            if not self.is_initializing():
+                m = self.momentum
+                ra_mean.value = m * ra_mean.value + (1 - m) * mean.reshape(-1, features).mean(0)
+                ra_var.value = m * ra_var.value + (1 - m) * var.reshape(-1, features).mean(0)
+        return (y * scale + bias).astype(self.dtype)
+
+
+def conv_factory(dtype: Any) -> Callable[..., nn.Conv]:
+    """Bias-free conv with He init (a bias would be cancelled by the following BN)."""
+    return functools.partial(nn.Conv, use_bias=False, kernel_init=he_normal, dtype=dtype,
+                             param_dtype=jnp.float32)
+
+
+def norm_factory(train: bool, group_size: int | None, dtype: Any) -> Callable[..., BatchNorm]:
+    return functools.partial(BatchNorm, use_running_average=not train, group_size=group_size,
+                             dtype=dtype)
+
+
+def subsample_and_zero_pad(x: jax.Array, stride: int, out_channels: int) -> jax.Array:
+    """Option A shortcut: x[:, ::s, ::s, :] and zero entries for the extra channels (no params)."""
+    if stride > 1:
+        x = x[:, ::stride, ::stride, :]
+    extra = out_channels - x.shape[-1]
+    if extra > 0:
+        x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, extra)))
+    return x
+
+
+class Shortcut(nn.Module):
+    """The identity/projection path of a residual block (Sec 3.3, options A/B/C)."""
+
+    out_channels: int
+    stride: int
+    option: str
+    conv: Callable[..., nn.Conv]
+    norm: Callable[..., BatchNorm]
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        changes_shape = self.stride != 1 or x.shape[-1] != self.out_channels
+        if self.option == "C" or (self.option == "B" and changes_shape):
+            x = self.conv(self.out_channels, (1, 1), strides=self.stride, name="proj_conv")(x)
+            return self.norm(name="proj_bn")(x)
+        if changes_shape:  # option A, or identity-compatible B
+            return subsample_and_zero_pad(x, self.stride, self.out_channels)
+        return x
