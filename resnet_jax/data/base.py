@@ -1,0 +1,74 @@
+"""The in-memory dataset interface shared by CIFAR-10, digits and synthetic data.
+
+Small image-classification sets fit in device memory (CIFAR-10 train is 150 MB as uint8), so the
+whole split lives on the accelerator and batches are gathered and augmented there, with no host
+round trip per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+
+class DatasetError(RuntimeError):
+    """A dataset is missing or malformed; the message says how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayDataset:
+    """uint8 NHWC images and int32 labels for a train split and an evaluation split."""
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    eval_images: np.ndarray
+    eval_labels: np.ndarray
+    num_classes: int
+    crop_padding: int  # pixels of zero padding before the random crop (4 for 32x32 CIFAR)
+    eval_split: str  # "test" (final numbers) or "val" (held out of train, for choices)
+
+    def __post_init__(self):
+        for split in ("train", "eval"):
+            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if images.dtype != np.uint8 or images.ndim != 4:
+                raise DatasetError(f"{self.name}: {split} images must be uint8 NHWC, got "
+                                   f"{images.dtype} {images.shape}")
+            if len(images) != len(labels):
+                raise DatasetError(f"{self.name}: {len(images)} {split} images but {len(labels)} labels")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])
+
+    def pixel_mean(self) -> np.ndarray:
+        """Per-pixel mean (H, W, C) of the training split in [0, 1] units (the paper subtracts it)."""
+        return (self.train_images.astype(np.float64).mean(0) / 255.0).astype(np.float32)
+
+
+def split_off_validation(train_images, train_labels, num_val: int):
+    """Hold out the last `num_val` training images (CIFAR's 45k/5k split for making choices)."""
+    if not 0 < num_val < len(train_images):
+        raise DatasetError(f"cannot hold out {num_val} of {len(train_images)} training images")
+    cut = len(train_images) - num_val
+    return (train_images[:cut], train_labels[:cut]), (train_images[cut:], train_labels[cut:])
+
+
+def _registry() -> dict[str, Callable[..., ArrayDataset]]:
+    from resnet_jax.data import cifar10, digits, synthetic  # noqa: PLC0415 (keeps tfds lazy)
+
+    return {"digits": digits.load, "cifar10": cifar10.load, "synthetic": synthetic.load}
+
+
+DATASETS = ("cifar10", "digits", "synthetic")
+
+
+def load_dataset(name: str, eval_split: str = "test", data_dir: str | None = None) -> ArrayDataset:
+    """Load a dataset by name; `eval_split='val'` trains on 45k and evaluates on 5k held-out images."""
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
+    if eval_split not in ("test", "val"):
+        raise DatasetError(f"unknown eval_split {eval_split!r}: expected 'test' or 'val'")
+    return _registry()[name](eval_split=eval_split, data_dir=data_dir)

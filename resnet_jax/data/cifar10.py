@@ -1,0 +1,46 @@
+"""CIFAR-10 from a prepared tensorflow-datasets directory, read without TensorFlow.
+
+Reading uses `tfds.data_source` (ArrayRecord files + numpy decoding). Preparing the dataset the first
+time needs the `prepare` extra (TensorFlow) and internet:
+    uv run --extra prepare tfds build cifar10 --file_format=array_record [--data_dir DIR]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from resnet_jax.data.base import ArrayDataset, DatasetError, split_off_validation
+
+NUM_VAL = 5_000  # the paper's 45k/5k train/val split (Sec 4.2)
+PREPARE_HINT = ("prepare it once with `uv run --extra prepare tfds build cifar10 "
+                "--file_format=array_record --data_dir DIR` (needs internet) and pass "
+                "--config.data_dir=DIR, or run offline with --config.dataset=digits")
+
+
+def read_split(name: str, split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """All (image, label) records of a tfds split as numpy arrays."""
+    import tensorflow_datasets as tfds  # noqa: PLC0415 (slow import; keep it off the digits path)
+
+    try:
+        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except Exception as e:  # tfds raises several types (AssertionError, DatasetNotFoundError, ...)
+        where = data_dir or "the default tfds data_dir (~/tensorflow_datasets)"
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DatasetError(f"{name} {split} split not found in {where} ({reason}); "
+                           f"{PREPARE_HINT}") from None
+    records = [source[i] for i in range(len(source))]
+    if not records:
+        raise DatasetError(f"{name} {split} split in {data_dir} is empty; {PREPARE_HINT}")
+    images = np.stack([np.asarray(r["image"], np.uint8) for r in records])
+    labels = np.asarray([r["label"] for r in records], np.int32)
+    return images, labels
+
+
+def load(eval_split: str = "test", data_dir: str | None = None) -> ArrayDataset:
+    train_x, train_y = read_split("cifar10", "train", data_dir)
+    if eval_split == "val":
+        (train_x, train_y), (test_x, test_y) = split_off_validation(train_x, train_y, NUM_VAL)
+    else:
+        test_x, test_y = read_split("cifar10", "test", data_dir)
+    return ArrayDataset("cifar10", train_x, train_y, test_x, test_y, num_classes=10,
+                        crop_padding=4, eval_split=eval_split)
