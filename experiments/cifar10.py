@@ -1,0 +1,7 @@
+"""CIFAR-10 recipe of Sec 4.2 for any CIFAR net: `experiments/cifar10.py:resnet56`, `:plain20`, ..."""
+
+from resnet_jax.configs import cifar_config
+
+
+def get_config(arg: str = "resnet20"):
+    return cifar_config(f"cifar_{arg}")

@@ -1,0 +1,37 @@
+"""`resnet-jax COMMAND ...`: train, summary, report, plot."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("resnet_jax.train.main", "train a model from an experiments/ config"),
+    "summary": ("resnet_jax.analysis.summary", "parameters and multiply-adds of models"),
+    "report": ("resnet_jax.analysis.report", "paper-vs-ours tables from finished runs"),
+    "plot": ("resnet_jax.analysis.plots", "training curves (Fig 1/4/6 style) from runs"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: resnet-jax COMMAND [ARGS]", "", "commands:"]
+    lines += [f"  {name:<10}{help_}" for name, (_, help_) in COMMANDS.items()]
+    lines.append("\n`resnet-jax COMMAND --help` for a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0 if len(argv) >= 2 else 2)
+    command = argv[1]
+    if command not in COMMANDS:
+        print(f"resnet-jax: error: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(COMMANDS[command][0])
+    module.main([f"resnet-jax {command}", *argv[2:]])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training engine: pure jit-compiled steps (engine), the shared loop (loop), checkpoints."""

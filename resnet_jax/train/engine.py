@@ -1,0 +1,211 @@
+"""Pure training/evaluation steps, jit-compiled over a device mesh with a data axis.
+
+The whole dataset lives on the devices (replicated); each step gathers its batch by index, augments
+it on device and splits it over the `data` axis, so a scanned chunk of steps runs with no host
+round trip. Batch order and augmentation are pure functions of (seed, step): resuming from a
+checkpoint replays exactly the same data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from resnet_jax.data.augment import normalize, pad_crop_flip
+from resnet_jax.data.base import ArrayDataset
+from resnet_jax.models import create_model
+from resnet_jax.train import schedule as sched
+
+DATA_AXIS = "data"
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    warmup_done: jax.Array  # bool: the warm-up lr phase is over (always True without warm-up)
+    train_error_ema: jax.Array  # running training error that ends the warm-up
+
+
+@flax.struct.dataclass
+class DeviceData:
+    """A dataset resident on the devices; eval arrays padded to whole eval batches (mask=0)."""
+
+    train_images: jax.Array
+    train_labels: jax.Array
+    eval_images: jax.Array
+    eval_labels: jax.Array
+    eval_mask: jax.Array
+    pixel_mean: jax.Array
+
+
+def make_mesh(devices=None) -> Mesh:
+    devices = np.asarray(devices if devices is not None else jax.devices())
+    return Mesh(devices.reshape(-1), (DATA_AXIS,))
+
+
+def replicate_from_host(x: np.ndarray, mesh: Mesh) -> jax.Array:
+    """Same host value on every device of every process (works multi-host, unlike device_put)."""
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, P()), lambda idx: x[idx])
+
+
+def put_dataset(ds: ArrayDataset, mesh: Mesh, eval_batch_size: int) -> DeviceData:
+    n_eval = len(ds.eval_images)
+    padded = -(-n_eval // eval_batch_size) * eval_batch_size
+    pad = [(0, padded - n_eval)]
+    eval_images = np.pad(ds.eval_images, pad + [(0, 0)] * 3)
+    host = DeviceData(ds.train_images, ds.train_labels.astype(np.int32), eval_images,
+                      np.pad(ds.eval_labels.astype(np.int32), pad),
+                      np.pad(np.ones(n_eval, np.float32), pad), ds.pixel_mean())
+    return jax.tree.map(lambda x: replicate_from_host(x, mesh), host)
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+    """The static half of training: model, optimizer, schedule and mesh. Methods are pure."""
+
+    config: ml_collections.ConfigDict
+    model: nn.Module
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    mesh: Mesh
+    crop_padding: int
+
+    @property
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P())
+
+    @property
+    def batch_sharding(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P(DATA_AXIS))
+
+    # ---- keys: every random choice is a function of (seed, purpose, step) ------------------------
+    def key(self, purpose: int) -> jax.Array:
+        return jax.random.fold_in(jax.random.key(self.config.seed), purpose)
+
+    # ---- state ----------------------------------------------------------------------------------
+    def init_state(self, image_shape) -> TrainState:
+        def init():
+            variables = self.model.init(self.key(0), jnp.zeros((1, *image_shape), jnp.float32),
+                                        train=False)
+            params = variables["params"]
+            return TrainState(
+                step=jnp.zeros((), jnp.int32), params=params,
+                batch_stats=variables["batch_stats"], opt_state=self.tx.init(params),
+                warmup_done=jnp.asarray(not self.config.warmup),
+                train_error_ema=jnp.ones((), jnp.float32))
+
+        return jax.jit(init, out_shardings=self.replicated)()
+
+    # ---- one SGD step ---------------------------------------------------------------------------
+    def train_step(self, state: TrainState, images: jax.Array, labels: jax.Array):
+        """SGD on one normalized batch; returns the new state and (loss, error, lr)."""
+        cfg = self.config
+
+        def loss_fn(params):
+            logits, new_vars = self.model.apply(
+                {"params": params, "batch_stats": state.batch_stats}, images, train=True,
+                mutable=["batch_stats"])
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+            return loss, (logits, new_vars["batch_stats"])
+
+        (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        lr = sched.learning_rate(self.schedule, state.step, state.warmup_done, cfg.warmup_lr)
+        opt_state = state.opt_state
+        opt_state.hyperparams["learning_rate"] = lr
+        updates, opt_state = self.tx.update(grads, opt_state, state.params)
+        error = jnp.mean(jnp.argmax(logits, -1) != labels)
+        warmup_done, ema = sched.update_warmup(state.warmup_done, state.train_error_ema, error,
+                                               cfg.warmup_error_ema, cfg.warmup_until_error)
+        new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                                  batch_stats=batch_stats, opt_state=opt_state,
+                                  warmup_done=warmup_done, train_error_ema=ema)
+        return new_state, {"loss": loss, "error": error, "lr": lr}
+
+    # ---- data for one step ----------------------------------------------------------------------
+    def batch_indices(self, step: jax.Array, num_examples: int) -> jax.Array:
+        """Epoch-wise reshuffled order (last partial batch dropped), a pure function of the step."""
+        b = self.config.batch_size
+        steps_per_epoch = num_examples // b
+        epoch, i = step // steps_per_epoch, step % steps_per_epoch
+        perm = jax.random.permutation(jax.random.fold_in(self.key(1), epoch), num_examples)
+        return jax.lax.dynamic_slice_in_dim(perm, i * b, b)
+
+    def training_batch(self, step: jax.Array, data: DeviceData):
+        idx = self.batch_indices(step, data.train_images.shape[0])
+        idx = jax.lax.with_sharding_constraint(idx, self.batch_sharding)
+        images = pad_crop_flip(jax.random.fold_in(self.key(2), step), data.train_images[idx],
+                               self.crop_padding)
+        images = normalize(images, data.pixel_mean, self.model.dtype)
+        return images, data.train_labels[idx]
+
+    # ---- compiled entry points ------------------------------------------------------------------
+    @functools.partial(jax.jit, static_argnums=(0, 3), donate_argnums=1)
+    def train_chunk(self, state: TrainState, data: DeviceData, num_steps: int):
+        """`num_steps` steps in one call (lax.scan); metrics come back stacked per step."""
+
+        def body(state, _):
+            return self.train_step(state, *self.training_batch(state.step, data))
+
+        if num_steps == 1:  # no loop: XLA:CPU runs convs inside a while loop ~7x slower
+            state, metrics = body(state, None)
+            return state, jax.tree.map(lambda m: m[None], metrics)
+        return jax.lax.scan(body, state, None, length=num_steps)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def evaluate(self, state: TrainState, data: DeviceData):
+        """Single-view error and loss over the eval split (running BN statistics)."""
+        eb = self.config.eval_batch_size
+        variables = {"params": state.params, "batch_stats": state.batch_stats}
+
+        def body(carry, i):
+            sl = lambda a: jax.lax.dynamic_slice_in_dim(a, i * eb, eb)  # noqa: E731
+            images = jax.lax.with_sharding_constraint(sl(data.eval_images), self.batch_sharding)
+            logits = self.model.apply(variables, normalize(images, data.pixel_mean, self.model.dtype))
+            labels, mask = sl(data.eval_labels), sl(data.eval_mask)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+            wrong = (jnp.argmax(logits, -1) != labels).astype(jnp.float32)
+            return (carry[0] + jnp.sum(loss * mask), carry[1] + jnp.sum(wrong * mask)), None
+
+        nb = data.eval_images.shape[0] // eb
+        (loss, wrong), _ = jax.lax.scan(body, (0.0, 0.0), jnp.arange(nb))
+        n = jnp.sum(data.eval_mask)
+        return {"test_loss": loss / n, "test_error": wrong / n}
+
+    def __hash__(self):  # jit's static self: identity semantics
+        return id(self)
+
+    def __eq__(self, other):
+        return self is other
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """SGD with momentum and L2 weight decay on all parameters; lr injected per step."""
+
+    def sgd(learning_rate):
+        return optax.chain(optax.add_decayed_weights(config.weight_decay),
+                           optax.sgd(learning_rate, momentum=config.momentum))
+
+    return optax.inject_hyperparams(sgd)(learning_rate=config.lr)
+
+
+def create_engine(config: ml_collections.ConfigDict, crop_padding: int, num_classes: int,
+                  mesh: Mesh | None = None) -> Engine:
+    model = create_model(config.model, shortcut=config.shortcut, num_classes=num_classes,
+                         bn_group_size=config.bn_group_size, dtype=config.dtype)
+    schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay)
+    return Engine(config, model, make_optimizer(config), schedule, mesh or make_mesh(), crop_padding)
