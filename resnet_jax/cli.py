@@ -1,4 +1,4 @@
-"""`resnet-jax COMMAND ...`: train, summary, report, plot."""
+"""`resnet-jax COMMAND ...`: train, summary, report, plot, bench."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ COMMANDS = {
     "summary": ("resnet_jax.analysis.summary", "parameters and multiply-adds of models"),
     "report": ("resnet_jax.analysis.report", "paper-vs-ours tables from finished runs"),
     "plot": ("resnet_jax.analysis.plots", "training curves (Fig 1/4/6 style) from runs"),
+    "bench": ("resnet_jax.train.bench", "training images/s: our engine vs a plain Flax step, e2e"),
 }
 
 
