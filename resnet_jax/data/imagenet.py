@@ -46,6 +46,21 @@ def open_split(split: str, data_dir: str | None) -> Sequence[dict]:
     return source
 
 
+class Head(Sequence):
+    """The first `n` records of a source (quicker validation curves), still read lazily."""
+
+    def __init__(self, source: Sequence, n: int):
+        self.source, self.n = source, min(n, len(source))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return self.source[i % self.n]
+
+
 def host_shard(source: Sequence) -> grain.MapDataset:
     """This host's disjoint share of the records."""
     return grain.MapDataset.source(source)[jax.process_index()::jax.process_count()]
