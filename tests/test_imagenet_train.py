@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from imagenet_fakes import fake_records, jpeg
 
+from resnet_jax.analysis import imagenet_tables
 from resnet_jax.configs import imagenet_config, imagenet_net_config
 from resnet_jax.data import imagenet
 from resnet_jax.data.imagenet_transforms import TenCrop
@@ -45,10 +46,18 @@ def test_resnet18_training_steps_decrease_the_loss(fake_imagenet, tmp_path):
     assert 0 <= results["test_error"] <= 1 and "test_top5_error" in results
     assert list(tmp_path.glob("imagenet2012_mean_32_*.npy"))  # the mean image was cached
 
+    # evaluation-only from the checkpoint (what `--eval_only` does): 10-crop on the 8 val images
+    ours = imagenet_tables.evaluate_run(small_config(), str(tmp_path), "ten_crop")
+    assert ours["step"] == 8 and ours["test_images"] == 8
+    assert 0 <= ours["test_top5_error"] <= ours["test_error"] <= 1
+    row = {"net": "resnet18", "run": "resnet18_A", "paper": {"top1": 27.88}, "ours": ours}
+    text = imagenet_tables.markdown("2", "ten_crop", [row])
+    assert f"| 27.88 | {100 * ours['test_error']:.2f} |" in text
+
 
 def test_imagenet_configs_validate(fake_imagenet):
     validate_config(imagenet_net_config("resnet34_C"))  # option C is fine on ImageNet
-    bad = [small_config(scale_range=(48, 96)), small_config(model="cifar_resnet20"),
+    bad = [small_config(scale_range=(16, 96)), small_config(lr_schedule="cosine"), small_config(model="cifar_resnet20"),
            small_config(batch_size=10)]  # not divisible by bn_group_size 4
     for config in bad:
         with pytest.raises(ConfigError):

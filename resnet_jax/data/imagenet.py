@@ -32,13 +32,15 @@ def open_split(split: str, data_dir: str | None) -> Sequence[dict]:
     """Random-access records {'image': JPEG bytes, 'label': int} of a prepared split."""
     import tensorflow_datasets as tfds  # noqa: PLC0415 (slow import; keep it off other paths)
 
+    where = data_dir or DEFAULT_DATA_DIR
+    if not os.path.isdir(os.path.join(os.path.expanduser(where), NAME)):
+        raise DatasetError(f"no prepared {NAME} in {where}; {PREPARE_HINT}")
     try:
         source = tfds.data_source(NAME, split=split, data_dir=data_dir, download=False,
                                   decoders={"image": tfds.decode.SkipDecoding()})
     except Exception as e:  # tfds raises several types (AssertionError, DatasetNotFoundError, ...)
-        where = data_dir or DEFAULT_DATA_DIR
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DatasetError(f"{NAME} {split} split not found in {where} ({reason}); "
+        raise DatasetError(f"{NAME} {split} split not readable in {where} ({reason}); "
                            f"{PREPARE_HINT}") from None
     if len(source) == 0:
         raise DatasetError(f"{NAME} {split} split in {data_dir or DEFAULT_DATA_DIR} is empty; "
