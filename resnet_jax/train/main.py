@@ -12,12 +12,16 @@ from resnet_jax.data import DatasetError
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. experiments/table6.py:110.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: metrics, checkpoints, results.")
+_STEPS = flags.DEFINE_integer(
+    "steps", None, "Shorter run with the paper schedule's shape (lr milestones at the same fractions); "
+    "log/eval/checkpoint intervals scale with it. Unlike --config.steps, which changes only the length.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from resnet_jax.configs import scaled_steps  # noqa: PLC0415
     from resnet_jax.train.loop import ConfigError, train_and_evaluate  # noqa: PLC0415
 
     logging.set_verbosity(logging.INFO)
@@ -25,7 +29,12 @@ def _main(argv):
     logging.get_absl_handler().addFilter(
         lambda r: r.levelno >= logging.converter.STANDARD_WARNING or "orbax" not in r.pathname)
     try:
-        train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        config = _CONFIG.value
+        if _STEPS.value is not None:
+            if _STEPS.value <= 0:
+                raise ConfigError(f"--steps must be positive, got {_STEPS.value}")
+            config = scaled_steps(config.copy_and_resolve_references(), _STEPS.value)
+        train_and_evaluate(config, _WORKDIR.value)
     except (ConfigError, DatasetError) as e:
         print(f"resnet-jax train: error: {e}", file=sys.stderr)
         sys.exit(2)
