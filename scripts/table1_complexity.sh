@@ -2,6 +2,5 @@
 # Table 1 complexity: multiply-adds of ResNet-18/34/50/101/152 measured on our models beside the
 # paper's FLOPs. Extra arguments go to `resnet-jax table1` (e.g. --json table1.json).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/common.sh
-resnet_jax table1 "$@"
+source "$(dirname "$0")/common.sh"
+rj table1 "$@"

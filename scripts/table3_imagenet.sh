@@ -7,6 +7,5 @@
 #   --eval_only RUNS    no training: test the checkpoints under RUNS (e.g. runs/imagenet)
 #   --nets a,b  --schedule plateau|fixed  --runs DIR  --out DIR
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/common.sh
-resnet_jax imagenet --table 3 "$@"
+source "$(dirname "$0")/common.sh"
+rj imagenet --table 3 "$@"
