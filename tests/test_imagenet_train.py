@@ -46,9 +46,11 @@ def test_resnet18_training_steps_decrease_the_loss(fake_imagenet, tmp_path):
     assert 0 <= results["test_error"] <= 1 and "test_top5_error" in results
     assert list(tmp_path.glob("imagenet2012_mean_32_*.npy"))  # the mean image was cached
 
-    # evaluation-only from the checkpoint (what `--eval_only` does): 10-crop on the 8 val images
-    ours = imagenet_tables.evaluate_run(small_config(), str(tmp_path), "ten_crop")
+    # evaluation-only from the checkpoint (what `--eval_only` does; centre crop: the 10-crop test
+    # is below) reproduces the loop's final evaluation of the same state
+    ours = imagenet_tables.evaluate_run(small_config(), str(tmp_path), "center")
     assert ours["step"] == 8 and ours["test_images"] == 8
+    assert ours["test_error"] == pytest.approx(results["test_error"])
     assert 0 <= ours["test_top5_error"] <= ours["test_error"] <= 1
     row = {"net": "resnet18", "run": "resnet18_A", "paper": {"top1": 27.88}, "ours": ours}
     text = imagenet_tables.markdown("2", "ten_crop", [row])
@@ -131,3 +133,19 @@ def test_multi_scale_runs_the_net_fully_convolutionally_at_each_scale(fake_image
     # the 2:3 image at 128: a 128x160 input -> a 4x5 map of fc scores, then averaged
     assert inputs == {(64, 64), (128, 160)}  # at 64 the 96-pixel long side is cut to 4/3 -> 64
     assert last == {(2, 2), (4, 5)}
+
+
+def test_fig4_eval_only_tabulates_and_draws_logged_curves(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    (runs / "plain18").mkdir(parents=True)
+    records = [{"step": s, "train_error": 0.9 - s / 1000, "loss": 5.0} for s in (100, 200, 300)]
+    records[-1]["test_error"] = 0.61
+    (runs / "plain18" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    imagenet_tables.main(["fig4", "--table", "fig4", "--eval_only", str(runs), "--out", str(out)])
+    rows = json.loads((out / "fig4_imagenet.json").read_text())
+    assert [r["net"] for r in rows] == ["plain18", "plain34", "resnet18", "resnet34"]
+    assert rows[0]["ours"]["val_error"] == 0.61 and rows[0]["ours"]["curves"]["step"] == [100, 200, 300]
+    assert all(r["ours"] is None for r in rows[1:])  # not trained: reported as missing
+    assert "| plain18 | plain18 | 300 | — | 61.00 | — | — |" in (out / "fig4_imagenet.md").read_text()
+    assert (out / "fig4_imagenet_plain.png").stat().st_size > 0
+    assert not (out / "fig4_imagenet_resnet.png").exists()

@@ -101,7 +101,9 @@ def markdown(table: str, mode: str, rows: list[dict]) -> str:
         top1 = ours("test_error") if table != "fig4" else ours("val_error")
         lines.append(f"| {r['net']} | {r['run']} | {o.get('step', '—')} | {pct(p.get('top1'))} | "
                      f"{pct(top1)} | {pct(p.get('top5'))} | {pct(ours('test_top5_error'))} |")
-    lines += ["", f"Ours: {mode.replace('_', '-')} test of the newest checkpoint; '—' = not trained."]
+    test = {"center": "last centre-crop validation of the run", "ten_crop": "10-crop test",
+            "multi_scale": "multi-scale test"}[mode]
+    lines += ["", f"Ours: {test} (newest checkpoint); '—' = not trained yet."]
     return "\n".join(lines)
 
 
@@ -163,3 +165,12 @@ def main(argv: list[str]) -> None:
     with open(stem + ".json", "w") as f:
         json.dump(rows, f, indent=2)
     print(text)
+    if mode == "center":  # Fig 4 itself: left plain, right ResNet, as the paper draws it
+        from resnet_jax.analysis import plots  # noqa: PLC0415 (matplotlib only when drawing)
+
+        for kind in ("plain", "resnet"):
+            drawn = {r["net"]: os.path.join(runs, r["run"]) for r in rows
+                     if r["net"].startswith(kind) and r["ours"]}
+            if drawn:
+                plots.plot_runs(drawn, f"{stem}_{kind}.png", title=f"ImageNet, {kind} nets")
+                print(f"wrote {stem}_{kind}.png")
