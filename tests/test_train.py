@@ -77,14 +77,16 @@ def test_warmup_is_decided_on_device_by_the_training_error():
 
 
 def test_same_seed_same_run_different_seed_different_run():
+    config = cifar_config("cifar_resnet8")
+    config.update(dataset="digits", batch_size=32, bn_group_size=16)
+    ds = load_dataset("digits")
+    engine = create_engine(config, ds.crop_padding, ds.num_classes)
+    data = put_dataset(ds, engine.mesh, 360)
+
     def run(seed):
-        config = cifar_config("cifar_resnet8")
-        config.update(dataset="digits", batch_size=32, bn_group_size=16, seed=seed)
-        ds = load_dataset("digits")
-        engine = create_engine(config, ds.crop_padding, ds.num_classes)
-        state = engine.init_state(ds.image_shape)
+        state = engine.init_state(ds.image_shape, seed)
         for _ in range(3):
-            state, _ = engine.train_chunk(state, put_dataset(ds, engine.mesh, 360), 1)
+            state, _ = engine.train_chunk(state, data, 1)
         return jax.device_get(state.params["fc"]["kernel"])
 
     a, b, c = run(0), run(0), run(1)
