@@ -119,7 +119,7 @@ def train_on_batches(engine: Engine, state: TrainState, images: jax.Array, label
     """Scan `Engine.train_step` over stacked host batches (n, B, H, W, 3) uint8 / (n, B)."""
 
     def body(state, batch):
-        key = jax.random.fold_in(engine.key(3), state.step)  # lighting: a function of (seed, step)
+        key = jax.random.fold_in(engine.key(state.seed, 3), state.step)  # lighting: (seed, step)
         x = normalize(batch[0], pixel_mean, engine.model.dtype, key, engine.config.pca_lighting)
         return engine.train_step(state, x, batch[1], lr_scale)
 
@@ -146,10 +146,10 @@ class HostFeed:
                                    cfg.plateau_max_drops)
         self.batches = None
 
-    def _start(self, step: int) -> None:
+    def _start(self, step: int, seed: int) -> None:
         cfg = self.engine.config
         self.batches = imagenet.train_batches(
-            self.dataset.train_images, self.local_batch, seed=cfg.seed, start_step=step,
+            self.dataset.train_images, self.local_batch, seed=seed, start_step=step,
             crop_size=cfg.image_size, scale_range=tuple(cfg.scale_range),
             num_workers=cfg.num_workers)
         if cfg.lr_schedule == "plateau":  # replay the validation errors logged before a restart
@@ -169,7 +169,8 @@ class HostFeed:
 
     def train_chunk(self, state: TrainState, num_steps: int):
         if self.batches is None:
-            self._start(int(jax.device_get(state.step)))
+            step, seed = jax.device_get((state.step, state.seed))
+            self._start(int(step), int(seed))
         chunk = [next(self.batches) for _ in range(num_steps)]
         put = lambda x: jax.make_array_from_process_local_data(self.sharding, x)  # noqa: E731
         images = put(np.stack([b["image"] for b in chunk]))
