@@ -36,6 +36,10 @@ def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     c.warmup_error_ema = 0.9  # "training error" = EMA of per-batch error, decided on device
 
     c.seed = 0
+    # >1: seeds seed..seed+num_seeds-1 trained together in one program (resnet_jax/train/seeds.py),
+    # each logged in workdir/seed{s}/; seeds_mode "loop", "vmap" or "devices" (seed mesh axis).
+    c.num_seeds = 1
+    c.seeds_mode = "loop"
     c.steps_per_call = 50  # steps fused in one jit call (lax.scan)
     c.log_every = 100
     c.eval_every = 1_000

@@ -15,6 +15,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: metrics, checkpo
 _STEPS = flags.DEFINE_integer(
     "steps", None, "Shorter run with the paper schedule's shape (lr milestones at the same fractions); "
     "log/eval/checkpoint intervals scale with it. Unlike --config.steps, which changes only the length.")
+_SEEDS = flags.DEFINE_integer(
+    "seeds", None, "Train seeds config.seed..config.seed+N-1 together in one program, each logged in "
+    "WORKDIR/seed{s}/ (same as --config.num_seeds=N; --config.seeds_mode=loop|vmap|devices).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -34,7 +37,17 @@ def _main(argv):
             if _STEPS.value <= 0:
                 raise ConfigError(f"--steps must be positive, got {_STEPS.value}")
             config = scaled_steps(config.copy_and_resolve_references(), _STEPS.value)
-        train_and_evaluate(config, _WORKDIR.value)
+        if _SEEDS.value is not None:
+            if "num_seeds" not in config:
+                raise ConfigError(f"--seeds: {config.model} configs train one seed per run")
+            config = config.copy_and_resolve_references()
+            config.num_seeds = _SEEDS.value
+        if config.get("num_seeds", 1) != 1:
+            from resnet_jax.train.seeds_loop import train_seeds  # noqa: PLC0415
+
+            train_seeds(config, _WORKDIR.value)
+        else:
+            train_and_evaluate(config, _WORKDIR.value)
     except (ConfigError, DatasetError) as e:
         print(f"resnet-jax train: error: {e}", file=sys.stderr)
         sys.exit(2)
