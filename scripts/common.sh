@@ -45,15 +45,16 @@ parse_common() {
   [[ "$SEEDS" =~ ^[1-9][0-9]*$ ]] || die "--seeds must be a positive integer, got '$SEEDS'"
 }
 
-# train_net CONFIG NET WORKDIR [SEED]: one run; finished runs (results.json) are kept, interrupted ones
-# resume from their last checkpoint.
+# train_net CONFIG NET WORKDIR [SEED [TRAIN_FLAG...]]: one run; finished runs (results.json, or
+# seeds.json for a --seeds run) are kept, interrupted ones resume from their last checkpoint.
 train_net() {
   local config="$1" net="$2" workdir="$3" seed="${4:-0}"
-  if [[ -f "$workdir/results.json" ]]; then
+  shift $(($# < 4 ? $# : 4))
+  if [[ -f "$workdir/results.json" || -f "$workdir/seeds.json" ]]; then
     echo "== $net: finished run in $workdir, kept"; return 0
   fi
   echo "== $net -> $workdir"
   rj train --config="$ROOT/experiments/$config:$net" --workdir="$workdir" \
     --config.dataset="$DATASET" --config.seed="$seed" ${STEPS:+--steps="$STEPS"} \
-    ${DATA_DIR:+--config.data_dir="$DATA_DIR"} "${EXTRA[@]}"
+    ${DATA_DIR:+--config.data_dir="$DATA_DIR"} "${EXTRA[@]}" "$@"
 }

@@ -1,0 +1,146 @@
+"""Several seeds in one program: each seed trains exactly as it would alone, and seeds differ."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from resnet_jax.analysis.report import load_results, table6_rows
+from resnet_jax.configs import cifar_config
+from resnet_jax.data import load_dataset
+from resnet_jax.train.engine import create_engine, put_dataset
+from resnet_jax.train.loop import ConfigError
+from resnet_jax.train.seeds import SeedsEngine, seeds_mesh
+from resnet_jax.train.seeds_loop import train_seeds, validate_seeds
+
+SEEDS = (3, 4)
+STEPS = 3
+
+
+def small_config(**overrides):
+    config = cifar_config("cifar_resnet8")
+    config.update(dataset="digits", batch_size=32, bn_group_size=16, eval_batch_size=360,
+                  steps=STEPS, log_every=STEPS, eval_every=STEPS, checkpoint_every=STEPS,
+                  progress=False)
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def alone(digits):
+    """Each seed trained on its own for STEPS steps: (params, batch_stats) and evaluation."""
+    engine = create_engine(small_config(), digits.crop_padding, digits.num_classes)
+    data = put_dataset(digits, engine.mesh, 360)
+    runs = {}
+    for seed in SEEDS:
+        state = engine.init_state(digits.image_shape, seed)
+        for _ in range(STEPS):
+            state, _ = engine.train_chunk(state, data, 1)
+        runs[seed] = jax.device_get(((state.params, state.batch_stats), engine.evaluate(state, data)))
+    return runs
+
+
+def assert_same_as_alone(alone, seed, variables, atol):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=atol, rtol=0), variables,
+                 alone[seed][0])
+
+
+def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path):
+    """`--seeds 2` (mode "loop", the default): the full trainer, its logs and the report."""
+    results = train_seeds(small_config(seed=SEEDS[0], num_seeds=len(SEEDS)), str(tmp_path))
+    assert [r["seed"] for r in results] == list(SEEDS)
+    final = ocp.StandardCheckpointer().restore(str(tmp_path / "checkpoints" / str(STEPS) / "default"))
+    for i, (seed, r) in enumerate(zip(SEEDS, results)):
+        assert_same_as_alone(alone, seed, jax.tree.map(lambda x: x[i], (final["params"],
+                                                                        final["batch_stats"])), 1e-6)
+        assert r["test_error"] == pytest.approx(float(alone[seed][1]["test_error"]), abs=1e-6)
+        workdir = tmp_path / f"seed{seed}"
+        records = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+        assert [rec["step"] for rec in records] == [STEPS]
+        assert records[-1]["test_error"] == pytest.approx(r["test_error"])
+        config = json.load(open(workdir / "config.json"))  # retrains this seed alone
+        assert config["seed"] == seed and config["num_seeds"] == 1
+    a, b = (alone[s][0][0]["fc"]["kernel"] for s in SEEDS)
+    assert np.abs(a - b).max() > 0.01  # different seeds, different models
+    rows = table6_rows(load_results(str(tmp_path)))  # the report averages the seeds
+    assert len(rows) == 1 and rows[0]["runs"] == len(SEEDS)
+    assert rows[0]["test_error"] == pytest.approx(100 * np.mean([r["test_error"] for r in results]))
+    summary = json.load(open(tmp_path / "seeds.json"))
+    assert summary["seeds"] == list(SEEDS) and summary["seeds_mode"] == "loop"
+
+
+def test_vmapped_seeds_train_as_alone(digits, alone):
+    """vmap turns the convs into grouped convs (float reassociation), hence the tolerance."""
+    engine = create_engine(small_config(), digits.crop_padding, digits.num_classes,
+                           mesh=seeds_mesh(len(SEEDS), "vmap"))
+    multi = SeedsEngine(engine, SEEDS, "vmap")
+    data = put_dataset(digits, engine.mesh, 360)
+    state = multi.init_state(digits.image_shape)
+    for _ in range(STEPS):
+        state, metrics = multi.train_chunk(state, data, 1)
+    assert metrics["loss"].shape == (len(SEEDS), 1)
+    for seed, s in zip(SEEDS, multi.unstack(state)):
+        assert_same_as_alone(alone, seed, jax.device_get((s.params, s.batch_stats)), 1e-5)
+
+
+def test_seeds_over_devices_train_as_alone(alone, tmp_path, cli_env):
+    """Mode "devices" on 2 (forced host) devices: one seed per device, no cross-seed traffic."""
+    script = f"""
+import jax, numpy as np, re, sys
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from test_seeds import SEEDS, STEPS, small_config
+from resnet_jax.data import load_dataset
+from resnet_jax.train.engine import create_engine, put_dataset
+from resnet_jax.train.seeds import SeedsEngine, seeds_mesh
+assert jax.device_count() == 2
+digits = load_dataset("digits")
+engine = create_engine(small_config(), digits.crop_padding, digits.num_classes,
+                       mesh=seeds_mesh(len(SEEDS), "devices"))
+assert dict(engine.mesh.shape) == {{"seed": 2, "data": 1}}
+multi = SeedsEngine(engine, SEEDS, "devices")
+data = put_dataset(digits, engine.mesh, 360)
+state = multi.init_state(digits.image_shape)
+for _ in range(STEPS):
+    state, _ = multi.train_chunk(state, data, 1)
+hlo = type(multi).train_chunk.lower(multi, state, data, 1).compile().as_text()
+assert not re.search("all-gather|all-reduce|collective-permute|all-to-all", hlo), "seeds talk"
+flat = jax.tree.leaves(jax.device_get((state.params, state.batch_stats)))
+np.savez("variables.npz", *flat)
+"""
+    env = dict(cli_env, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stacked = np.load(tmp_path / "variables.npz")
+    leaves = [stacked[f"arr_{i}"] for i in range(len(stacked.files))]
+    for i, seed in enumerate(SEEDS):
+        expected = jax.tree.leaves(alone[seed][0])
+        assert len(expected) == len(leaves)
+        for got, want in zip(leaves, expected):
+            np.testing.assert_allclose(got[i], want, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"num_seeds": 0}, "num_seeds must be positive"),
+    ({"num_seeds": 2, "seeds_mode": "pmap"}, "unknown seeds_mode"),
+])
+def test_bad_seed_configs_rejected(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_seeds(small_config(**overrides))
+
+
+def test_devices_mode_needs_batch_divisible_by_each_seeds_devices():
+    # 2 seeds on 8 devices: 4 devices per seed, batch 30 does not split over 4.
+    with pytest.raises(ConfigError, match="4 devices each seed gets"):
+        validate_seeds(small_config(num_seeds=2, seeds_mode="devices", batch_size=30), num_devices=8)
+    validate_seeds(small_config(num_seeds=2, seeds_mode="devices", batch_size=32), num_devices=8)
