@@ -98,18 +98,29 @@ class Engine:
         return jax.random.fold_in(jax.random.key(self.config.seed), purpose)
 
     # ---- state ----------------------------------------------------------------------------------
-    def init_state(self, image_shape) -> TrainState:
-        def init():
-            variables = self.model.init(self.key(0), jnp.zeros((1, *image_shape), jnp.float32),
-                                        train=False)
-            params = variables["params"]
-            return TrainState(
-                step=jnp.zeros((), jnp.int32), params=params,
-                batch_stats=variables["batch_stats"], opt_state=self.tx.init(params),
-                warmup_done=jnp.asarray(not self.config.warmup),
-                train_error_ema=jnp.ones((), jnp.float32))
+    def _init(self, image_shape) -> TrainState:
+        variables = self.model.init(self.key(0), jnp.zeros((1, *image_shape), jnp.float32),
+                                    train=False)
+        params = variables["params"]
+        return TrainState(
+            step=jnp.zeros((), jnp.int32), params=params,
+            batch_stats=variables["batch_stats"], opt_state=self.tx.init(params),
+            warmup_done=jnp.asarray(not self.config.warmup),
+            train_error_ema=jnp.ones((), jnp.float32))
 
-        return jax.jit(init, out_shardings=self.replicated)()
+    def init_state(self, image_shape) -> TrainState:
+        init = jax.jit(functools.partial(self._init, image_shape), out_shardings=self.replicated)
+        # XLA:CPU's optimizer spends ~10x longer on the unrolled threefry of the initializers than
+        # on a whole training step; the init runs once, so skip the backend optimizations there.
+        options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else {}
+        return init.lower().compile(options)()
+
+    def abstract_state(self, image_shape) -> TrainState:
+        """Shapes, dtypes and (replicated) shardings of the state, without computing it: the
+        target a checkpoint is restored into."""
+        shapes = jax.eval_shape(functools.partial(self._init, image_shape))
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.replicated),
+                            shapes)
 
     # ---- one SGD step ---------------------------------------------------------------------------
     def train_step(self, state: TrainState, images: jax.Array, labels: jax.Array):
