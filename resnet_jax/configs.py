@@ -38,7 +38,7 @@ def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     c.seed = 0
     c.steps_per_call = 50  # steps fused in one jit call (lax.scan)
     c.log_every = 100
-    c.eval_every = 2_000
+    c.eval_every = 1_000
     c.eval_batch_size = 1_000
     c.checkpoint_every = 4_000
     c.keep_checkpoints = 2
@@ -47,9 +47,13 @@ def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
 
 
 def scaled_steps(config: ml_collections.ConfigDict, steps: int) -> ml_collections.ConfigDict:
-    """Shorter run with the schedule's shape; log/eval/checkpoint intervals shrink with it."""
+    """Shorter run with the schedule's shape (milestones are fractions of `steps`); log, eval and
+    checkpoint intervals shrink with it, down to 10 steps, so short runs still draw curves."""
+    if steps <= 0:
+        raise ValueError(f"steps must be positive, got {steps}")
     ratio = steps / config.steps
     config.steps = steps
     for field in ("log_every", "eval_every", "checkpoint_every"):
-        setattr(config, field, max(1, round(getattr(config, field) * ratio)))
+        scaled = max(10, round(getattr(config, field) * ratio))
+        setattr(config, field, min(scaled, steps))
     return config

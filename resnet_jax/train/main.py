@@ -18,6 +18,9 @@ from resnet_jax.data import DatasetError
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. experiments/table6.py:110.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: metrics, checkpoints, results.")
+_STEPS = flags.DEFINE_integer(
+    "steps", None, "Shorter run with the paper schedule's shape (lr milestones at the same fractions); "
+    "log/eval/checkpoint intervals scale with it. Unlike --config.steps, which changes only the length.")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator", None, "Multi-process: host:port of process 0 (or env JAX_COORDINATOR_ADDRESS).")
 _NUM_PROCESSES = flags.DEFINE_integer(
@@ -38,16 +41,22 @@ def _main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     # Imported here so `--help` and flag errors stay fast.
+    from resnet_jax.configs import scaled_steps  # noqa: PLC0415
     from resnet_jax.train import distributed  # noqa: PLC0415
     from resnet_jax.train.loop import (  # noqa: PLC0415
         ConfigError, Preempted, TrainingDiverged, check_workdir, train_and_evaluate,
         validate_config)
 
+    config = _CONFIG.value
     try:
+        if _STEPS.value is not None:
+            if _STEPS.value <= 0:
+                raise ConfigError(f"--steps must be positive, got {_STEPS.value}")
+            config = scaled_steps(config.copy_and_resolve_references(), _STEPS.value)
         distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                auto=_DISTRIBUTED.value)
         # Checked before logging turns verbose, so a bad input prints exactly one line.
-        validate_config(_CONFIG.value)
+        validate_config(config)
         check_workdir(_WORKDIR.value)
     except (ConfigError, distributed.DistributedConfigError) as e:
         _fail(str(e), 2)
@@ -57,7 +66,7 @@ def _main(argv):
     logging.get_absl_handler().addFilter(
         lambda r: r.levelno >= logging.converter.STANDARD_WARNING or "orbax" not in r.pathname)
     try:
-        train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        train_and_evaluate(config, _WORKDIR.value)
     except (ConfigError, DatasetError) as e:
         _fail(str(e), 2)
     except TrainingDiverged as e:
