@@ -13,9 +13,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # ResNet-8 on 8x8 digits, batch 32 in BN groups of 16: seconds per run on a CPU core. Records every
 # 4 steps and checkpoints every 3, so a resume lands inside a log interval (pending metrics).
-TINY = {"model": "cifar_resnet8", "dataset": "digits", "steps": 24, "batch_size": 32,
+TINY = {"model": "cifar_resnet8", "dataset": "digits", "steps": 48, "batch_size": 32,
         "bn_group_size": 16, "log_every": 4, "eval_every": 12, "checkpoint_every": 3,
         "keep_checkpoints": 3, "eval_batch_size": 360, "progress": False}
+STEP_METRICS = ("step", "lr", "loss", "train_error", "test_error", "test_loss")  # not the timings
 
 
 def config_args(**overrides) -> list[str]:
@@ -96,3 +97,21 @@ def restore_state(workdir: str, step: int | None = None):
         return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
     finally:
         mngr.close()
+
+
+def cache_dir(tmp_path_factory) -> str:
+    return str(tmp_path_factory.getbasetemp() / "xla_cache")
+
+
+def reference_run(tmp_path_factory) -> str:
+    """The uninterrupted single-device run that interrupted and multi-process runs must match;
+    made once per session (file-based, so any test module can ask for it)."""
+    workdir = tmp_path_factory.getbasetemp() / "scaleout_reference"
+    if not (workdir / "results.json").exists():
+        result = run(train_cmd(str(workdir)), env(1, cache_dir(tmp_path_factory)))
+        assert result.returncode == 0, result.stderr[-3000:]
+    return str(workdir)
+
+
+def step_metrics(workdir: str) -> list[dict]:
+    return [{k: r[k] for k in STEP_METRICS if k in r} for r in read_metrics(workdir)]

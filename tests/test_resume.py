@@ -1,0 +1,100 @@
+"""Never lose a run: SIGKILL and SIGTERM mid-run, then resume, give bit-identical parameters and the
+same metrics as an uninterrupted run; corrupt checkpoints fall back; NaN stops with the step."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+import scaleout_helpers as h
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    return h.reference_run(tmp_path_factory)
+
+
+def _assert_bit_identical(a, b):
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(leaves_a) == len(leaves_b) > 10
+    for x, y in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_reference_keeps_the_last_k_checkpoints(reference):
+    steps = sorted(int(d) for d in os.listdir(os.path.join(reference, "checkpoints")))
+    assert steps == [42, 45, 48]  # keep_checkpoints=3, every 3 steps
+    assert [r["step"] for r in h.read_metrics(reference)] == list(range(4, 49, 4))
+
+
+def test_killed_then_preempted_run_resumes_bit_identically(reference, tmp_path_factory, tmp_path):
+    """SIGKILL, resume, SIGTERM, resume: the final state and every metric record match the
+    uninterrupted run exactly, with no step logged twice or missing."""
+    workdir, environ = str(tmp_path / "run"), h.env(1, h.cache_dir(tmp_path_factory))
+    cmd = h.train_cmd(workdir)
+
+    proc = h.start(cmd, environ)
+    h.wait_for_step(proc, workdir, 8)
+    proc.kill()  # SIGKILL: no chance to save; the newest checkpoint is at most a few steps back
+    proc.wait()
+    assert not os.path.exists(os.path.join(workdir, "results.json"))
+
+    proc = h.start(cmd, environ)
+    seen = h.wait_for_step(proc, workdir, 20)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "resumed at step" in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("resnet-jax train: preempted: checkpoint saved at step "), last
+    stopped = int(last.split("at step ")[1].split()[0])
+    assert seen <= stopped < h.TINY["steps"]
+    assert os.path.isdir(os.path.join(workdir, "checkpoints", str(stopped)))
+    assert not os.path.exists(os.path.join(workdir, "results.json"))
+
+    result = h.run(cmd, environ)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resumed at step {stopped}" in result.stderr
+    _assert_bit_identical(h.restore_state(workdir), h.restore_state(reference))
+    assert h.step_metrics(workdir) == h.step_metrics(reference)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference, tmp_path, caplog):
+    import shutil
+
+    from resnet_jax.train import checkpoint
+
+    workdir = tmp_path / "run"
+    shutil.copytree(os.path.join(reference, "checkpoints"), workdir / "checkpoints")
+    for root, _, files in os.walk(workdir / "checkpoints" / "48" / "state"):
+        for name in files:  # truncate every data file of the newest checkpoint
+            with open(os.path.join(root, name), "r+b") as f:
+                f.truncate(max(0, os.path.getsize(f.name) // 2))
+    target = h.restore_state(reference, 48)
+    mngr = checkpoint.manager(str(workdir), keep=3)
+    state, meta = checkpoint.restore_latest(mngr, target, {"model": h.TINY["model"]})
+    mngr.close()
+    assert int(state.step) == meta["step"] == 45
+    _assert_bit_identical(state, h.restore_state(reference, 45))
+    assert "checkpoints/48 is unreadable" in caplog.text
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["42", "45"]
+    assert os.listdir(workdir / "corrupt_checkpoints") == ["48"]
+
+    with pytest.raises(checkpoint.CheckpointError, match="model='cifar_resnet8', not 'cifar_resnet20'"):
+        checkpoint.restore_latest(checkpoint.manager(str(workdir)), target, {"model": "cifar_resnet20"})
+
+
+def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(tmp_path, tmp_path_factory):
+    workdir = str(tmp_path / "run")
+    result = h.run(h.train_cmd(workdir, lr=1e30, checkpoint_every=1),
+                   h.env(1, h.cache_dir(tmp_path_factory)))
+    lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr[-3000:]
+    assert "non-finite" in lines[0] or "loss became" in lines[0]
+    good = int(lines[0].split("last good checkpoint: step ")[1].split()[0])
+    assert os.path.isdir(os.path.join(workdir, "checkpoints", str(good)))
+    assert not os.path.exists(os.path.join(workdir, "results.json"))
