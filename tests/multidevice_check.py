@@ -111,9 +111,10 @@ def host_fed_batch() -> dict:
 
 
 def timed(fn, *args):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     result = fn(*args)
-    print(f"{fn.__name__}: {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    print(f"{fn.__name__}: {time.perf_counter() - t:.1f}s ({time.process_time() - c:.1f}s CPU)",
+          file=sys.stderr)
     return result
 
 

@@ -27,7 +27,7 @@ def _assert_bit_identical(a, b):
 
 def test_reference_keeps_the_last_k_checkpoints(reference):
     steps = sorted(int(d) for d in os.listdir(os.path.join(reference, "checkpoints")))
-    assert steps == [42, 45, 48]  # keep_checkpoints=3, every 3 steps
+    assert steps == [36, 42, 48]  # keep_checkpoints=3, every 6 steps
     assert [r["step"] for r in h.read_metrics(reference)] == list(range(4, 49, 4))
 
 
@@ -78,10 +78,10 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference, tmp_pat
     mngr = checkpoint.manager(str(workdir), keep=3)
     state, meta = checkpoint.restore_latest(mngr, target, {"model": h.TINY["model"]})
     mngr.close()
-    assert int(state.step) == meta["step"] == 45
-    _assert_bit_identical(state, h.restore_state(reference, 45))
+    assert int(state.step) == meta["step"] == 42
+    _assert_bit_identical(state, h.restore_state(reference, 42))
     assert "checkpoints/48 is unreadable" in caplog.text
-    assert sorted(os.listdir(workdir / "checkpoints")) == ["42", "45"]
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["36", "42"]
     assert os.listdir(workdir / "corrupt_checkpoints") == ["48"]
 
     with pytest.raises(checkpoint.CheckpointError, match="model='cifar_resnet8', not 'cifar_resnet20'"):
