@@ -2,11 +2,14 @@
 # shellcheck shell=bash
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# `uv run` keeps the locked environment in sync; without uv (e.g. a machine with jax preinstalled),
-# fall back to the current python.
+# `uv run` keeps the locked environment in sync. Without uv, or with RESNET_JAX_NO_UV=1 (e.g. a GPU
+# machine with jax preinstalled), the current python3 runs the CLI.
+if command -v uv >/dev/null 2>&1; then UV=(uv); else UV=(python3 -m uv); fi
+export UV_PYTHON_DOWNLOADS="${UV_PYTHON_DOWNLOADS:-never}"  # use the machine's Python 3.12
+
 rj() {
-  if command -v uv >/dev/null 2>&1 && [[ -z "${RESNET_JAX_NO_UV:-}" ]]; then
-    (cd "$ROOT" && UV_PYTHON_DOWNLOADS=never uv run --quiet --frozen resnet-jax "$@")
+  if [[ -z "${RESNET_JAX_NO_UV:-}" ]] && "${UV[@]}" --version >/dev/null 2>&1; then
+    (cd "$ROOT" && "${UV[@]}" run --quiet --frozen resnet-jax "$@")
   else
     (cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -m resnet_jax.cli "$@")
   fi
