@@ -13,7 +13,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # ResNet-8 on 8x8 digits, batch 32 in BN groups of 16: seconds per run on a CPU core. Records every
 # 4 steps and checkpoints every 6, so a resume may land inside a log interval (pending metrics).
-TINY = {"model": "cifar_resnet8", "dataset": "digits", "steps": 48, "batch_size": 32,
+TINY = {"model": "cifar_resnet8", "dataset": "digits", "steps": 36, "batch_size": 32,
         "bn_group_size": 16, "log_every": 4, "eval_every": 12, "checkpoint_every": 6,
         "keep_checkpoints": 3, "eval_batch_size": 360, "progress": False}
 STEP_METRICS = ("step", "lr", "loss", "train_error", "test_error", "test_loss")  # not the timings
@@ -59,12 +59,16 @@ def read_metrics(workdir: str) -> list[dict]:
         return [json.loads(line) for line in f if line.endswith("\n")]
 
 
-def wait_for_step(proc: subprocess.Popen, workdir: str, step: int, timeout: float = 240) -> int:
-    """Poll metrics.jsonl until a record at >= `step` appears; returns the step seen."""
+def wait_for_step(proc: subprocess.Popen, workdir: str, step: int, checkpoint: int | None = None,
+                  timeout: float = 240) -> int:
+    """Poll until metrics.jsonl has a record at >= `step` (and, if given, the checkpoint of step
+    `checkpoint` is committed); returns the step of the newest record."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         records = read_metrics(workdir)
-        if records and records[-1]["step"] >= step:
+        committed = checkpoint is None or os.path.isdir(
+            os.path.join(workdir, "checkpoints", str(checkpoint)))
+        if records and records[-1]["step"] >= step and committed:
             return records[-1]["step"]
         if proc.poll() is not None:
             raise AssertionError(f"run exited early ({proc.returncode}):\n{proc.stderr.read()}")

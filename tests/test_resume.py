@@ -27,8 +27,8 @@ def _assert_bit_identical(a, b):
 
 def test_reference_keeps_the_last_k_checkpoints(reference):
     steps = sorted(int(d) for d in os.listdir(os.path.join(reference, "checkpoints")))
-    assert steps == [36, 42, 48]  # keep_checkpoints=3, every 6 steps
-    assert [r["step"] for r in h.read_metrics(reference)] == list(range(4, 49, 4))
+    assert steps == [24, 30, 36]  # keep_checkpoints=3, every 6 steps
+    assert [r["step"] for r in h.read_metrics(reference)] == list(range(4, 37, 4))
 
 
 def test_killed_then_preempted_run_resumes_bit_identically(reference, tmp_path_factory, tmp_path):
@@ -38,13 +38,13 @@ def test_killed_then_preempted_run_resumes_bit_identically(reference, tmp_path_f
     cmd = h.train_cmd(workdir)
 
     proc = h.start(cmd, environ)
-    h.wait_for_step(proc, workdir, 8)
+    h.wait_for_step(proc, workdir, 8, checkpoint=6)
     proc.kill()  # SIGKILL: no chance to save; the newest checkpoint is at most a few steps back
     proc.wait()
     assert not os.path.exists(os.path.join(workdir, "results.json"))
 
     proc = h.start(cmd, environ)
-    seen = h.wait_for_step(proc, workdir, 20)
+    seen = h.wait_for_step(proc, workdir, 16)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 0, stderr[-3000:]
@@ -70,19 +70,19 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference, tmp_pat
 
     workdir = tmp_path / "run"
     shutil.copytree(os.path.join(reference, "checkpoints"), workdir / "checkpoints")
-    for root, _, files in os.walk(workdir / "checkpoints" / "48" / "state"):
+    for root, _, files in os.walk(workdir / "checkpoints" / "36" / "state"):
         for name in files:  # truncate every data file of the newest checkpoint
             with open(os.path.join(root, name), "r+b") as f:
                 f.truncate(max(0, os.path.getsize(f.name) // 2))
-    target = h.restore_state(reference, 48)
+    target = h.restore_state(reference, 36)
     mngr = checkpoint.manager(str(workdir), keep=3)
     state, meta = checkpoint.restore_latest(mngr, target, {"model": h.TINY["model"]})
     mngr.close()
-    assert int(state.step) == meta["step"] == 42
-    _assert_bit_identical(state, h.restore_state(reference, 42))
-    assert "checkpoints/48 is unreadable" in caplog.text
-    assert sorted(os.listdir(workdir / "checkpoints")) == ["36", "42"]
-    assert os.listdir(workdir / "corrupt_checkpoints") == ["48"]
+    assert int(state.step) == meta["step"] == 30
+    _assert_bit_identical(state, h.restore_state(reference, 30))
+    assert "checkpoints/36 is unreadable" in caplog.text
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["24", "30"]
+    assert os.listdir(workdir / "corrupt_checkpoints") == ["36"]
 
     with pytest.raises(checkpoint.CheckpointError, match="model='cifar_resnet8', not 'cifar_resnet20'"):
         checkpoint.restore_latest(checkpoint.manager(str(workdir)), target, {"model": "cifar_resnet20"})
@@ -98,3 +98,15 @@ def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(tmp_path, tmp_pat
     good = int(lines[0].split("last good checkpoint: step ")[1].split()[0])
     assert os.path.isdir(os.path.join(workdir, "checkpoints", str(good)))
     assert not os.path.exists(os.path.join(workdir, "results.json"))
+
+
+def test_metrics_log_drops_a_partial_last_line_and_records_past_the_checkpoint(tmp_path):
+    from resnet_jax.train.metrics_log import MetricsLog
+
+    log = MetricsLog(str(tmp_path / "metrics.jsonl"))
+    for step in (4, 8, 12):
+        log.append({"step": step, "wall_time": float(step)})
+    with open(log.path, "a") as f:
+        f.write('{"step": 16, "wall')  # killed mid-write
+    assert log.resume(9) == 8.0
+    assert [r["step"] for r in log.read()] == [4, 8]
