@@ -15,12 +15,12 @@ import scaleout_helpers as h
 
 @pytest.mark.slow
 def test_two_processes_agree_with_one(tmp_path, tmp_path_factory):
-    reference = h.reference_run(tmp_path_factory)
     workdir = str(tmp_path / "run")
     coordinator = f"localhost:{h.free_port()}"
     procs = [h.start(h.train_cmd(workdir, f"--coordinator={coordinator}", "--num_processes=2",
                                  f"--process_id={i}"), h.env(2, h.cache_dir(tmp_path_factory)))
              for i in range(2)]
+    reference = h.reference_run(tmp_path_factory)  # meanwhile, if not made yet
     outputs = [p.communicate(timeout=400) for p in procs]
     for p, (_, stderr) in zip(procs, outputs):
         assert p.returncode == 0, stderr[-3000:]
@@ -36,6 +36,11 @@ def test_two_processes_agree_with_one(tmp_path, tmp_path_factory):
     for a, b in zip(ours, theirs):
         for k in a:
             assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-4), (a["step"], k)
+    # Each array to a fraction of its own scale: rounding differences grow over 36 SGD steps (most
+    # in the momentum, a sum of gradients), while a wrong reduction or BN grouping is off by O(1).
     state, ref = h.restore_state(workdir), h.restore_state(reference)
-    for x, y in zip(jax.tree.leaves(state), jax.tree.leaves(ref)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-3, atol=1e-4)
+    for part, rel in (("params", 1e-4), ("batch_stats", 1e-4), ("opt_state", 5e-3)):
+        for x, y in zip(jax.tree.leaves(getattr(state, part)), jax.tree.leaves(getattr(ref, part))):
+            x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+            assert np.max(np.abs(x - y)) <= rel * np.max(np.abs(y)) + 1e-7, part
+    assert int(state.step) == int(ref.step) == h.TINY["steps"]

@@ -14,7 +14,18 @@ import scaleout_helpers as h
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def diverging_run(tmp_path_factory):
+    """lr 1e30 with a checkpoint every step; started first so it shares the cores with the reference."""
+    workdir = str(tmp_path_factory.mktemp("diverging") / "run")
+    proc = h.start(h.train_cmd(workdir, lr=1e30, checkpoint_every=1),
+                   h.env(1, h.cache_dir(tmp_path_factory)))
+    yield proc, workdir
+    if proc.poll() is None:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def reference(diverging_run, tmp_path_factory):
     return h.reference_run(tmp_path_factory)
 
 
@@ -88,12 +99,12 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference, tmp_pat
         checkpoint.restore_latest(checkpoint.manager(str(workdir)), target, {"model": "cifar_resnet20"})
 
 
-def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(tmp_path, tmp_path_factory):
-    workdir = str(tmp_path / "run")
-    result = h.run(h.train_cmd(workdir, lr=1e30, checkpoint_every=1),
-                   h.env(1, h.cache_dir(tmp_path_factory)))
-    lines = [line for line in result.stderr.splitlines() if "error" in line]
-    assert result.returncode == 1 and len(lines) == 1, result.stderr[-3000:]
+def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(diverging_run):
+    proc, workdir = diverging_run
+    _, stderr = proc.communicate(timeout=240)
+    lines = [line for line in stderr.splitlines() if "error" in line]
+    assert proc.returncode == 1 and len(lines) == 1, stderr[-3000:]
+    assert lines[0].startswith("resnet-jax train: error: ")
     assert "non-finite" in lines[0] or "loss became" in lines[0]
     good = int(lines[0].split("last good checkpoint: step ")[1].split()[0])
     assert os.path.isdir(os.path.join(workdir, "checkpoints", str(good)))
