@@ -87,7 +87,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference, tmp_pat
                 f.truncate(max(0, os.path.getsize(f.name) // 2))
     target = h.restore_state(reference, 36)
     mngr = checkpoint.manager(str(workdir), keep=3)
-    state, meta = checkpoint.restore_latest(mngr, target, {"model": h.TINY["model"]})
+    state, meta = checkpoint.restore_for_resume(mngr, target, {"model": h.TINY["model"]})
     mngr.close()
     assert int(state.step) == meta["step"] == 30
     _assert_bit_identical(state, h.restore_state(reference, 30))
@@ -96,7 +96,8 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference, tmp_pat
     assert os.listdir(workdir / "corrupt_checkpoints") == ["36"]
 
     with pytest.raises(checkpoint.CheckpointError, match="model='cifar_resnet8', not 'cifar_resnet20'"):
-        checkpoint.restore_latest(checkpoint.manager(str(workdir)), target, {"model": "cifar_resnet20"})
+        checkpoint.restore_for_resume(checkpoint.manager(str(workdir)), target,
+                                      {"model": "cifar_resnet20"})
 
 
 def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(diverging_run):

@@ -55,11 +55,18 @@ def save(mngr: ocp.CheckpointManager, state: TrainState, meta: dict, force: bool
         STATE: ocp.args.StandardSave(state), META: ocp.args.JsonSave(meta)}), force=force)
 
 
-def restore_latest(mngr: ocp.CheckpointManager, target: TrainState,
-                   identity: dict) -> tuple[TrainState, dict] | None:
-    """The newest readable checkpoint as (state, meta), restored into `target`'s shardings, or None
-    if there is none. Unreadable ones newer than it are reported and moved to
-    `<workdir>/corrupt_checkpoints/`, so the resumed run can save those steps again."""
+def restore_latest(mngr: ocp.CheckpointManager, target: TrainState) -> TrainState | None:
+    """The state of the newest readable checkpoint (read-only use: evaluation), or None."""
+    restored = restore_for_resume(mngr, target, identity={}, quarantine=False)
+    return None if restored is None else restored[0]
+
+
+def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity: dict,
+                       quarantine: bool = True) -> tuple[TrainState, dict] | None:
+    """The newest readable checkpoint as (state, meta), restored into `target`'s shardings (arrays
+    or ShapeDtypeStructs), or None if there is none. Unreadable ones newer than it are reported and
+    (with `quarantine`) moved to `<workdir>/corrupt_checkpoints/`, so the resumed run can save those
+    steps again. Raises CheckpointError if it belongs to a run with a different `identity`."""
     bad = []
     mngr.reload()
     for step in sorted(mngr.all_steps(), reverse=True):
@@ -76,8 +83,9 @@ def restore_latest(mngr: ocp.CheckpointManager, target: TrainState,
             bad.append(_report_corrupt(mngr, step, e))
             continue
         if bad:
-            _quarantine(mngr, bad)
-            logging.warning("resuming from the checkpoint at step %d instead", step)
+            if quarantine:
+                _quarantine(mngr, bad)
+            logging.warning("using the checkpoint at step %d instead", step)
         return state, meta
     if bad:
         raise CheckpointError(f"no readable checkpoint in {mngr.directory} (steps "

@@ -130,8 +130,10 @@ class Engine:
                             shapes)
 
     # ---- one SGD step ---------------------------------------------------------------------------
-    def train_step(self, state: TrainState, images: jax.Array, labels: jax.Array):
-        """SGD on one normalized batch; returns the new state and (loss, error, lr)."""
+    def train_step(self, state: TrainState, images: jax.Array, labels: jax.Array, lr_scale=1.0):
+        """SGD on one normalized batch; returns the new state and (loss, error, lr).
+
+        `lr_scale` multiplies the scheduled lr (the host-decided ImageNet plateau drops)."""
         cfg = self.config
 
         def loss_fn(params):
@@ -142,7 +144,7 @@ class Engine:
             return loss, (logits, new_vars["batch_stats"])
 
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        lr = sched.learning_rate(self.schedule, state.step, state.warmup_done, cfg.warmup_lr)
+        lr = lr_scale * sched.learning_rate(self.schedule, state.step, state.warmup_done, cfg.warmup_lr)
         opt_state = state.opt_state
         opt_state.hyperparams["learning_rate"] = lr
         updates, opt_state = self.tx.update(grads, opt_state, state.params)
@@ -224,6 +226,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 def create_engine(config: ml_collections.ConfigDict, crop_padding: int, num_classes: int,
                   mesh: Mesh | None = None) -> Engine:
     model = create_model(config.model, shortcut=config.shortcut, num_classes=num_classes,
-                         bn_group_size=config.bn_group_size, dtype=config.dtype)
+                         bn_group_size=config.bn_group_size, dtype=config.dtype,
+                         stride_on_3x3=config.get("stride_on_3x3", False))
     schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay)
     return Engine(config, model, make_optimizer(config), schedule, mesh or make_mesh(), crop_padding)

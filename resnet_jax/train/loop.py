@@ -14,11 +14,11 @@ import numpy as np
 from absl import logging
 
 from resnet_jax.analysis.complexity import complexity
-from resnet_jax.data import DATASETS, DatasetError, load_dataset
+from resnet_jax.data import DATASETS, DatasetError
 from resnet_jax.models import DTYPES, parse_model_name
 from resnet_jax.models.layers import SHORTCUT_OPTIONS
-from resnet_jax.train import checkpoint
-from resnet_jax.train.engine import create_engine, put_dataset
+from resnet_jax.train import checkpoint, inputs
+from resnet_jax.train.engine import create_engine
 from resnet_jax.train.metrics_log import MetricsLog, progress_bar
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
 
@@ -38,13 +38,18 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
         family, _, _ = parse_model_name(config.model)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if family != "cifar":
-        raise ConfigError(f"{config.model}: this loop trains the CIFAR nets; ImageNet nets use the "
-                          "ImageNet configs")
-    if config.dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset {config.dataset!r}: expected one of {', '.join(DATASETS)}")
-    if config.shortcut not in SHORTCUT_OPTIONS[:2]:
-        raise ConfigError(f"CIFAR shortcut must be 'A' or 'B', got {config.shortcut!r}")
+    if config.dataset not in (*DATASETS, *inputs.HOST_FED):
+        raise ConfigError(f"unknown dataset {config.dataset!r}: expected one of "
+                          f"{', '.join((*DATASETS, *inputs.HOST_FED))}")
+    if (family == "imagenet") != (config.dataset == "imagenet"):
+        raise ConfigError(f"{config.model} cannot train on {config.dataset}: ImageNet nets train on "
+                          "imagenet (experiments/table2.py etc.), CIFAR nets on the other datasets")
+    if config.shortcut not in (SHORTCUT_OPTIONS if family == "imagenet" else SHORTCUT_OPTIONS[:2]):
+        raise ConfigError(f"{family} shortcut must be one of "
+                          f"{SHORTCUT_OPTIONS if family == 'imagenet' else SHORTCUT_OPTIONS[:2]}, "
+                          f"got {config.shortcut!r}")
+    if problem := inputs.validate(config):
+        raise ConfigError(problem)
     if config.dtype not in DTYPES:
         raise ConfigError(f"unknown dtype {config.dtype!r}: expected one of {sorted(DTYPES)}")
     for field in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
@@ -81,7 +86,7 @@ def check_workdir(workdir: str) -> None:
 
 
 def run_identity(config: ml_collections.ConfigDict) -> dict:
-    return {field: config[field] for field in checkpoint.IDENTITY_FIELDS}
+    return {field: config.get(field) for field in checkpoint.IDENTITY_FIELDS}
 
 
 @jax.jit
@@ -113,7 +118,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     asked to stop (SIGTERM / TPU preemption), TrainingDiverged on a NaN/inf loss.
     """
     validate_config(config)
-    dataset = load_dataset(config.dataset, config.eval_split, config.data_dir)
+    dataset = inputs.load(config)
     if len(dataset.train_images) < config.batch_size:
         raise DatasetError(f"{dataset.name} has {len(dataset.train_images)} training images, fewer "
                            f"than one batch of {config.batch_size}")
@@ -126,12 +131,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     is_main = jax.process_index() == 0
 
     engine = create_engine(config, dataset.crop_padding, dataset.num_classes)
-    data = put_dataset(dataset, engine.mesh, eval_batch)
+    data = inputs.feed(dataset, engine, eval_batch, workdir)  # device-resident or host-fed
     info = complexity(engine.model, dataset.image_shape, config.model)
     mngr = checkpoint.manager(workdir, config.keep_checkpoints)
     identity = run_identity(config)
     try:
-        restored = checkpoint.restore_latest(mngr, engine.abstract_state(dataset.image_shape), identity)
+        restored = checkpoint.restore_for_resume(mngr, engine.abstract_state(dataset.image_shape),
+                                                 identity)
     except checkpoint.CheckpointError as e:
         raise ConfigError(str(e)) from None
     if restored is None:
@@ -164,7 +170,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     with PreemptionWatcher(mngr) as watcher:
         while step < config.steps:
             n = min([per_call, config.steps - step] + [b - step % b for b in boundaries])
-            state, metrics = engine.train_chunk(state, data, n)
+            state, metrics = data.train_chunk(state, n)
             pending.append(metrics)
             step += n
             done = step == config.steps
@@ -188,7 +194,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                           "wall_time": round(wall_offset + now - t0, 2)}
                 if step % config.eval_every == 0 or done:
                     record.update({k: float(v) for k, v in
-                                   jax.device_get(engine.evaluate(state, data)).items()})
+                                   jax.device_get(data.evaluate(state)).items()})
                 log.append(record)
                 bar.update(step - bar.n)
                 bar.set_postfix({k: f"{record[k]:.4f}" for k in ("loss", "train_error", "test_error")
@@ -208,13 +214,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mngr.close()
 
     if "test_error" not in record:  # resumed a finished run: evaluate the restored state
-        record = {k: float(v) for k, v in jax.device_get(engine.evaluate(state, data)).items()}
+        record = {k: float(v) for k, v in jax.device_get(data.evaluate(state)).items()}
     results = {
         "model": config.model, "shortcut": config.shortcut, "dataset": dataset.name,
         "eval_split": dataset.eval_split, "params": info.params, "mult_adds": info.mult_adds,
         "steps": config.steps, "batch_size": config.batch_size, "devices": jax.device_count(),
         "processes": jax.process_count(),
         "test_error": record["test_error"], "test_loss": record["test_loss"],
+        **{k: record[k] for k in ("test_top5_error",) if k in record},  # ImageNet
         "wall_time": round(wall_offset + time.perf_counter() - t0, 2),
         "images_per_sec": round(float(np.median(rates)), 1) if rates else None,
         "backend": jax.default_backend(), "seed": config.seed,
