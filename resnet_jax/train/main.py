@@ -40,9 +40,17 @@ def _fail(message: str, code: int) -> None:
 def _main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    # Imported here so `--help` and flag errors stay fast.
-    from resnet_jax.configs import scaled_steps  # noqa: PLC0415
+    # Imported here so `--help` and flag errors stay fast. The distributed system must be joined
+    # before anything touches a JAX backend, and importing the loop may (module-level constants).
     from resnet_jax.train import distributed  # noqa: PLC0415
+
+    try:
+        distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                               auto=_DISTRIBUTED.value)
+    except distributed.DistributedConfigError as e:
+        _fail(str(e), 2)
+
+    from resnet_jax.configs import scaled_steps  # noqa: PLC0415
     from resnet_jax.train.loop import (  # noqa: PLC0415
         ConfigError, Preempted, TrainingDiverged, check_workdir, train_and_evaluate,
         validate_config)
@@ -53,12 +61,10 @@ def _main(argv):
             if _STEPS.value <= 0:
                 raise ConfigError(f"--steps must be positive, got {_STEPS.value}")
             config = scaled_steps(config.copy_and_resolve_references(), _STEPS.value)
-        distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                               auto=_DISTRIBUTED.value)
         # Checked before logging turns verbose, so a bad input prints exactly one line.
         validate_config(config)
         check_workdir(_WORKDIR.value)
-    except (ConfigError, distributed.DistributedConfigError) as e:
+    except ConfigError as e:
         _fail(str(e), 2)
 
     logging.set_verbosity(logging.INFO)
