@@ -59,7 +59,7 @@ def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path)
     """`--seeds 2` (mode "loop", the default): the full trainer, its logs and the report."""
     results = train_seeds(small_config(seed=SEEDS[0], num_seeds=len(SEEDS)), str(tmp_path))
     assert [r["seed"] for r in results] == list(SEEDS)
-    final = ocp.StandardCheckpointer().restore(str(tmp_path / "checkpoints" / str(STEPS) / "default"))
+    final = ocp.StandardCheckpointer().restore(str(tmp_path / "checkpoints" / str(STEPS) / "state"))
     for i, (seed, r) in enumerate(zip(SEEDS, results)):
         assert_same_as_alone(alone, seed, jax.tree.map(lambda x: x[i], (final["params"],
                                                                         final["batch_stats"])), 1e-6)

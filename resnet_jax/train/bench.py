@@ -255,6 +255,49 @@ def bench_e2e(model: str, dtype: str, steps: int, dataset: str, eval_every: int)
                 **projection)
 
 
+# ---- summary -------------------------------------------------------------------------------------
+TARGETS_S = {"cifar_resnet20": 120, "cifar_resnet110": 600}  # issue 7: full Table-6 run on one GPU
+
+
+def summary_markdown(records: list[dict]) -> str:
+    """The records as markdown tables (steps and ratios, seeds, end to end)."""
+    if not records:
+        return ""
+    env = records[0]
+    lines = [f"device: {env['device']} x{env['num_devices']} ({env['backend']}), jax {env['jax']}, "
+             f"load average {min(r['load_avg_1m'] for r in records)}-"
+             f"{max(r['load_avg_1m'] for r in records)}" + (" — quick mode" if env.get("quick") else "")]
+    by = lambda kind: [r for r in records if r["kind"] == kind]  # noqa: E731
+    steps = by("step") + by("reference")
+    if steps:
+        lines += ["", "| model | dtype | batch | input | impl | steps/call | images/s | ms/step | "
+                  "compile s | ours / this |", "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+        ratios = {(r["model"], r["dtype"]): r for r in by("ratio")}
+        for r in steps:
+            ratio = ratios.get((r["model"], r["dtype"]), {}).get(f"ours_over_{r['impl']}", "")
+            lines.append(f"| {r['model']} | {r['dtype']} | {r['batch_size']} | {r['image_size']} | "
+                         f"{r['impl']} | {r['steps_per_call']} | {r['images_per_sec']:,.0f} | "
+                         f"{r['step_ms']:.2f} | {r['compile_s']:.1f} | {ratio} |")
+    if by("seeds"):
+        lines += ["", "| model | dtype | seeds | mode | images/s (all seeds) | x one model | compile s |",
+                  "|---|---|---:|---|---:|---:|---:|"]
+        for r in by("seeds"):
+            lines.append(f"| {r['model']} | {r['dtype']} | {r['num_seeds']} | {r['impl']} | "
+                         f"{r['images_per_sec']:,.0f} | {r.get('speedup_over_one_model', '')} | "
+                         f"{r['compile_s']:.1f} |")
+    if by("e2e"):
+        lines += ["", "| model | dtype | dataset | steps | loop images/s | incl. eval/ckpt | "
+                  "overhead s | projected 64k-step run | target |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+        for r in by("e2e"):
+            target = TARGETS_S.get(r["model"])
+            lines.append(f"| {r['model']} | {r['dtype']} | {r['dataset']} | {r['steps']} | "
+                         f"{r['images_per_sec']:,.0f} | {r['e2e_images_per_sec']:,.0f} | "
+                         f"{r['overhead_s']:.0f} | {r['projected_full_run_s']:,.0f} s | "
+                         f"{f'<= {target} s' if target else ''} |")
+    return "\n".join(lines) + "\n"
+
+
 # ---- driver --------------------------------------------------------------------------------------
 def _csv(text: str) -> list[str]:
     return [t for t in (x.strip() for x in text.split(",")) if t]
@@ -279,6 +322,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--e2e_eval_every", type=int, default=1_000)
     p.add_argument("--e2e_dataset", default="synthetic", help="synthetic (CIFAR-sized) or digits")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
+    p.add_argument("--summary", default=None, help="write the markdown tables to this file")
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke test (< 2 min on 2 cores): ResNet-20 float32 on 8x8 inputs, "
                         "3 windows of 10 steps, the loop for 60 steps on digits; no seeds part")
@@ -359,9 +403,13 @@ def main(argv: list[str]) -> None:
     args = parse_args(argv)
     try:
         out_file = open(args.out, "a") if args.out else None  # noqa: SIM115
+        if args.summary:
+            open(args.summary, "a").close()
     except OSError as e:
-        print(f"{argv[0]}: error: cannot write {args.out} ({e.strerror})", file=sys.stderr)
+        print(f"{argv[0]}: error: cannot write {e.filename} ({e.strerror})", file=sys.stderr)
         sys.exit(2)
+    if jax.default_backend() == "cpu" and not args.quick:
+        print(f"{argv[0]}: note: no accelerator, measuring on the CPU", file=sys.stderr)
 
     def emit(r: dict) -> None:
         line = json.dumps(r)
@@ -371,8 +419,12 @@ def main(argv: list[str]) -> None:
             out_file.flush()
 
     try:
-        run(args, emit)
+        records = run(args, emit)
     finally:
         if out_file:
             out_file.close()
-    sys.stdout.flush()
+    markdown = summary_markdown(records)
+    print(markdown, file=sys.stderr)
+    if args.summary:
+        with open(args.summary, "w") as f:
+            f.write(markdown)

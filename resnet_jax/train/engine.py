@@ -121,6 +121,14 @@ class Engine:
             train_error_ema=jnp.ones((), jnp.float32))
         return jax.lax.with_sharding_constraint(state, self.replicated)
 
+    def abstract_state(self, image_shape) -> TrainState:
+        """Shapes, dtypes and (replicated) shardings of the state, without computing it: the
+        target a checkpoint is restored into (no init compile on resume)."""
+        shapes = jax.eval_shape(functools.partial(self._init, tuple(image_shape)),
+                                jax.ShapeDtypeStruct((), jnp.int32))
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.replicated),
+                            shapes)
+
     # ---- one SGD step ---------------------------------------------------------------------------
     def train_step(self, state: TrainState, images: jax.Array, labels: jax.Array, lr_scale=1.0):
         """SGD on one normalized batch; returns the new state and (loss, error, lr).

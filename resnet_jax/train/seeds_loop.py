@@ -80,9 +80,13 @@ def train_seeds(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
     state = multi.init_state(dataset.image_shape)
     info = complexity(engine.model, dataset.image_shape, config.model)
     mngr = checkpoint.manager(workdir, config.keep_checkpoints)
-    if mngr.latest_step() is not None:
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        state = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(abstract))
+    identity = {f: config[f] for f in checkpoint.IDENTITY_FIELDS}
+    try:
+        restored = checkpoint.restore_for_resume(
+            mngr, jax.tree.map(ocp.utils.to_shape_dtype_struct, state), identity)
+    except checkpoint.CheckpointError as e:
+        raise ConfigError(str(e)) from None
+    state = state if restored is None else restored[0]
     start = int(jax.device_get(state.step)[0])
     logs = [MetricsLog(os.path.join(d, "metrics.jsonl"), enabled=is_main) for d in seed_dirs]
     wall_offset = [log.resume(start) for log in logs][0]
@@ -108,7 +112,7 @@ def train_seeds(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
         pending.append(metrics)
         step += n
         done = step == config.steps
-        if step % config.log_every and step % config.eval_every and not done:
+        if all(step % b for b in boundaries) and not done:  # checkpoints come with a record
             continue
         host = jax.device_get(pending)  # the only host sync: once per log interval
         pending = []
@@ -132,7 +136,10 @@ def train_seeds(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
         bar.set_postfix({"mean_loss": f"{np.mean([r['loss'] for r in records]):.4f}"}, refresh=False)
         last_step_logged, t_log = step, time.perf_counter()
         if step % config.checkpoint_every == 0 or done:
-            mngr.save(step, args=ocp.args.StandardSave(state), force=done)
+            meta = dict(identity, step=step, num_seeds=len(seeds), pending=[])
+            mngr.save(step, args=ocp.args.Composite(**{
+                checkpoint.STATE: ocp.args.StandardSave(state),
+                checkpoint.META: ocp.args.JsonSave(meta)}), force=True)
     bar.close()
     mngr.wait_until_finished()
     mngr.close()

@@ -1,0 +1,56 @@
+"""`resnet-jax bench`: JSON records, the ours/reference ratio, the full-run projection, bad input."""
+
+import json
+
+import pytest
+
+from resnet_jax.train import bench
+
+
+def test_projection_uses_the_steady_window_after_the_first_evaluation():
+    # 10 s of compiling before step 100; then 50 steps/s, each evaluation costing 1 s more.
+    records = [{"step": 100, "wall_time": 12.0, "loss": 1.0},
+               {"step": 200, "wall_time": 14.0, "loss": 1.0, "test_error": 0.5},  # + eval compile
+               {"step": 300, "wall_time": 16.0, "loss": 1.0},
+               {"step": 400, "wall_time": 19.0, "loss": 1.0, "test_error": 0.4}]
+    p = bench.project_full_run(records, elapsed_s=20.0, total_steps=1_000, eval_every=200)
+    assert p["steady_steps_per_sec"] == pytest.approx(200 / 5.0)
+    assert p["overhead_s"] == pytest.approx(20.0 - 400 / 40.0)
+    assert p["projected_full_run_s"] == pytest.approx(10.0 + 1_000 / 40.0)
+    with pytest.raises(ValueError, match="two evaluations"):
+        bench.project_full_run(records[:2], elapsed_s=20.0, eval_every=200)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--parts", "step,warp"], "unknown part"),
+    (["--models", "cifar_resnet21"], "6n+2"),
+    (["--steps", "0"], "--steps must be positive"),
+    (["--e2e_steps", "100", "--e2e_eval_every", "100"], "two evaluations"),
+])
+def test_bad_arguments_exit_2_with_one_line(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(["resnet-jax bench", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_tiny_bench_writes_one_json_line_per_measurement(tmp_path, capsys):
+    out = tmp_path / "bench.jsonl"
+    bench.main(["resnet-jax bench", "--models", "cifar_resnet8", "--dtypes", "float32",
+                "--parts", "step,reference", "--image_size", "8", "--batch_size", "32",
+                "--steps", "2", "--repeats", "2", "--out", str(out)])
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert printed == [json.loads(line) for line in out.read_text().splitlines()]
+    ours, ref, ratio = printed
+    assert (ours["kind"], ours["impl"], ref["impl"], ratio["kind"]) == ("step", "ours", "reference",
+                                                                         "ratio")
+    for r in (ours, ref):
+        assert r["model"] == "cifar_resnet8" and r["batch_size"] == 32 and r["image_size"] == 8
+        assert r["compile_s"] > 0 and r["images_per_sec"] > 0 and r["windows"] == 2
+        # the fastest window is never slower than the median one
+        assert r["images_per_sec"] >= r["images_per_sec_median"]
+        assert r["images_per_sec"] == pytest.approx(32 / (r["step_ms"] / 1e3), rel=1e-3)
+        assert "load_avg_1m" in r and r["backend"] == "cpu"
+    assert ratio["ours_over_reference"] == pytest.approx(
+        ours["images_per_sec"] / ref["images_per_sec"], rel=1e-2)
