@@ -38,21 +38,30 @@ def digits():
 
 @pytest.fixture(scope="module")
 def alone(digits):
-    """Each seed trained on its own for STEPS steps: (params, batch_stats) and evaluation."""
+    """Each seed trained on its own for STEPS steps: (params, batch_stats), evaluation, losses."""
     engine = create_engine(small_config(), digits.crop_padding, digits.num_classes)
     data = put_dataset(digits, engine.mesh, 360)
     runs = {}
     for seed in SEEDS:
-        state = engine.init_state(digits.image_shape, seed)
+        state, losses = engine.init_state(digits.image_shape, seed), []
         for _ in range(STEPS):
-            state, _ = engine.train_chunk(state, data, 1)
-        runs[seed] = jax.device_get(((state.params, state.batch_stats), engine.evaluate(state, data)))
+            state, metrics = engine.train_chunk(state, data, 1)
+            losses.append(float(metrics["loss"][0]))
+        runs[seed] = jax.device_get(((state.params, state.batch_stats), engine.evaluate(state, data),
+                                     losses))
     return runs
 
 
-def assert_same_as_alone(alone, seed, variables, atol):
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=atol, rtol=0), variables,
-                 alone[seed][0])
+def assert_same_as_alone(alone, seed, variables, atol=None, rel_norm=None):
+    """Elementwise within `atol`, or the whole model within `rel_norm` of the alone run's (in norm:
+    BN biases start at zero, so their own relative error says nothing)."""
+    if atol is not None:
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=atol, rtol=0), variables,
+                     alone[seed][0])
+        return
+    flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])  # noqa: E731
+    got, want = flat(variables), flat(alone[seed][0])
+    assert np.linalg.norm(got - want) <= rel_norm * np.linalg.norm(want)
 
 
 def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path):
@@ -80,17 +89,20 @@ def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path)
 
 
 def test_vmapped_seeds_train_as_alone(digits, alone):
-    """vmap turns the convs into grouped convs (float reassociation), hence the tolerance."""
+    """vmap turns the convs into grouped convs (float reassociation), hence the tolerance; the
+    steps run as one scanned chunk (the accelerator path, epoch orders shuffled once per chunk)."""
     engine = create_engine(small_config(), digits.crop_padding, digits.num_classes,
                            mesh=seeds_mesh(len(SEEDS), "vmap"))
     multi = SeedsEngine(engine, SEEDS, "vmap")
     data = put_dataset(digits, engine.mesh, 360)
     state = multi.init_state(digits.image_shape)
-    for _ in range(STEPS):
-        state, metrics = multi.train_chunk(state, data, 1)
-    assert metrics["loss"].shape == (len(SEEDS), 1)
-    for seed, s in zip(SEEDS, multi.unstack(state)):
-        assert_same_as_alone(alone, seed, jax.device_get((s.params, s.batch_stats)), 1e-5)
+    state, metrics = multi.train_chunk(state, data, STEPS)  # scanned, as on accelerators
+    assert metrics["loss"].shape == (len(SEEDS), STEPS)
+    for i, (seed, s) in enumerate(zip(SEEDS, multi.unstack(state))):
+        np.testing.assert_allclose(metrics["loss"][i], alone[seed][2], rtol=1e-3)  # same batches
+        # grouped convs round differently; early SGD at lr 0.1 amplifies it (measured ~1e-4;
+        # another seed is ~1)
+        assert_same_as_alone(alone, seed, jax.device_get((s.params, s.batch_stats)), rel_norm=1e-3)
 
 
 def test_seeds_over_devices_train_as_alone(alone, tmp_path, cli_env):

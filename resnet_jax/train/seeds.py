@@ -91,7 +91,7 @@ class SeedsEngine:
                             in_axes=(0,) + (None,) * len(args))(state, *args)
 
         def unrolled(engine, state, *args):
-            return _stack([fn(engine, _index(state, i), *args) for i in range(state.step.shape[0])])
+            return _stack([fn(engine, _index(state, i), *args) for i in range(jax.tree.leaves(state)[0].shape[0])])
 
         if self.mode == "loop":
             return unrolled(self.engine, state, *args)
@@ -117,15 +117,21 @@ class SeedsEngine:
     @functools.partial(jax.jit, static_argnums=(0, 3), donate_argnums=1)
     def train_chunk(self, state: TrainState, data: DeviceData, num_steps: int):
         """`num_steps` steps of every seed; metrics come back as [num_seeds, num_steps] arrays."""
-        def one_seed(engine, s, data):
-            return engine.train_step(s, *engine.training_batch(s.seed, s.step, data))
 
-        def body(state, _):
-            return self._map(one_seed, state, data)
+        def one_seed(engine, s, data, orders=None):
+            return engine.train_step(s, *engine.training_batch(s.seed, s.step, data, orders))
 
         if num_steps == 1:  # no loop on CPU (see Engine.train_chunk)
-            state, metrics = body(state, None)
+            state, metrics = self._map(one_seed, state, data)
             return state, jax.tree.map(lambda m: m[:, None], metrics)
+        # Each seed's epoch orders, shuffled once per chunk (see Engine.chunk_orders).
+        orders = self._map(lambda engine, s, data: engine.chunk_orders(
+            s.seed, s.step, num_steps, data.train_images.shape[0]), state, data)
+
+        def body(state, _):
+            return self._map(lambda engine, so, data: one_seed(engine, so[0], data, so[1]),
+                             (state, orders), data)
+
         state, metrics = jax.lax.scan(body, state, None, length=num_steps)
         return state, jax.tree.map(lambda m: m.T, metrics)
 
