@@ -37,7 +37,7 @@ from flax.training import train_state
 from resnet_jax.configs import PAPER_CIFAR_STEPS, cifar_config
 from resnet_jax.data import synthetic
 from resnet_jax.models import DTYPES, input_shape, parse_model_name
-from resnet_jax.train.engine import Engine, create_engine, put_dataset
+from resnet_jax.train.engine import Engine, EpochOrders, create_engine, put_dataset
 from resnet_jax.train.seeds import SEEDS_MODES, SeedsEngine, seeds_mesh
 
 DEFAULT_MODELS = ("cifar_resnet20", "cifar_resnet56", "cifar_resnet110", "imagenet_resnet50")
@@ -150,10 +150,14 @@ def setup(model: str, dtype: str, image_size: int, batch_size: int | None) -> Se
 
 
 def ours(s: Setup, per_call: int) -> Runner:
-    compiled, compile_s = _compile(Engine.train_chunk, s.engine, s.state, s.data, per_call)
+    """The loop's call (inputs.DeviceFeed): train_chunk with the host-kept epoch orders."""
+    orders = EpochOrders(s.engine, s.state, s.data.train_images.shape[0], per_call)
+    compiled, compile_s = _compile(Engine.train_chunk, s.engine, s.state, s.data, per_call,
+                                   orders.next_chunk(per_call))
     state = jax.tree.map(jnp.copy, s.state)  # the call donates its state
     return Runner(dict(kind="step", impl="ours", **s.describe(), compile_s=compile_s),
-                  lambda st: compiled(st, s.data)[0], state, per_call, s.batch_size)
+                  lambda st: compiled(st, s.data, orders.next_chunk(per_call))[0], state, per_call,
+                  s.batch_size)
 
 
 # ---- reference: the flax-examples step ----------------------------------------------------------

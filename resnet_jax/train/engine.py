@@ -173,21 +173,26 @@ class Engine:
         first = step // steps_per_epoch
         return self.epoch_orders(seed, first, count, num_examples), first
 
-    def batch_indices(self, seed: jax.Array, step: jax.Array, num_examples: int,
-                      orders=None) -> jax.Array:
+    def batch_indices(self, seed: jax.Array, step: jax.Array, num_examples: int, orders=None,
+                      verify: bool = False) -> jax.Array:
         """Epoch-wise reshuffled order (last partial batch dropped), a pure function of the step.
-        `orders`: chunk_orders' result covering this step (else the epoch is shuffled here)."""
+        `orders`: (epoch orders, first epoch) covering this step (else the epoch is shuffled here);
+        `verify`: shuffle here anyway if they do not cover it (orders kept by the host)."""
         b = self.config.batch_size
         steps_per_epoch = num_examples // b
         epoch, i = step // steps_per_epoch, step % steps_per_epoch
+        shuffle = lambda: self.epoch_orders(seed, epoch, 1, num_examples)[0]  # noqa: E731
         if orders is None:
-            perm = self.epoch_orders(seed, epoch, 1, num_examples)[0]
+            perm = shuffle()
         else:
-            perm = orders[0][epoch - orders[1]]
+            k, count = epoch - orders[1], orders[0].shape[0]
+            cached = lambda: orders[0][jnp.clip(k, 0, count - 1)]  # noqa: E731
+            perm = jax.lax.cond((k >= 0) & (k < count), cached, shuffle) if verify else cached()
         return jax.lax.dynamic_slice_in_dim(perm, i * b, b)
 
-    def training_batch(self, seed: jax.Array, step: jax.Array, data: DeviceData, orders=None):
-        idx = self.batch_indices(seed, step, data.train_images.shape[0], orders)
+    def training_batch(self, seed: jax.Array, step: jax.Array, data: DeviceData, orders=None,
+                       verify: bool = False):
+        idx = self.batch_indices(seed, step, data.train_images.shape[0], orders, verify)
         idx = jax.lax.with_sharding_constraint(idx, self.batch_sharding)
         images = pad_crop_flip(jax.random.fold_in(self.key(seed, 2), step), data.train_images[idx],
                                self.crop_padding)
@@ -196,17 +201,25 @@ class Engine:
 
     # ---- compiled entry points ------------------------------------------------------------------
     @functools.partial(jax.jit, static_argnums=(0, 3), donate_argnums=1)
-    def train_chunk(self, state: TrainState, data: DeviceData, num_steps: int):
-        """`num_steps` steps in one call (lax.scan); metrics come back stacked per step."""
-        if num_steps == 1:  # no loop: XLA:CPU runs convs inside a while loop ~7x slower
-            state, metrics = self.train_step(state, *self.training_batch(state.seed, state.step, data))
-            return state, jax.tree.map(lambda m: m[None], metrics)
-        orders = self.chunk_orders(state.seed, state.step, num_steps, data.train_images.shape[0])
+    def train_chunk(self, state: TrainState, data: DeviceData, num_steps: int, orders=None):
+        """`num_steps` steps in one call (lax.scan); metrics come back stacked per step.
+        `orders`: (epoch orders, first epoch) covering the chunk, from EpochOrders; else shuffled here."""
+        verify = orders is not None
+        if orders is None and num_steps > 1:
+            orders = self.chunk_orders(state.seed, state.step, num_steps, data.train_images.shape[0])
 
         def body(state, _):
-            return self.train_step(state, *self.training_batch(state.seed, state.step, data, orders))
+            return self.train_step(state, *self.training_batch(state.seed, state.step, data, orders,
+                                                               verify))
 
+        if num_steps == 1:  # no loop: XLA:CPU runs convs inside a while loop ~7x slower
+            state, metrics = body(state, None)
+            return state, jax.tree.map(lambda m: m[None], metrics)
         return jax.lax.scan(body, state, None, length=num_steps)
+
+    @functools.partial(jax.jit, static_argnums=(0, 3, 4))
+    def _epoch_orders(self, seed, first_epoch, count: int, num_examples: int):
+        return self.epoch_orders(seed, first_epoch, count, num_examples)
 
     @functools.partial(jax.jit, static_argnums=0)
     def evaluate(self, state: TrainState, data: DeviceData):
@@ -233,6 +246,34 @@ class Engine:
 
     def __eq__(self, other):
         return self is other
+
+
+class EpochOrders:
+    """Host-side cache of one seed's epoch orders for Engine.train_chunk: shuffling 50k examples
+    costs ~10% of a CPU step (one step per call there) and more than a small net's step on a GPU,
+    so the loop shuffles once per epoch instead. Tracks the step on the host (one read at the
+    start, no sync afterwards); the batches are exactly those of per-step shuffling."""
+
+    def __init__(self, engine: Engine, state: TrainState, num_examples: int, max_chunk: int):
+        self.engine, self.num_examples = engine, num_examples
+        self.steps_per_epoch = num_examples // engine.config.batch_size
+        # A fixed number of epochs (a chunk's span, and one more), so train_chunk compiles once.
+        self.count = (max_chunk - 1) // self.steps_per_epoch + 2
+        self.seed, self.step = (int(x) for x in jax.device_get((state.seed, state.step)))
+        self.first, self.orders = None, None
+
+    def next_chunk(self, num_steps: int):
+        """(orders, first epoch) covering the next `num_steps` steps; advances the step."""
+        first = self.step // self.steps_per_epoch
+        last = (self.step + num_steps - 1) // self.steps_per_epoch
+        if last - first >= self.count:
+            raise ValueError(f"a chunk of {num_steps} steps is longer than EpochOrders' max_chunk")
+        if self.first is None or not (self.first <= first and last < self.first + self.count):
+            self.first = first
+            self.orders = self.engine._epoch_orders(np.int32(self.seed), np.int32(first), self.count,
+                                                    self.num_examples)
+        self.step += num_steps
+        return self.orders, np.int32(self.first)
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:

@@ -26,7 +26,8 @@ from resnet_jax.data import imagenet, load_dataset
 from resnet_jax.data.base import ArrayDataset
 from resnet_jax.data.lighting import normalize
 from resnet_jax.train import imagenet_eval
-from resnet_jax.train.engine import DATA_AXIS, Engine, TrainState, put_dataset, replicate_from_host
+from resnet_jax.train.engine import (DATA_AXIS, Engine, EpochOrders, TrainState, put_dataset,
+                                     replicate_from_host)
 
 HOST_FED = ("imagenet",)
 
@@ -80,9 +81,13 @@ def feed(dataset, engine: Engine, eval_batch: int, workdir: str):
 class DeviceFeed:
     engine: Engine
     data: object
+    orders: EpochOrders | None = None  # epoch shuffles, cached on the host (from the first chunk)
 
     def train_chunk(self, state: TrainState, num_steps: int):
-        return self.engine.train_chunk(state, self.data, num_steps)
+        if self.orders is None:
+            self.orders = EpochOrders(self.engine, state, self.data.train_images.shape[0],
+                                      max(num_steps, self.engine.config.steps_per_call))
+        return self.engine.train_chunk(state, self.data, num_steps, self.orders.next_chunk(num_steps))
 
     def evaluate(self, state: TrainState) -> dict:
         return self.engine.evaluate(state, self.data)
