@@ -10,6 +10,7 @@ COMMANDS = {
     "summary": ("resnet_jax.analysis.summary", "parameters and multiply-adds of models"),
     "report": ("resnet_jax.analysis.report", "paper-vs-ours tables from finished runs"),
     "plot": ("resnet_jax.analysis.plots", "training curves (Fig 1/4/6 style) from runs"),
+    "eval": ("resnet_jax.analysis.evaluate", "test error of a saved run's latest checkpoint"),
 }
 
 
