@@ -15,7 +15,6 @@ Per-channel means and variances are kept too, for other summaries.
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import flax.linen as nn
 import flax.traverse_util
@@ -23,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from resnet_jax.analysis.inspection import module_call_order
 from resnet_jax.data.augment import normalize
 from resnet_jax.models import CifarResNet
 from resnet_jax.models.layers import BatchNorm
@@ -36,14 +36,6 @@ def is_response_norm(module: nn.Module, method_name: str) -> bool:
     """`capture_intermediates` filter: the BN outputs that are Fig 7 responses."""
     return (method_name == "__call__" and isinstance(module, BatchNorm)
             and module.name in RESPONSE_NORMS)
-
-
-def layer_order_key(name: str):
-    """Network order from module paths: 'bn1' (stem) < 'stage1_block2/bn2' < 'stage1_block10/bn1'.
-
-    Needed because pytrees come back with sorted dict keys, where 'block10' < 'block2'.
-    """
-    return [int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", name)]
 
 
 def expected_num_layers(depth: int) -> int:
@@ -119,7 +111,8 @@ def response_moments(model: nn.Module, variables, data: DeviceData, eval_batch_s
         batch = jax.device_get(batch_moments(variables, data, i))
         batch = {k: tuple(np.asarray(x, np.float64) for x in v) for k, v in batch.items()}
         totals = batch if totals is None else {k: _combine(totals[k], batch[k]) for k in totals}
-    names = sorted(totals, key=layer_order_key)
+    order = module_call_order(model, variables, data.eval_images.shape[1:])
+    names = [name for name in order if name in totals]  # pytrees sort keys: restore network order
     return LayerResponses(
         names=names,
         channel_mean=[totals[k][1] for k in names],
