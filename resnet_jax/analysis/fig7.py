@@ -43,8 +43,15 @@ def run_record(workdir: str, data_dir: str | None = None) -> dict:
             "mean_channel_std": layers.mean_channel_std.tolist()}
 
 
-def draw_fig7(curves: dict[str, np.ndarray], top, bottom) -> None:
-    """Plot {label: per-layer std} on two matplotlib axes; plain nets dashed, ResNets solid."""
+def draw_fig7(curves: dict[str, np.ndarray], top, bottom, log_y: bool | None = None) -> None:
+    """Plot {label: per-layer std} on two matplotlib axes; plain nets dashed, ResNets solid.
+
+    The paper's axes are linear; `log_y=None` switches to a log axis only when the values span
+    more than 20x (e.g. an untrained deep plain net), where a linear axis flattens the other curves.
+    """
+    values = np.concatenate([np.asarray(v) for v in curves.values()])
+    if log_y is None:
+        log_y = values.max() > 20 * values.min()
     for label, std in curves.items():
         style = "--" if label.startswith("plain") else "-"
         x = np.arange(1, len(std) + 1)
@@ -53,7 +60,9 @@ def draw_fig7(curves: dict[str, np.ndarray], top, bottom) -> None:
     top.set_xlabel("layer index (original)")
     bottom.set_xlabel("layer index (sorted by magnitude)")
     for ax in (top, bottom):
-        ax.set_ylabel("std")
+        ax.set_ylabel("std (log scale)" if log_y else "std")
+        if log_y:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
 

@@ -106,9 +106,8 @@ def load_run(workdir: str, data_dir: str | None = None) -> Run:
         raise RunError(str(e)) from None
     # The run may have used another device count: keep whole eval batches divisible by this one's.
     devices = jax.device_count()
-    config.eval_batch_size = min(config.eval_batch_size,
-                                 -(-len(dataset.eval_images) // devices) * devices)
-    config.eval_batch_size = -(-config.eval_batch_size // devices) * devices
+    per_device = -(-min(config.eval_batch_size, len(dataset.eval_images)) // devices)
+    config.eval_batch_size = per_device * devices
     engine = create_engine(config, dataset.crop_padding, dataset.num_classes)
     state = restore_state(workdir, engine, dataset.image_shape)
     data = put_dataset(dataset, engine.mesh, config.eval_batch_size)
