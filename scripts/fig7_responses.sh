@@ -26,7 +26,8 @@ done
 case "$DATASET" in
   digits) STEPS="${STEPS:-300}" ;;
   cifar10) STEPS="${STEPS:-64000}" ;;
-  *) echo "fig7_responses.sh: error: --dataset must be digits or cifar10, got '$DATASET'" >&2; exit 2 ;;
+  *) echo "fig7_responses.sh: error: --dataset must be digits or cifar10, got '$DATASET'" >&2
+     exit 2 ;;
 esac
 if ! [[ "$STEPS" =~ ^[1-9][0-9]*$ ]]; then
   echo "fig7_responses.sh: error: --steps must be a positive integer, got '$STEPS'" >&2; exit 2

@@ -1,4 +1,4 @@
-"""`resnet-jax eval --workdir W [--mode single] [--json PATH]`: test error of a saved run, no training.
+"""`resnet-jax eval --workdir W [--mode single] [--json PATH]`: test error of a saved run.
 
 Loads `W/config.json` and the newest checkpoint in `W/checkpoints`, and evaluates with running BN
 statistics. CIFAR-10 and digits are tested on the single original view (Sec 4.2). ImageNet modes
@@ -45,7 +45,7 @@ def evaluate_run(workdir: str, mode: str = "single", data_dir: str | None = None
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", required=True, help="run directory written by resnet-jax train")
+    parser.add_argument("--workdir", required=True, help="workdir written by resnet-jax train")
     parser.add_argument("--mode", default="single", choices=sorted(EVAL_MODES),
                         help="test-time views (default: single, the CIFAR protocol)")
     parser.add_argument("--data_dir", default=None, help="override the run's dataset location")
@@ -56,8 +56,8 @@ def main(argv: list[str]) -> None:
         result = evaluate_run(args.workdir, args.mode, args.data_dir)
     except RunError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")
-    print(f"{result['model']} on {result['dataset']} ({result['eval_split']}, {result['num_images']} "
-          f"images, {result['mode']} view) at step {result['step']}: "
+    print(f"{result['model']} on {result['dataset']} ({result['eval_split']}, "
+          f"{result['num_images']} images, {result['mode']} view) at step {result['step']}: "
           f"test error {100 * result['test_error']:.2f}%, loss {result['test_loss']:.4f}")
     if args.json:
         tmp = args.json + ".tmp"

@@ -36,7 +36,14 @@ def run_record(workdir: str, data_dir: str | None = None) -> dict:
     if len(layers.names) != resp.expected_num_layers(depth):
         raise RunError(f"{workdir}: found {len(layers.names)} response layers, expected "
                        f"{resp.expected_num_layers(depth)} for depth {depth}")
-    test_error = float(run.engine.evaluate(run.state, run.data)["test_error"])
+    # The training run's final evaluation (no second compiled forward pass); None if unfinished.
+    results_path = os.path.join(workdir, "results.json")
+    test_error = None
+    if os.path.exists(results_path):
+        with open(results_path) as f:
+            results = json.load(f)
+        if results.get("steps") == run.step:
+            test_error = results["test_error"]
     return {"workdir": workdir, "model": run.config.model, "label": net_label(run.config.model),
             "dataset": run.dataset.name, "eval_split": run.dataset.eval_split, "step": run.step,
             "test_error": test_error, "layers": layers.names, "std": layers.std.tolist(),
@@ -93,7 +100,8 @@ def write_json(records: list[dict], path: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv if argv is None else argv)
-    parser = argparse.ArgumentParser(prog=os.path.basename(argv[0]), description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=os.path.basename(argv[0]),
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--runs", required=True, help="directory holding one workdir per net")
     parser.add_argument("--nets", nargs="+", default=list(NETS), help=f"default: {' '.join(NETS)}")
     parser.add_argument("--out", default=None, help="PNG path (default: RUNS/fig7.png)")
@@ -108,8 +116,9 @@ def main(argv: list[str] | None = None) -> None:
         for net in args.nets:
             records.append(run_record(os.path.join(args.runs, net), args.data_dir))
             r = records[-1]
+            error = "n/a" if r["test_error"] is None else f"{100 * r['test_error']:.2f}%"
             print(f"{r['label']:>11}: {len(r['std'])} layers, mean std {np.mean(r['std']):.3f}, "
-                  f"test error {100 * r['test_error']:.2f}% ({r['dataset']}, step {r['step']})")
+                  f"test error {error} ({r['dataset']}, step {r['step']})")
     except (RunError, ValueError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     datasets = sorted({r["dataset"] for r in records})

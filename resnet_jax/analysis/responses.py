@@ -46,7 +46,8 @@ def expected_num_layers(depth: int) -> int:
 def capture_responses(model: nn.Module, variables, images: jax.Array) -> dict[str, jax.Array]:
     """{layer path: BN output} for one batch of normalized images, inference mode."""
     if not isinstance(model, CifarResNet):
-        raise ValueError(f"Fig 7 responses are defined for the CIFAR nets, not {type(model).__name__}")
+        raise ValueError(f"Fig 7 responses are defined for the CIFAR nets, not "
+                         f"{type(model).__name__}")
     _, state = model.apply(variables, images, capture_intermediates=is_response_norm,
                            mutable=["intermediates"])
     flat = flax.traverse_util.flatten_dict(state["intermediates"], sep="/")
@@ -88,7 +89,9 @@ def response_moments(model: nn.Module, variables, data: DeviceData, eval_batch_s
 
     @jax.jit
     def batch_moments(variables, data, i):
-        sl = lambda a: jax.lax.dynamic_slice_in_dim(a, i * eval_batch_size, eval_batch_size)  # noqa: E731
+        def sl(a):
+            return jax.lax.dynamic_slice_in_dim(a, i * eval_batch_size, eval_batch_size)
+
         images = sl(data.eval_images)
         if batch_sharding is not None:
             images = jax.lax.with_sharding_constraint(images, batch_sharding)

@@ -1,7 +1,8 @@
 """Load a finished (or interrupted) training run from its workdir for analysis, without training.
 
-A workdir written by `train_and_evaluate` holds `config.json` and orbax checkpoints; loading rebuilds
-the same engine (model, mesh) and dataset, then restores the newest checkpoint into its TrainState.
+A workdir written by `train_and_evaluate` holds `config.json` and orbax checkpoints; loading
+rebuilds the same engine (model, mesh) and dataset, then restores the newest checkpoint into the
+engine's TrainState structure.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from resnet_jax.train.loop import ConfigError, validate_config
 
 
 class RunError(RuntimeError):
-    """A workdir that cannot be loaded (no config, no or unreadable checkpoint); one-line message."""
+    """A workdir that cannot be loaded (no config, no or a damaged checkpoint); one-line message."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +63,13 @@ def restore_state(workdir: str, engine: Engine, image_shape) -> TrainState:
     """The newest checkpoint's TrainState, in the structure and shardings the engine expects."""
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise RunError(f"{workdir!r} has no checkpoints/ directory")
+    # Abstract target (shapes, dtypes, replicated sharding): no need to compile the initializer.
+    target = jax.eval_shape(lambda: engine.init_state(image_shape))
+    target = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=engine.replicated), target)
     mngr = checkpoint.manager(workdir)
     try:
-        state = checkpoint.restore_latest(mngr, engine.init_state(image_shape))
+        state = checkpoint.restore_latest(mngr, target)
     except Exception as e:  # orbax reports damage through many exception types
         raise RunError(f"cannot restore the checkpoint in {workdir!r} "
                        f"(step {mngr.latest_step()}): {_first_line(e)}") from None
