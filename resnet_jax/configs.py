@@ -38,7 +38,7 @@ def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     c.seed = 0
     c.steps_per_call = 50  # steps fused in one jit call (lax.scan)
     c.log_every = 100
-    c.eval_every = 2_000
+    c.eval_every = 1_000
     c.eval_batch_size = 1_000
     c.checkpoint_every = 4_000
     c.keep_checkpoints = 2
@@ -47,9 +47,85 @@ def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
 
 
 def scaled_steps(config: ml_collections.ConfigDict, steps: int) -> ml_collections.ConfigDict:
-    """Shorter run with the schedule's shape; log/eval/checkpoint intervals shrink with it."""
+    """Shorter run with the schedule's shape (milestones are fractions of `steps`); log, eval and
+    checkpoint intervals shrink with it, down to 10 steps, so short runs still draw curves."""
+    if steps <= 0:
+        raise ValueError(f"steps must be positive, got {steps}")
     ratio = steps / config.steps
     config.steps = steps
     for field in ("log_every", "eval_every", "checkpoint_every"):
-        setattr(config, field, max(1, round(getattr(config, field) * ratio)))
+        scaled = max(10, round(getattr(config, field) * ratio))
+        setattr(config, field, min(scaled, steps))
     return config
+
+
+PAPER_IMAGENET_STEPS = 600_000  # "up to 60e4 iterations" = 120 epochs of 1.28M images at 256
+IMAGENET_SCHEDULES = ("plateau", "fixed")
+
+
+def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
+                    shortcut: str = "B") -> ml_collections.ConfigDict:
+    """Sec 3.4: batch 256 (BN over 32 per GPU of 8), SGD 0.9, wd 1e-4, lr 0.1 /10 on plateaus, 60e4 steps.
+
+    schedule "plateau": lr /10 when the centre-crop validation error stops improving (the paper);
+    "fixed": /10 at epochs 30, 60 and 90 of 120 (the usual reproducible stand-in).
+    """
+    if schedule not in IMAGENET_SCHEDULES:
+        raise ValueError(f"unknown ImageNet schedule {schedule!r}: expected one of {IMAGENET_SCHEDULES}")
+    parse_model_name(model)
+    c = ml_collections.ConfigDict()
+    c.model = model
+    c.shortcut = shortcut  # B (projections on dimension changes); Table 2 / Fig 4 use A
+    c.stride_on_3x3 = False  # True = "v1.5" bottlenecks (not the paper's model)
+    c.dtype = "float32"
+
+    c.dataset = "imagenet"
+    c.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir holding imagenet2012
+    c.eval_split = "validation"
+    c.image_size = 224  # training crop and centre-crop test size
+    c.scale_range = (256, 480)  # shorter side drawn uniformly (scale augmentation)
+    c.eval_resize = 256  # shorter side before the centre crop / 10 crops
+    c.test_scales = (224, 256, 384, 480, 640)  # fully-convolutional multi-scale test
+    c.pca_lighting = 0.1  # std of the AlexNet PCA colour noise coefficients
+    c.mean_images = 10_000  # training images averaged for the cached per-pixel mean
+    c.mean_cache_dir = ml_collections.config_dict.placeholder(str)  # default: data_dir, else workdir
+    c.num_workers = 12  # grain decoding processes per host
+    c.max_eval_images = 0  # >0: periodic validation on the first N images only (faster curves)
+
+    c.batch_size = 256
+    c.bn_group_size = 32  # 8 GPUs x 32 images
+    c.steps = PAPER_IMAGENET_STEPS
+    c.lr = 0.1
+    c.lr_decay = 0.1
+    c.lr_schedule = schedule
+    c.lr_boundaries = () if schedule == "plateau" else (0.25, 0.5, 0.75)  # epochs 30/60/90 of 120
+    c.plateau_patience = 3  # evaluations (epochs) without a better validation error
+    c.plateau_min_delta = 0.001  # an improvement smaller than 0.1% does not count
+    c.plateau_max_drops = 3  # 0.1 -> 1e-4 at most
+    c.momentum = 0.9
+    c.weight_decay = 1e-4
+    c.warmup = False
+    c.warmup_lr = 0.1
+    c.warmup_until_error = 1.0
+    c.warmup_error_ema = 0.9
+
+    c.seed = 0
+    c.steps_per_call = 10  # host-fed: batches stacked and scanned per call
+    c.log_every = 500
+    c.eval_every = 5_000  # about one epoch (5,005 steps)
+    c.eval_batch_size = 200  # images (x10 views for 10-crop); divides 50,000 and 8 devices
+    c.checkpoint_every = 5_000
+    c.keep_checkpoints = 2
+    c.progress = True
+    return c
+
+
+def imagenet_net_config(net: str, default_shortcut: str = "B") -> ml_collections.ConfigDict:
+    """A net of the ImageNet tables by short name: `plain34`, `resnet50`, `resnet34_C`, `resnet50:fixed`.
+
+    `_X` picks shortcut option X; a `:fixed` suffix the fixed 30/60/90-epoch schedule instead of the
+    validation-plateau rule.
+    """
+    net, _, schedule = net.partition(":")
+    kind_depth, _, shortcut = net.partition("_")
+    return imagenet_config(f"imagenet_{kind_depth}", schedule or "plateau", shortcut or default_shortcut)

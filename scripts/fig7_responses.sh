@@ -1,49 +1,33 @@
 #!/usr/bin/env bash
-# Fig 7: std of the 3x3 layers' responses of plain-20/56 and ResNet-20/56/110 (He et al. 2016).
-#
-#   scripts/fig7_responses.sh [--runs DIR] [--dataset digits|cifar10] [--steps S] [--out PNG]
-#
-# Uses the trained runs DIR/plain20 ... DIR/resnet110 (workdirs of `resnet-jax train`) and trains
-# the missing ones first with experiments/fig6.py (an interrupted run resumes from its checkpoint).
-# Offline default: digits with a short schedule (a few minutes on 2 CPU cores); on CIFAR-10 the
-# default is the paper's 64k steps. Writes the PNG and a JSON of the numbers next to it.
+# Fig 7: std of every 3x3 layer's response (BN output before ReLU/addition) over the test set, for
+# plain-20/56 and ResNet-20/56/110 -> fig7.png (in order / sorted) and fig7.json (the numbers).
 set -euo pipefail
+source "$(dirname "$0")/common.sh"
 
-usage() { sed -n '4p' "$0" | sed 's/^# *//' >&2; exit 2; }
+usage() {
+  cat <<USAGE
+usage: scripts/fig7_responses.sh [--dataset cifar10|digits] [--steps N] [--runs DIR] [--out DIR]
+                                 [--nets plain20,...] [--data_dir DIR] [--config.FIELD=VALUE ...]
+  --runs DIR   trained runs DIR/plain20, DIR/resnet56, ... (default OUT/runs); missing or
+               unfinished ones are trained (or resumed) there first
+  --steps N    shorter schedule; on digits the default is 300 (minutes on a CPU, deep nets
+               undertrained), on cifar10 the paper's 64k
+USAGE
+}
 
-RUNS="" DATASET=digits STEPS="" OUT=""
-NETS=(plain20 plain56 resnet20 resnet56 resnet110)
-while [[ $# -gt 0 ]]; do
+RUNS_ARG=""
+ARGS=()
+while [[ $# -gt 0 ]]; do  # --runs is this script's own; the rest are the common options
   case "$1" in
-    --runs) RUNS="${2:?--runs needs a directory}"; shift 2 ;;
-    --dataset) DATASET="${2:?--dataset needs a name}"; shift 2 ;;
-    --steps) STEPS="${2:?--steps needs a number}"; shift 2 ;;
-    --out) OUT="${2:?--out needs a path}"; shift 2 ;;
-    -h|--help) usage ;;
-    *) echo "fig7_responses.sh: error: unknown argument '$1'" >&2; usage ;;
+    --runs) [[ $# -ge 2 ]] || die "--runs needs a value"; RUNS_ARG="$2"; shift 2 ;;
+    --runs=*) RUNS_ARG="${1#*=}"; shift ;;
+    *) ARGS+=("$1"); shift ;;
   esac
 done
-case "$DATASET" in
-  digits) STEPS="${STEPS:-300}" ;;
-  cifar10) STEPS="${STEPS:-64000}" ;;
-  *) echo "fig7_responses.sh: error: --dataset must be digits or cifar10, got '$DATASET'" >&2
-     exit 2 ;;
-esac
-if ! [[ "$STEPS" =~ ^[1-9][0-9]*$ ]]; then
-  echo "fig7_responses.sh: error: --steps must be a positive integer, got '$STEPS'" >&2; exit 2
-fi
-RUNS="${RUNS:-runs/fig7_$DATASET}"
-OUT="${OUT:-$RUNS/fig7.png}"
-RUN="${RUN:-uv run}"  # e.g. RUN=python inside an activated environment
-
-for net in "${NETS[@]}"; do
-  if [[ -f "$RUNS/$net/results.json" ]]; then
-    echo "== $net: using the finished run in $RUNS/$net"
-  else
-    echo "== $net: training $STEPS steps on $DATASET into $RUNS/$net"
-    $RUN resnet-jax train --config="experiments/fig6.py:$net" --workdir="$RUNS/$net" \
-      --config.dataset="$DATASET" --config.steps="$STEPS"
-  fi
-done
-
-$RUN python -m resnet_jax.analysis.fig7 --runs "$RUNS" --nets "${NETS[@]}" --out "$OUT"
+parse_common "plain20,plain56,resnet20,resnet56,resnet110" ${ARGS[@]+"${ARGS[@]}"}
+[[ -n "$FROM" ]] && die "use --runs DIR (runs are trained there when missing)"
+[[ "$DATASET" == digits && -z "$STEPS" ]] && STEPS=300
+OUT="${OUT:-out/fig7_$DATASET}"
+RUNS="${RUNS_ARG:-$OUT/runs}"
+for net in ${NETS//,/ }; do train_net fig6.py "$net" "$RUNS/$net"; done
+rj fig7 --runs "$RUNS" --nets ${NETS//,/ } --out "$OUT/fig7.png" ${DATA_DIR:+--data_dir "$DATA_DIR"}

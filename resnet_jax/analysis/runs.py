@@ -63,13 +63,9 @@ def restore_state(workdir: str, engine: Engine, image_shape) -> TrainState:
     """The newest checkpoint's TrainState, in the structure and shardings the engine expects."""
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise RunError(f"{workdir!r} has no checkpoints/ directory")
-    # Abstract target (shapes, dtypes, replicated sharding): no need to compile the initializer.
-    target = jax.eval_shape(lambda: engine.init_state(image_shape))
-    target = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=engine.replicated), target)
     mngr = checkpoint.manager(workdir)
     try:
-        state = checkpoint.restore_latest(mngr, target)
+        state = checkpoint.restore_latest(mngr, engine.abstract_state(image_shape))
     except Exception as e:  # orbax reports damage through many exception types
         raise RunError(f"cannot restore the checkpoint in {workdir!r} "
                        f"(step {mngr.latest_step()}): {_first_line(e)}") from None

@@ -1,30 +1,126 @@
-"""Orbax checkpoints of the full TrainState under `<workdir>/checkpoints/<step>`."""
+"""Orbax checkpoints under `<workdir>/checkpoints/<step>`: everything an exact resume needs.
+
+Each checkpoint holds two items:
+- `state`: the whole TrainState (step, params, batch_stats, optimizer state with its injected lr,
+  warm-up flag and training-error EMA), restored straight into the target shardings;
+- `meta`: JSON with the run identity (model, dataset, seed, batch size, ...) and the per-step
+  metrics of the steps not yet written to metrics.jsonl, so a resumed run writes the same records.
+
+There is no PRNG or data-iterator state to save: every key is `fold_in(key(seed), purpose)` folded
+with the step, and the batch order is a permutation keyed by (seed, epoch), so (seed, step) fixes
+them (see engine.py). That is why the meta's seed and batch size must match on resume.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
+from jax.experimental import multihost_utils
 
 from resnet_jax.train.engine import TrainState
 
+STATE, META = "state", "meta"
+# Settings that fix the trajectory: resuming under different ones could not continue the same run.
+IDENTITY_FIELDS = ("model", "shortcut", "dataset", "seed", "batch_size", "bn_group_size")
 
-def manager(workdir: str, keep: int = 2, every: int | None = None) -> ocp.CheckpointManager:
+
+class CheckpointError(RuntimeError):
+    """No usable checkpoint, or one from a different run."""
+
+
+def manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
+    """Async saving, the newest `keep` checkpoints kept; leftovers of interrupted saves removed."""
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=True)
-    return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
-                                 options=options)
+                                           enable_async_checkpointing=True,
+                                           cleanup_tmp_directories=True)
+    return ocp.CheckpointManager(checkpoint_dir(workdir), item_names=(STATE, META), options=options)
 
 
-def save(mngr: ocp.CheckpointManager, state: TrainState, force: bool = False) -> bool:
-    return mngr.save(int(jax.device_get(state.step)), args=ocp.args.StandardSave(state), force=force)
+def checkpoint_dir(workdir: str) -> str:
+    return os.path.abspath(os.path.join(workdir, "checkpoints"))
+
+
+def step_dir(mngr: ocp.CheckpointManager, step: int) -> str:
+    return os.path.join(str(mngr.directory), str(step))
+
+
+def save(mngr: ocp.CheckpointManager, state: TrainState, meta: dict, force: bool = False) -> bool:
+    step = int(jax.device_get(state.step))
+    return mngr.save(step, args=ocp.args.Composite(**{
+        STATE: ocp.args.StandardSave(state), META: ocp.args.JsonSave(meta)}), force=force)
 
 
 def restore_latest(mngr: ocp.CheckpointManager, target: TrainState) -> TrainState | None:
-    """Restore the newest checkpoint into `target`'s structure and shardings, or None if there is none."""
-    step = mngr.latest_step()
-    if step is None:
-        return None
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+    """The state of the newest readable checkpoint (read-only use: evaluation), or None."""
+    restored = restore_for_resume(mngr, target, identity={}, quarantine=False)
+    return None if restored is None else restored[0]
+
+
+def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity: dict,
+                       quarantine: bool = True) -> tuple[TrainState, dict] | None:
+    """The newest readable checkpoint as (state, meta), restored into `target`'s shardings (arrays
+    or ShapeDtypeStructs), or None if there is none. Unreadable ones newer than it are reported and
+    (with `quarantine`) moved to `<workdir>/corrupt_checkpoints/`, so the resumed run can save those
+    steps again. Raises CheckpointError if it belongs to a run with a different `identity`."""
+    bad = []
+    mngr.reload()
+    for step in sorted(mngr.all_steps(), reverse=True):
+        try:
+            meta = mngr.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META]
+        except Exception as e:  # noqa: BLE001 (any failure to read is corruption here)
+            bad.append(_report_corrupt(mngr, step, e))
+            continue
+        _check_identity(meta, identity, step_dir(mngr, step))
+        try:
+            state = mngr.restore(step, args=ocp.args.Composite(**{
+                STATE: ocp.args.StandardRestore(target)}))[STATE]
+        except Exception as e:  # noqa: BLE001
+            bad.append(_report_corrupt(mngr, step, e))
+            continue
+        if bad:
+            if quarantine:
+                _quarantine(mngr, bad)
+            logging.warning("using the checkpoint at step %d instead", step)
+        return state, meta
+    if bad:
+        raise CheckpointError(f"no readable checkpoint in {mngr.directory} (steps "
+                              f"{', '.join(map(str, bad))} are corrupt); move them away to start over")
+    return None
+
+
+def _report_corrupt(mngr: ocp.CheckpointManager, step: int, error: Exception) -> int:
+    reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    logging.warning("checkpoint %s is unreadable (%s: %s)", step_dir(mngr, step),
+                    type(error).__name__, reason)
+    return step
+
+
+def _quarantine(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
+    aside = os.path.join(os.path.dirname(str(mngr.directory)), "corrupt_checkpoints")
+    if jax.process_index() == 0:
+        os.makedirs(aside, exist_ok=True)
+        for step in steps:
+            dest = os.path.join(aside, str(step))
+            shutil.rmtree(dest, ignore_errors=True)
+            os.replace(step_dir(mngr, step), dest)
+            logging.warning("moved the corrupt checkpoint of step %d to %s", step, dest)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("resnet_jax: corrupt checkpoints moved")
+    mngr.reload()
+
+
+def _check_identity(meta: dict, identity: dict, where: str) -> None:
+    for field in IDENTITY_FIELDS:
+        if field in identity and meta.get(field) != identity[field]:
+            raise CheckpointError(f"{where} is from a run with {field}={meta.get(field)!r}, not "
+                                  f"{identity[field]!r}: use a new workdir, or the same settings to resume")
+
+
+def pending_metrics(meta: dict) -> list[dict]:
+    """The saved per-step metrics (float32, as computed on device) of the not-yet-logged steps."""
+    return [{k: np.asarray(v, np.float32) for k, v in m.items()} for m in meta.get("pending", [])]

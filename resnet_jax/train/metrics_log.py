@@ -19,7 +19,11 @@ class MetricsLog:
         if not os.path.exists(self.path):
             return []
         with open(self.path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            lines = [line for line in f if line.strip()]
+        # A run killed mid-write can leave a partial last line; that record is recomputed on resume.
+        if lines and not lines[-1].endswith("\n"):
+            lines.pop()
+        return [json.loads(line) for line in lines]
 
     def resume(self, step: int) -> float:
         """Drop records past `step` (written after the checkpoint we resume from); returns the wall

@@ -1,0 +1,59 @@
+# Shared by scripts/*.sh: how to call the CLI, and the option parsing every script accepts.
+# shellcheck shell=bash
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# `uv run` keeps the locked environment in sync. Without uv, or with RESNET_JAX_NO_UV=1 (e.g. a GPU
+# machine with jax preinstalled), the current python3 runs the CLI.
+if command -v uv >/dev/null 2>&1; then UV=(uv); else UV=(python3 -m uv); fi
+export UV_PYTHON_DOWNLOADS="${UV_PYTHON_DOWNLOADS:-never}"  # use the machine's Python 3.12
+
+rj() {
+  if [[ -z "${RESNET_JAX_NO_UV:-}" ]] && "${UV[@]}" --version >/dev/null 2>&1; then
+    (cd "$ROOT" && "${UV[@]}" run --quiet --frozen resnet-jax "$@")
+  else
+    (cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -m resnet_jax.cli "$@")
+  fi
+}
+
+die() { echo "$(basename "$0"): error: $*" >&2; exit 2; }
+
+# Parses the common options into DATASET, STEPS, OUT, FROM, DATA_DIR, SEEDS, NETS and EXTRA (passed to
+# `resnet-jax train`). $1 is the script's default net list (comma-separated).
+parse_common() {
+  NETS="$1"; shift
+  DATASET=cifar10; STEPS=""; OUT=""; FROM=""; DATA_DIR=""; SEEDS=1; EXTRA=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --dataset|--steps|--out|--from|--data_dir|--seeds|--depths|--nets)
+        [[ $# -ge 2 ]] || die "$1 needs a value"
+        set -- "$1=$2" "${@:3}"; continue ;;
+      --dataset=*) DATASET="${1#*=}" ;;
+      --steps=*) STEPS="${1#*=}" ;;
+      --out=*) OUT="${1#*=}" ;;
+      --from=*) FROM="${1#*=}" ;;
+      --data_dir=*) DATA_DIR="${1#*=}" ;;
+      --seeds=*) SEEDS="${1#*=}" ;;
+      --depths=*) NETS="$(echo "${1#*=}" | sed -E 's/(^|,)([0-9]+)/\1resnet\2/g')" ;;
+      --nets=*) NETS="${1#*=}" ;;
+      --config.*) EXTRA+=("$1") ;;
+      -h|--help) usage; exit 0 ;;
+      *) die "unknown option $1 (see --help)" ;;
+    esac
+    shift
+  done
+  [[ -z "$STEPS" || "$STEPS" =~ ^[1-9][0-9]*$ ]] || die "--steps must be a positive integer, got '$STEPS'"
+  [[ "$SEEDS" =~ ^[1-9][0-9]*$ ]] || die "--seeds must be a positive integer, got '$SEEDS'"
+}
+
+# train_net CONFIG NET WORKDIR [SEED]: one run; finished runs (results.json) are kept, interrupted ones
+# resume from their last checkpoint.
+train_net() {
+  local config="$1" net="$2" workdir="$3" seed="${4:-0}"
+  if [[ -f "$workdir/results.json" ]]; then
+    echo "== $net: finished run in $workdir, kept"; return 0
+  fi
+  echo "== $net -> $workdir"
+  rj train --config="$ROOT/experiments/$config:$net" --workdir="$workdir" \
+    --config.dataset="$DATASET" --config.seed="$seed" ${STEPS:+--steps="$STEPS"} \
+    ${DATA_DIR:+--config.data_dir="$DATA_DIR"} "${EXTRA[@]}"
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Fig 4: training (thin) and centre-crop validation (bold) error curves, plain vs ResNet 18/34.
+# Trains each net (resuming from its checkpoint) and writes results/fig4_imagenet.{md,json} (and
+# fig4_imagenet_{plain,resnet}.png, the two panels) with the
+# paper's numbers beside ours. Options:
+#   --data_dir DIR      tfds data_dir holding imagenet2012 (prepared from the ILSVRC2012 archives)
+#   --steps N           training steps per net (default: the paper's 60e4; the schedule shrinks)
+#   --eval_only RUNS    no training: test the checkpoints under RUNS (e.g. runs/imagenet)
+#   --nets a,b  --schedule plateau|fixed  --runs DIR  --out DIR
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+rj imagenet --table fig4 "$@"
