@@ -37,7 +37,10 @@ def test_corrupt_checkpoint_is_a_one_line_error(tiny_digits_run, tmp_path, capsy
     monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # eval replaces it; restore
     workdir = tmp_path / "run"
     shutil.copytree(tiny_digits_run, workdir)
-    for f in (workdir / "checkpoints").glob("*/default/d/*"):
+    array_files = [f for f in (workdir / "checkpoints").rglob("*")
+                   if f.is_file() and f.parent.name == "d"]  # OCDBT data files
+    assert array_files
+    for f in array_files:
         f.write_bytes(b"")  # truncate every array file
     code, out, err = _eval(["--workdir", str(workdir), "--json", str(tmp_path / "e.json")], capsys)
     assert code == 2 and "cannot restore the checkpoint" in err
