@@ -12,6 +12,8 @@ COMMANDS = {
     "imagenet": ("resnet_jax.analysis.imagenet_tables", "ImageNet Tables 2-4 / Fig 4: train, evaluate, tabulate"),
     "report": ("resnet_jax.analysis.report", "paper-vs-ours tables from finished runs"),
     "plot": ("resnet_jax.analysis.plots", "training curves (Fig 1/4/6 style) from runs"),
+    "eval": ("resnet_jax.analysis.evaluate", "test error of a saved run's latest checkpoint"),
+    "fig7": ("resnet_jax.analysis.fig7", "Fig 7: std of the 3x3 layers' responses of runs"),
     "bench": ("resnet_jax.train.bench", "training images/s: our engine vs a plain Flax step, e2e"),
 }
 

@@ -15,10 +15,13 @@ from resnet_jax.train.engine import create_engine, put_dataset
 from resnet_jax.train.loop import ConfigError, train_and_evaluate, validate_config
 
 
+STEPS = 120  # lr 0.1 -> 0.01 at 60 -> 0.001 at 90
+
+
 @pytest.fixture(scope="module")
 def resnet20_digits_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("r20"))
-    config = scaled_steps(cifar_config("cifar_resnet20"), 200)
+    config = scaled_steps(cifar_config("cifar_resnet20"), STEPS)
     config.dataset = "digits"
     config.progress = False
     return workdir, train_and_evaluate(config, workdir)
@@ -27,7 +30,7 @@ def resnet20_digits_run(tmp_path_factory):
 def test_short_digits_run_learns(resnet20_digits_run):
     workdir, results = resnet20_digits_run
     assert results["test_error"] < 0.10
-    assert results["params"] == 269_722 and results["steps"] == 200
+    assert results["params"] == 269_722 and results["steps"] == STEPS
     with open(os.path.join(workdir, "results.json")) as f:
         assert json.load(f)["test_error"] == results["test_error"]
 
@@ -37,17 +40,17 @@ def test_metrics_log_has_every_interval(resnet20_digits_run):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f]
     steps = [r["step"] for r in records]
-    assert steps == sorted(set(steps)) and steps[-1] == 200
+    assert steps == sorted(set(steps)) and steps[-1] == STEPS
     assert {"step", "lr", "loss", "train_error", "images_per_sec", "wall_time"} <= set(records[0])
     assert "test_error" in records[-1]
     lrs = {r["step"]: r["lr"] for r in records}
-    assert lrs[100] == pytest.approx(0.1) and lrs[200] == pytest.approx(0.001)
+    assert lrs[60] == pytest.approx(0.1) and lrs[STEPS] == pytest.approx(0.001)
     assert records[-1]["train_error"] < records[0]["train_error"]
 
 
 def test_finished_run_resumes_without_training(resnet20_digits_run):
     workdir, results = resnet20_digits_run
-    config = scaled_steps(cifar_config("cifar_resnet20"), 200)
+    config = scaled_steps(cifar_config("cifar_resnet20"), STEPS)
     config.dataset, config.progress = "digits", False
     again = train_and_evaluate(config, workdir)
     assert again["test_error"] == pytest.approx(results["test_error"])

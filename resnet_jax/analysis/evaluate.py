@@ -1,0 +1,67 @@
+"""`resnet-jax eval --workdir W [--mode single] [--json PATH]`: test error of a saved run.
+
+Loads `W/config.json` and the newest checkpoint in `W/checkpoints`, and evaluates with running BN
+statistics. CIFAR-10 and digits are tested on the single original view (Sec 4.2). ImageNet modes
+(centre crop, 10-crop, multi-scale fully-convolutional; Sec 3.4) register in `EVAL_MODES` with the
+dataset families they apply to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable
+
+import jax
+
+from resnet_jax.analysis.runs import Run, RunError, load_run, quiet_aborted_reads
+
+
+def single_view(run: Run) -> dict[str, float]:
+    """The paper's CIFAR test: one pass over the original images (the training loop's evaluate)."""
+    metrics = jax.device_get(run.engine.evaluate(run.state, run.data))
+    return {k: float(v) for k, v in metrics.items()}
+
+
+# mode -> (function of a loaded run returning {"test_error", "test_loss", ...}, datasets it serves)
+EVAL_MODES: dict[str, tuple[Callable[[Run], dict[str, float]], tuple[str, ...]]] = {
+    "single": (single_view, ("cifar10", "digits", "synthetic")),
+}
+
+
+def evaluate_run(workdir: str, mode: str = "single", data_dir: str | None = None) -> dict:
+    if mode not in EVAL_MODES:
+        raise RunError(f"unknown eval mode {mode!r}: expected one of {', '.join(EVAL_MODES)}")
+    run = load_run(workdir, data_dir)
+    fn, datasets = EVAL_MODES[mode]
+    if run.config.dataset not in datasets:
+        raise RunError(f"eval mode {mode!r} does not apply to {run.config.dataset} runs")
+    return {"workdir": workdir, "model": run.config.model, "dataset": run.dataset.name,
+            "eval_split": run.dataset.eval_split, "mode": mode, "step": run.step,
+            "num_images": len(run.dataset.eval_images), **fn(run)}
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", required=True, help="workdir written by resnet-jax train")
+    parser.add_argument("--mode", default="single", choices=sorted(EVAL_MODES),
+                        help="test-time views (default: single, the CIFAR protocol)")
+    parser.add_argument("--data_dir", default=None, help="override the run's dataset location")
+    parser.add_argument("--json", default=None, help="also write the result to this JSON file")
+    args = parser.parse_args(argv[1:])
+    quiet_aborted_reads()
+    try:
+        result = evaluate_run(args.workdir, args.mode, args.data_dir)
+    except RunError as e:
+        parser.exit(2, f"{argv[0]}: error: {e}\n")
+    print(f"{result['model']} on {result['dataset']} ({result['eval_split']}, "
+          f"{result['num_images']} images, {result['mode']} view) at step {result['step']}: "
+          f"test error {100 * result['test_error']:.2f}%, loss {result['test_loss']:.4f}")
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(tmp, args.json)
+    sys.stdout.flush()

@@ -1,0 +1,115 @@
+"""Load a finished (or interrupted) training run from its workdir for analysis, without training.
+
+A workdir written by `train_and_evaluate` holds `config.json` and orbax checkpoints; loading
+rebuilds the same engine (model, mesh) and dataset, then restores the newest checkpoint into the
+engine's TrainState structure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+
+import jax
+import ml_collections
+
+from resnet_jax.data import ArrayDataset, DatasetError, load_dataset
+from resnet_jax.train import checkpoint
+from resnet_jax.train.engine import DeviceData, Engine, TrainState, create_engine, put_dataset
+from resnet_jax.train.loop import ConfigError, validate_config
+
+
+class RunError(RuntimeError):
+    """A workdir that cannot be loaded (no config, no or a damaged checkpoint); one-line message."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    workdir: str
+    config: ml_collections.ConfigDict
+    dataset: ArrayDataset
+    engine: Engine
+    data: DeviceData
+    state: TrainState
+
+    @property
+    def step(self) -> int:
+        return int(jax.device_get(self.state.step))
+
+    @property
+    def variables(self) -> dict:
+        return {"params": self.state.params, "batch_stats": self.state.batch_stats}
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+    path = os.path.join(workdir, "config.json")
+    try:
+        with open(path) as f:
+            config = ml_collections.ConfigDict(json.load(f))
+    except FileNotFoundError:
+        raise RunError(f"{workdir!r} is not a training run: no config.json") from None
+    except (OSError, ValueError) as e:
+        raise RunError(f"cannot read {path}: {e}") from None
+    try:
+        validate_config(config)
+    except (ConfigError, AttributeError, KeyError, TypeError) as e:
+        raise RunError(f"{path} is not a valid run config: {e}") from None
+    return config
+
+
+def restore_state(workdir: str, engine: Engine, image_shape) -> TrainState:
+    """The newest checkpoint's TrainState, in the structure and shardings the engine expects."""
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise RunError(f"{workdir!r} has no checkpoints/ directory")
+    mngr = checkpoint.manager(workdir)
+    try:
+        state = checkpoint.restore_latest(mngr, engine.abstract_state(image_shape))
+    except Exception as e:  # orbax reports damage through many exception types
+        raise RunError(f"cannot restore the checkpoint in {workdir!r} "
+                       f"(step {mngr.latest_step()}): {_first_line(e)}") from None
+    finally:
+        mngr.close()
+    if state is None:
+        raise RunError(f"{workdir!r} has no finished checkpoint")
+    return state
+
+
+def _first_line(e: Exception, limit: int = 240) -> str:
+    """The gist of an orbax/tensorstore error, without its multi-kilobyte JSON spec."""
+    text = str(e).split(" [tensorstore_spec", 1)[0].strip()
+    text = text.splitlines()[0] if text else type(e).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def quiet_aborted_reads() -> None:
+    """Drop the 'Event loop is closed' tracebacks that tensorstore's still-running reads raise
+    after a failed restore has torn down orbax's event loop, so a CLI's error stays one line."""
+    default = sys.unraisablehook
+
+    def hook(unraisable):
+        exc = unraisable.exc_value
+        if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
+            default(unraisable)
+
+    sys.unraisablehook = hook
+
+
+def load_run(workdir: str, data_dir: str | None = None) -> Run:
+    """Config, dataset, engine, device-resident data and the latest checkpoint of a run."""
+    config = read_config(workdir)
+    if data_dir is not None:
+        config.data_dir = data_dir
+    try:
+        dataset = load_dataset(config.dataset, config.eval_split, config.data_dir)
+    except DatasetError as e:
+        raise RunError(str(e)) from None
+    # The run may have used another device count: keep whole eval batches divisible by this one's.
+    devices = jax.device_count()
+    per_device = -(-min(config.eval_batch_size, len(dataset.eval_images)) // devices)
+    config.eval_batch_size = per_device * devices
+    engine = create_engine(config, dataset.crop_padding, dataset.num_classes)
+    state = restore_state(workdir, engine, dataset.image_shape)
+    data = put_dataset(dataset, engine.mesh, config.eval_batch_size)
+    return Run(workdir, config, dataset, engine, data, state)
