@@ -18,17 +18,21 @@ def setup():
     return engine, ds, put_dataset(ds, engine.mesh, 360)
 
 
+def indices_fn(engine):
+    """batch_indices(seed, step, n, orders=None, verify=False), compiled once per variant."""
+    return jax.jit(engine.batch_indices, static_argnums=(2, 4))
+
+
 @pytest.mark.parametrize("start,num_steps", [(0, 1), (9, 3), (5, 50), (10, 12)])
 def test_chunk_orders_give_the_per_step_batches(setup, start, num_steps):
     engine, ds, _ = setup
     n = len(ds.train_images)  # 1,437 images: 11 steps per epoch at batch 128
-    seed = np.int32(7)
+    seed, indices = np.int32(7), indices_fn(engine)
     orders = engine.chunk_orders(seed, start, num_steps, n)
     for step in range(start, start + num_steps):
-        np.testing.assert_array_equal(engine.batch_indices(seed, step, n, orders),
-                                      engine.batch_indices(seed, step, n))
+        np.testing.assert_array_equal(indices(seed, step, n, orders), indices(seed, step, n))
     # every epoch is a permutation: each image exactly once (the last partial batch dropped)
-    epoch = np.concatenate([engine.batch_indices(seed, s, n) for s in range(11)])
+    epoch = np.concatenate([indices(seed, s, n) for s in range(11)])
     assert len(set(epoch.tolist())) == 11 * 128
 
 
@@ -51,16 +55,14 @@ def test_host_kept_orders_cover_every_chunk_and_fall_back_when_they_do_not(setup
     engine, ds, data = setup
     n = len(ds.train_images)
     state = engine.init_state(ds.image_shape).replace(step=np.int32(8))
-    cache = EpochOrders(engine, state, n, max_chunk=5)
+    cache, indices, seed = EpochOrders(engine, state, n, max_chunk=5), indices_fn(engine), np.int32(0)
     step = 8
     for num_steps in (1, 5, 5, 3, 5, 1):  # crosses epochs at steps 11, 22, ...
         orders = cache.next_chunk(num_steps)
         for s in range(step, step + num_steps):
-            np.testing.assert_array_equal(engine.batch_indices(np.int32(0), s, n, orders, True),
-                                          engine.batch_indices(np.int32(0), s, n))
+            np.testing.assert_array_equal(indices(seed, s, n, orders, True), indices(seed, s, n))
         step += num_steps
     stale = cache.orders, np.int32(0)  # later epochs passed off as 0-1: verify shuffles instead
-    np.testing.assert_array_equal(engine.batch_indices(np.int32(0), 30, n, stale, True),
-                                  engine.batch_indices(np.int32(0), 30, n))
+    np.testing.assert_array_equal(indices(seed, 30, n, stale, True), indices(seed, 30, n))
     with pytest.raises(ValueError, match="max_chunk"):
         cache.next_chunk(30)
