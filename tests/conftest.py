@@ -1,9 +1,17 @@
 import os
 import sys
+import tempfile
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Compilation dominates the suite on CPU and many tests (and their subprocesses) compile the same
+# tiny programs: share XLA executables through JAX's persistent cache. Set before jax is imported;
+# subprocesses inherit it. The cache is keyed on the program, flags and versions, so it is safe.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), f"resnet_jax_tests_xla_cache_{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 
 @pytest.fixture
