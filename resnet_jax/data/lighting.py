@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Principal components of ImageNet RGB pixel values in [0, 1] (Krizhevsky et al. 2012; the values
 # used by fb.resnet.torch): eigenvalues and eigenvectors (columns) of the 3x3 covariance.
-PCA_EIGVAL = jnp.array([0.2175, 0.0188, 0.0045], jnp.float32)
-PCA_EIGVEC = jnp.array([[-0.5675, 0.7192, 0.4009],
+PCA_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
+PCA_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
                         [-0.5808, -0.0045, -0.8140],
-                        [-0.5836, -0.6948, 0.4203]], jnp.float32)
+                        [-0.5836, -0.6948, 0.4203]], np.float32)
 
 
 def lighting_offsets(key: jax.Array, batch: int, alpha_std: float) -> jax.Array:
