@@ -3,11 +3,9 @@
 `experiments/fig1.py:plain20`, `experiments/fig1.py:plain56`.
 """
 
-from resnet_jax.analysis.plots import FIG1_NETS
 from resnet_jax.configs import cifar_config
 
 
 def get_config(net: str = "plain20"):
-    if net not in FIG1_NETS:
-        raise ValueError(f"Fig 1 compares {FIG1_NETS}; got {net!r}")
+    # Any CIFAR net trains (the figure draws plots.FIG1_NETS); a bad name fails validation with one line.
     return cifar_config(f"cifar_{net}")

@@ -7,4 +7,4 @@ from resnet_jax.configs import cifar_config
 
 
 def get_config(depth: str = "20"):
-    return cifar_config(f"cifar_resnet{int(depth)}")
+    return cifar_config(f"cifar_resnet{depth}")  # a bad depth fails validation with one line

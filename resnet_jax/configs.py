@@ -11,7 +11,10 @@ PAPER_CIFAR_STEPS = 64_000
 
 def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     """Sec 4.2: SGD 0.9, wd 1e-4, batch 128 (BN over 64 per GPU), lr 0.1 /10 at 32k and 48k, 64k steps."""
-    _, _, depth = parse_model_name(model)
+    try:
+        _, _, depth = parse_model_name(model)
+    except ValueError:
+        depth = 0  # reported as one line by validate_config, not as a flag-parsing traceback
     c = ml_collections.ConfigDict()
     c.model = model
     c.shortcut = "A"  # paper default on CIFAR; "B" = projection on dimension changes

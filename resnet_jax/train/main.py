@@ -58,6 +58,12 @@ def _main(argv):
         ConfigError, Preempted, TrainingDiverged, check_workdir, train_and_evaluate,
         validate_config)
 
+    logging.set_verbosity(logging.INFO)
+    # Our progress at INFO; other libraries (orbax narrates every save, jax lists absent backends)
+    # only from WARNING up.
+    logging.get_absl_handler().addFilter(
+        lambda r: r.levelno >= logging.converter.STANDARD_WARNING or "resnet_jax" in r.pathname)
+
     config = _CONFIG.value
     try:
         if _STEPS.value is not None:
@@ -79,10 +85,6 @@ def _main(argv):
     except ConfigError as e:
         _fail(str(e), 2)
 
-    logging.set_verbosity(logging.INFO)
-    # orbax narrates every save at INFO; keep its warnings, drop the chatter.
-    logging.get_absl_handler().addFilter(
-        lambda r: r.levelno >= logging.converter.STANDARD_WARNING or "orbax" not in r.pathname)
     try:
         if config.get("num_seeds", 1) != 1:
             from resnet_jax.train.seeds_loop import train_seeds  # noqa: PLC0415
