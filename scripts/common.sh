@@ -58,3 +58,15 @@ train_net() {
     --config.dataset="$DATASET" --config.seed="$seed" ${STEPS:+--steps="$STEPS"} \
     ${DATA_DIR:+--config.data_dir="$DATA_DIR"} "${EXTRA[@]}" "$@"
 }
+
+# train_and_draw FIGURE: trains each of NETS with experiments/FIGURE.py into OUT/runs (skipped with
+# --from DIR, which redraws from DIR's runs) and draws OUT/FIGURE.png.
+train_and_draw() {
+  local figure="$1" runs net
+  OUT="${OUT:-out/${figure}_$DATASET}"
+  runs="${FROM:-$OUT/runs}"
+  if [[ -z "$FROM" ]]; then
+    for net in ${NETS//,/ }; do train_net "$figure.py" "$net" "$runs/$net"; done
+  fi
+  rj plot "$figure" --runs "$runs" --out "$OUT/$figure.png"
+}

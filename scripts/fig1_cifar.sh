@@ -12,9 +12,4 @@ USAGE
 }
 
 parse_common "plain20,plain56" "$@"
-OUT="${OUT:-out/fig1_$DATASET}"
-RUNS="${FROM:-$OUT/runs}"
-if [[ -z "$FROM" ]]; then
-  for net in ${NETS//,/ }; do train_net fig1.py "$net" "$RUNS/$net"; done
-fi
-rj plot fig1 --runs "$RUNS" --out "$OUT/fig1.png"
+train_and_draw fig1

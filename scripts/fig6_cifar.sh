@@ -14,9 +14,4 @@ USAGE
 }
 
 parse_common "plain20,plain32,plain44,plain56,resnet20,resnet32,resnet44,resnet56,resnet110,resnet1202" "$@"
-OUT="${OUT:-out/fig6_$DATASET}"
-RUNS="${FROM:-$OUT/runs}"
-if [[ -z "$FROM" ]]; then
-  for net in ${NETS//,/ }; do train_net fig6.py "$net" "$RUNS/$net"; done
-fi
-rj plot fig6 --runs "$RUNS" --out "$OUT/fig6.png"
+train_and_draw fig6
