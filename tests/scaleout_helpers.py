@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+from resnet_jax.train.metrics_log import read_metrics  # noqa: F401 (used by the tests)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # ResNet-8 on 8x8 digits, batch 32 in BN groups of 16: seconds per run on a CPU core. Records every
@@ -51,12 +53,6 @@ def run(cmd: list[str], environ: dict, timeout: float = 240, input: str | None =
                           input=input)
 
 
-def read_metrics(workdir: str) -> list[dict]:
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.endswith("\n")]
 
 
 def wait_for_step(proc: subprocess.Popen, workdir: str, step: int, checkpoint: int | None = None,
