@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from resnet_jax.train.metrics_log import read_metrics  # noqa: F401 (used by the tests)
+from resnet_jax.train.metrics_log import read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
