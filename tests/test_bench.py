@@ -26,6 +26,8 @@ def test_projection_uses_the_steady_window_after_the_first_evaluation():
     (["--models", "cifar_resnet21"], "6n+2"),
     (["--steps", "0"], "--steps must be positive"),
     (["--e2e_steps", "100", "--e2e_eval_every", "100"], "two evaluations"),
+    (["--seeds_modes", "loop,vmap+fft"], "unknown seeds formulation 'vmap+fft'"),
+    (["--conv_impls", "winograd"], "unknown conv impl"),
 ])
 def test_bad_arguments_exit_2_with_one_line(capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -54,3 +56,33 @@ def test_tiny_bench_writes_one_json_line_per_measurement(tmp_path, capsys):
         assert "load_avg_1m" in r and r["backend"] == "cpu"
     assert ratio["ours_over_reference"] == pytest.approx(
         ours["images_per_sec"] / ref["images_per_sec"], rel=1e-2)
+
+
+def test_targets_compare_each_measurement_with_issue_7():
+    env = {"num_devices": 1}
+    records = [
+        {"kind": "ratio", "model": "cifar_resnet20", "dtype": "bfloat16", "batch_size": 128,
+         "ours_over_reference": 1.7, "ours_over_reference_scan": 1.2},
+        {"kind": "ratio", "model": "cifar_resnet56", "dtype": "bfloat16", "batch_size": 128,
+         "ours_over_reference_scan": 0.9},
+        {"kind": "e2e", "model": "cifar_resnet110", "dtype": "bfloat16", "projected_full_run_s": 640.0},
+        {"kind": "seeds", "model": "cifar_resnet20", "dtype": "bfloat16", "num_seeds": 5,
+         "impl": "vmap", "speedup_over_one_model": 0.7, **env},
+        {"kind": "seeds", "model": "cifar_resnet20", "dtype": "bfloat16", "num_seeds": 5,
+         "impl": "vmap+im2col", "speedup_over_one_model": 2.4, **env},
+        {"kind": "seeds", "model": "cifar_resnet20", "dtype": "bfloat16", "num_seeds": 4,
+         "impl": "devices", "speedup_over_one_model": 3.5, "num_devices": 4},
+        {"kind": "step", "model": "imagenet_resnet50", "dtype": "float32", "impl": "ours",
+         "batch_size": 256, "images_per_sec": 3_000.0},
+        {"kind": "step", "model": "imagenet_resnet50", "dtype": "bfloat16", "impl": "ours",
+         "batch_size": 256, "images_per_sec": 7_000.0},
+    ]
+    got = {t["what"]: (t["value"], t["met"]) for t in bench.targets(records)}
+    assert got == {
+        "cifar_resnet20 bfloat16: ours / scanned reference": ("1.20x", True),
+        "cifar_resnet56 bfloat16: ours / scanned reference": ("0.90x", False),
+        "cifar_resnet110 bfloat16: projected 64k-step run": ("640 s", False),
+        "cifar_resnet20 bfloat16: 5 seeds on one device, best (vmap+im2col)": ("2.40x one model", True),
+        "cifar_resnet20 bfloat16: 4 seeds over 4 devices": ("3.50x one model", False),
+        "imagenet_resnet50 bfloat16 (ours): images/s": ("7,000", True),
+    }

@@ -9,7 +9,7 @@ import pytest
 from resnet_jax.analysis.complexity import count_params, model_complexity
 from resnet_jax.analysis.paper import CIFAR_MULT_ADDS_M, TABLE6
 from resnet_jax.models import create_model, parse_model_name
-from resnet_jax.models.layers import Shortcut, subsample_and_zero_pad
+from resnet_jax.models.layers import PatchConv, Shortcut, subsample_and_zero_pad
 
 
 def abstract_params(name, shape=(32, 32, 3), **kw):
@@ -107,3 +107,30 @@ def test_bf16_compute_keeps_float32_params():
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
     logits, _ = jax.jit(lambda v: model.apply(v, x, train=True, mutable=["batch_stats"]))(variables)
     assert logits.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(logits)))
+
+
+@pytest.mark.parametrize("size,k,stride,padding", [(8, 3, 1, 1), (8, 3, 2, 1), (7, 3, 2, 1),
+                                                   (8, 1, 2, "SAME"), (7, 3, 1, "SAME")])
+def test_patch_conv_is_nn_conv_as_a_matmul(size, k, stride, padding):
+    """Same parameter (init included), same outputs and gradients as nn.Conv."""
+    x = jax.random.normal(jax.random.key(1), (2, size, size, 5))
+    ours = PatchConv(6, (k, k), strides=stride, padding=padding)
+    ref = nn.Conv(6, (k, k), strides=stride, padding=padding, use_bias=False,
+                  kernel_init=ours.kernel_init)
+    params = ref.init(jax.random.key(2), x)
+    jax.tree.map(np.testing.assert_array_equal, ours.init(jax.random.key(2), x), params)
+    loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))  # noqa: E731
+    np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), atol=1e-5)
+    for got, want in zip(jax.grad(loss(ours), argnums=(0, 1))(params, x),
+                         jax.grad(loss(ref), argnums=(0, 1))(params, x)):
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4), got, want)
+
+
+def test_im2col_model_has_the_same_parameters_cost_and_outputs():
+    xla, im2col = (create_model("cifar_resnet8", shortcut="B", conv_impl=c) for c in ("xla", "im2col"))
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+    variables = xla.init(jax.random.key(3), x)
+    jax.tree.map(np.testing.assert_array_equal, im2col.init(jax.random.key(3), x), variables)
+    np.testing.assert_allclose(im2col.apply(variables, x), xla.apply(variables, x), atol=1e-4)
+    a, b = (model_complexity("cifar_resnet20", conv_impl=c) for c in ("xla", "im2col"))
+    assert (a.params, a.mult_adds) == (b.params, b.mult_adds)

@@ -11,12 +11,13 @@ import orbax.checkpoint as ocp
 import pytest
 
 from resnet_jax.analysis.report import load_results, table6_rows
+from resnet_jax.analysis.runs import load_run
 from resnet_jax.configs import cifar_config
 from resnet_jax.data import load_dataset
 from resnet_jax.train.engine import create_engine, put_dataset
-from resnet_jax.train.loop import ConfigError
+from resnet_jax.train.loop import ConfigError, TrainingDiverged, _check_finite, train_and_evaluate
+from resnet_jax.train.loop import validate_config
 from resnet_jax.train.seeds import SeedsEngine, seeds_mesh
-from resnet_jax.train.seeds_loop import train_seeds, validate_seeds
 
 SEEDS = (3, 4)
 STEPS = 3
@@ -65,8 +66,9 @@ def assert_same_as_alone(alone, seed, variables, atol=None, rel_norm=None):
 
 
 def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path):
-    """`--seeds 2` (mode "loop", the default): the full trainer, its logs and the report."""
-    results = train_seeds(small_config(seed=SEEDS[0], num_seeds=len(SEEDS)), str(tmp_path))
+    """`--seeds 2` (mode "loop", the default): the shared trainer, its logs and the report."""
+    summary = train_and_evaluate(small_config(seed=SEEDS[0], num_seeds=len(SEEDS)), str(tmp_path))
+    results = summary["runs"]
     assert [r["seed"] for r in results] == list(SEEDS)
     final = ocp.StandardCheckpointer().restore(str(tmp_path / "checkpoints" / str(STEPS) / "state"))
     for i, (seed, r) in enumerate(zip(SEEDS, results)):
@@ -84,15 +86,43 @@ def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path)
     rows = table6_rows(load_results(str(tmp_path)))  # the report averages the seeds
     assert len(rows) == 1 and rows[0]["runs"] == len(SEEDS)
     assert rows[0]["test_error"] == pytest.approx(100 * np.mean([r["test_error"] for r in results]))
-    summary = json.load(open(tmp_path / "seeds.json"))
+    assert json.load(open(tmp_path / "seeds.json")) == summary
+    run = load_run(str(tmp_path / f"seed{SEEDS[1]}"))  # analysis tools open one seed's folder
+    assert run.step == STEPS
+    assert_same_as_alone(alone, SEEDS[1],
+                         jax.device_get((run.state.params, run.state.batch_stats)), 1e-6)
     assert summary["seeds"] == list(SEEDS) and summary["seeds_mode"] == "loop"
+    # Resuming with another number of seeds is a different run: one clear error, nothing written.
+    with pytest.raises(ConfigError, match="num_seeds=2, not 3"):
+        train_and_evaluate(small_config(seed=SEEDS[0], num_seeds=3), str(tmp_path))
+    assert not (tmp_path / f"seed{SEEDS[0] + 2}").exists()
 
 
-def test_vmapped_seeds_train_as_alone(digits, alone):
-    """vmap turns the convs into grouped convs (float reassociation), hence the tolerance; the
-    steps run as one scanned chunk (the accelerator path, epoch orders shuffled once per chunk)."""
-    engine = create_engine(small_config(), digits.crop_padding, digits.num_classes,
-                           mesh=seeds_mesh(len(SEEDS), "vmap"))
+class _Manager:  # what _check_finite asks of an orbax CheckpointManager
+    directory = "/runs/x/checkpoints"
+
+    def wait_until_finished(self):
+        pass
+
+    def latest_step(self):
+        return 10
+
+
+def test_non_finite_loss_names_the_step_and_the_seed():
+    pending = [{"loss": np.array([[1.0, 1.0], [1.0, 1.0]])},
+               {"loss": np.array([[1.0, 1.0], [1.0, np.nan]])}]
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 14 \(seed 4\); last good "
+                                               r"checkpoint: step 10"):
+        _check_finite(pending, 11, None, _Manager(), SEEDS)
+
+
+@pytest.mark.parametrize("conv_impl", ["xla", "im2col"])
+def test_vmapped_seeds_train_as_alone(digits, alone, conv_impl):
+    """vmap turns the convs into grouped convs, or with im2col into batched matmuls (float
+    reassociation), hence the tolerance; the steps run as one scanned chunk (the accelerator path,
+    epoch orders shuffled once per chunk)."""
+    engine = create_engine(small_config(conv_impl=conv_impl), digits.crop_padding,
+                           digits.num_classes, mesh=seeds_mesh(len(SEEDS), "vmap"))
     multi = SeedsEngine(engine, SEEDS, "vmap")
     data = put_dataset(digits, engine.mesh, 360)
     state = multi.init_state(digits.image_shape)
@@ -145,14 +175,18 @@ np.savez("variables.npz", *flat)
 @pytest.mark.parametrize("overrides,match", [
     ({"num_seeds": 0}, "num_seeds must be positive"),
     ({"num_seeds": 2, "seeds_mode": "pmap"}, "unknown seeds_mode"),
+    ({"num_seeds": 2, "dataset": "imagenet", "model": "imagenet_resnet50"}, "device-resident dataset"),
 ])
 def test_bad_seed_configs_rejected(overrides, match):
     with pytest.raises(ConfigError, match=match):
-        validate_seeds(small_config(**overrides))
+        validate_config(small_config(**overrides))
 
 
-def test_devices_mode_needs_batch_divisible_by_each_seeds_devices():
+def test_devices_mode_splits_each_batch_over_its_seeds_devices_only():
     # 2 seeds on 8 devices: 4 devices per seed, batch 30 does not split over 4.
     with pytest.raises(ConfigError, match="4 devices each seed gets"):
-        validate_seeds(small_config(num_seeds=2, seeds_mode="devices", batch_size=30), num_devices=8)
-    validate_seeds(small_config(num_seeds=2, seeds_mode="devices", batch_size=32), num_devices=8)
+        validate_config(small_config(num_seeds=2, seeds_mode="devices", batch_size=30), num_devices=8)
+    validate_config(small_config(num_seeds=2, seeds_mode="devices", batch_size=32), num_devices=8)
+    # 5 seeds on 5 devices: one each, so the paper's batch 128 needs no split at all.
+    validate_config(small_config(num_seeds=5, seeds_mode="devices", batch_size=128,
+                                 eval_batch_size=128), num_devices=5)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from resnet_jax.models import create_model, input_shape
+from resnet_jax.models.layers import PatchConv
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +36,7 @@ def complexity(model: nn.Module, shape: tuple[int, int, int], name: str = "") ->
     def record(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
         mod = context.module
-        if context.method_name == "__call__" and isinstance(mod, (nn.Conv, nn.Dense)):
+        if context.method_name == "__call__" and isinstance(mod, (nn.Conv, PatchConv, nn.Dense)):
             kernel = mod.variables["params"]["kernel"]
             # every output element costs prod(kernel.shape[:-1]) multiply-adds
             macs.append(int(np.prod(out.shape[:-1])) * int(np.prod(kernel.shape)))

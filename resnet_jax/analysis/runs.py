@@ -60,20 +60,46 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def restore_state(workdir: str, engine: Engine, image_shape) -> TrainState:
-    """The newest checkpoint's TrainState, in the structure and shardings the engine expects."""
+    """The newest checkpoint's TrainState, in the structure and shardings the engine expects. A
+    `seed{s}/` folder of a multi-seed run (`--seeds N`) gets its seed's slice of the run's stacked
+    checkpoint."""
+    source, seed_index = workdir, None
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-        raise RunError(f"{workdir!r} has no checkpoints/ directory")
-    mngr = checkpoint.manager(workdir)
+        found = _multi_seed_run(workdir, engine.config.seed)
+        if found is None:
+            raise RunError(f"{workdir!r} has no checkpoints/ directory")
+        source, seed_index, num_seeds = found
+    target = engine.abstract_state(image_shape)
+    if seed_index is not None:
+        target = jax.tree.map(lambda s: jax.ShapeDtypeStruct((num_seeds, *s.shape), s.dtype,
+                                                             sharding=s.sharding), target)
+    mngr = checkpoint.manager(source)
     try:
-        state = checkpoint.restore_latest(mngr, engine.abstract_state(image_shape))
+        state = checkpoint.restore_latest(mngr, target)
     except Exception as e:  # orbax reports damage through many exception types
-        raise RunError(f"cannot restore the checkpoint in {workdir!r} "
+        raise RunError(f"cannot restore the checkpoint in {source!r} "
                        f"(step {mngr.latest_step()}): {_first_line(e)}") from None
     finally:
         mngr.close()
     if state is None:
-        raise RunError(f"{workdir!r} has no finished checkpoint")
-    return state
+        raise RunError(f"{source!r} has no finished checkpoint")
+    return state if seed_index is None else jax.tree.map(lambda x: x[seed_index], state)
+
+
+def _multi_seed_run(workdir: str, seed: int) -> tuple[str, int, int] | None:
+    """(run workdir, seed index, number of seeds) if `workdir` is the `seed{seed}/` folder of a
+    multi-seed run, whose stacked checkpoints live one level up."""
+    parent = os.path.dirname(os.path.abspath(workdir))
+    try:
+        with open(os.path.join(parent, "config.json")) as f:
+            run = json.load(f)
+    except (OSError, ValueError):
+        return None
+    first, num_seeds = run.get("seed", 0), run.get("num_seeds", 1)
+    if (num_seeds > 1 and first <= seed < first + num_seeds
+            and os.path.basename(os.path.abspath(workdir)) == f"seed{seed}"):
+        return parent, seed - first, num_seeds
+    return None
 
 
 def _first_line(e: Exception, limit: int = 240) -> str:

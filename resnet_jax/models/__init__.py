@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from resnet_jax.models.cifar import CifarResNet, blocks_per_stage
 from resnet_jax.models.imagenet import STAGES, ImageNetResNet
-from resnet_jax.models.layers import SHORTCUT_OPTIONS, BatchNorm
+from resnet_jax.models.layers import CONV_IMPLS, SHORTCUT_OPTIONS, BatchNorm
 
 __all__ = ["BatchNorm", "CifarResNet", "ImageNetResNet", "create_model", "parse_model_name",
            "input_shape"]
@@ -38,7 +38,7 @@ def parse_model_name(name: str) -> tuple[str, bool, int]:
 
 def create_model(name: str, *, shortcut: str | None = None, num_classes: int | None = None,
                  bn_group_size: int | None = None, dtype: str = "float32",
-                 stride_on_3x3: bool = False) -> nn.Module:
+                 stride_on_3x3: bool = False, conv_impl: str = "xla") -> nn.Module:
     """Build a model by name. Shortcut defaults follow the paper: A on CIFAR, B on ImageNet."""
     family, residual, depth = parse_model_name(name)
     if shortcut is not None and shortcut not in SHORTCUT_OPTIONS:
@@ -52,7 +52,12 @@ def create_model(name: str, *, shortcut: str | None = None, num_classes: int | N
             raise ValueError("shortcut option C is defined for the ImageNet nets only")
         if stride_on_3x3:
             raise ValueError("stride_on_3x3 (v1.5) applies to ImageNet bottleneck nets only")
-        return CifarResNet(shortcut=shortcut or "A", num_classes=num_classes or 10, **common)
+        if conv_impl not in CONV_IMPLS:
+            raise ValueError(f"unknown conv_impl {conv_impl!r}: expected one of {CONV_IMPLS}")
+        return CifarResNet(shortcut=shortcut or "A", num_classes=num_classes or 10,
+                           conv_impl=conv_impl, **common)
+    if conv_impl != "xla":
+        raise ValueError("conv_impl 'im2col' is for the CIFAR nets (several seeds per run) only")
     return ImageNetResNet(shortcut=shortcut or "B", num_classes=num_classes or 1000,
                           stride_on_3x3=stride_on_3x3, **common)
 

@@ -50,11 +50,12 @@ class CifarResNet(nn.Module):
     widths: Sequence[int] = (16, 32, 64)
     bn_group_size: int | None = None
     dtype: Any = jnp.float32
+    conv_impl: str = "xla"  # or "im2col": same math as a matmul (layers.PatchConv)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         n = blocks_per_stage(self.depth)
-        conv = conv_factory(self.dtype)
+        conv = conv_factory(self.dtype, self.conv_impl)
         norm = norm_factory(train, self.bn_group_size, self.dtype)
         x = x.astype(self.dtype)
         x = conv(self.widths[0], (3, 3), padding=1, name="conv1")(x)

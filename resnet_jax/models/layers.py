@@ -62,10 +62,59 @@ class BatchNorm(nn.Module):
         return (y * scale + bias).astype(self.dtype)
 
 
-def conv_factory(dtype: Any) -> Callable[..., nn.Conv]:
-    """Bias-free conv with He init (a bias would be cancelled by the following BN)."""
-    return functools.partial(nn.Conv, use_bias=False, kernel_init=he_normal, dtype=dtype,
-                             param_dtype=jnp.float32)
+CONV_IMPLS = ("xla", "im2col")
+
+
+class PatchConv(nn.Module):
+    """nn.Conv's bias-free convolution as patch extraction (strided slices) and one matmul.
+
+    Same parameter as nn.Conv (name, shape, init), so the two are interchangeable in a checkpoint.
+    Why: under jax.vmap over several seeds, per-seed kernels turn nn.Conv into a grouped
+    convolution, but turn this matmul into one batched matmul (train/seeds.py, `conv_impl`).
+    """
+
+    features: int
+    kernel_size: tuple[int, int]
+    strides: int = 1
+    padding: int | str = "SAME"
+    use_bias: bool = False
+    kernel_init: Callable = he_normal
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.use_bias:
+            raise ValueError("PatchConv has no bias (every conv here is followed by BN)")
+        kh, kw = self.kernel_size
+        s, cin = self.strides, x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, cin, self.features),
+                            self.param_dtype)
+        pads = [_padding(size, k, s, self.padding) for size, k in zip(x.shape[1:3], (kh, kw))]
+        x = jnp.pad(x.astype(self.dtype), ((0, 0), *pads, (0, 0)))
+        ho, wo = (x.shape[1] - kh) // s + 1, (x.shape[2] - kw) // s + 1
+        # Feature order (i, j, c) is the row-major flattening of the HWIO kernel's first three axes.
+        patches = jnp.concatenate([x[:, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s, :]
+                                   for i in range(kh) for j in range(kw)], axis=-1)
+        return patches @ kernel.reshape(kh * kw * cin, self.features).astype(self.dtype)
+
+
+def _padding(size: int, k: int, stride: int, padding: int | str) -> tuple[int, int]:
+    if isinstance(padding, int):
+        return padding, padding
+    if padding != "SAME":
+        raise ValueError(f"PatchConv supports an int padding or 'SAME', not {padding!r}")
+    total = max((-(-size // stride) - 1) * stride + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_factory(dtype: Any, impl: str = "xla") -> Callable[..., nn.Module]:
+    """Bias-free conv with He init (a bias would be cancelled by the following BN); `impl` "xla"
+    is nn.Conv (lax.conv), "im2col" the same math as a matmul (PatchConv)."""
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"unknown conv_impl {impl!r}: expected one of {CONV_IMPLS}")
+    return functools.partial(nn.Conv if impl == "xla" else PatchConv, use_bias=False,
+                             kernel_init=he_normal, dtype=dtype, param_dtype=jnp.float32)
 
 
 def norm_factory(train: bool, group_size: int | None, dtype: Any) -> Callable[..., BatchNorm]:

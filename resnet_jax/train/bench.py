@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 from flax.training import train_state
@@ -37,6 +38,7 @@ from flax.training import train_state
 from resnet_jax.configs import PAPER_CIFAR_STEPS, cifar_config
 from resnet_jax.data import synthetic
 from resnet_jax.models import DTYPES, input_shape, parse_model_name
+from resnet_jax.models.layers import CONV_IMPLS
 from resnet_jax.train.engine import Engine, EpochOrders, create_engine, put_dataset
 from resnet_jax.train.seeds import SEEDS_MODES, SeedsEngine, seeds_mesh
 
@@ -149,13 +151,19 @@ def setup(model: str, dtype: str, image_size: int, batch_size: int | None) -> Se
     return Setup(model, dtype, image_size, engine, data, engine.init_state(ds.image_shape))
 
 
-def ours(s: Setup, per_call: int) -> Runner:
+def ours(s: Setup, per_call: int, conv_impl: str = "xla") -> Runner:
     """The loop's call (inputs.DeviceFeed): train_chunk with the host-kept epoch orders."""
-    orders = EpochOrders(s.engine, s.state, s.data.train_images.shape[0], per_call)
-    compiled, compile_s = _compile(Engine.train_chunk, s.engine, s.state, s.data, per_call,
+    engine = s.engine
+    if conv_impl != engine.config.get("conv_impl", "xla"):  # same weights, convs as matmuls
+        config = ml_collections.ConfigDict(engine.config)
+        config.conv_impl = conv_impl
+        engine = create_engine(config, engine.crop_padding, engine.model.num_classes, engine.mesh)
+    orders = EpochOrders(engine, s.state, s.data.train_images.shape[0], per_call)
+    compiled, compile_s = _compile(Engine.train_chunk, engine, s.state, s.data, per_call,
                                    orders.next_chunk(per_call))
     state = jax.tree.map(jnp.copy, s.state)  # the call donates its state
-    return Runner(dict(kind="step", impl="ours", **s.describe(), compile_s=compile_s),
+    impl = "ours" if conv_impl == "xla" else f"ours+{conv_impl}"
+    return Runner(dict(kind="step", impl=impl, **s.describe(), compile_s=compile_s),
                   lambda st: compiled(st, s.data, orders.next_chunk(per_call))[0], state, per_call,
                   s.batch_size)
 
@@ -207,16 +215,32 @@ def reference(s: Setup, per_call: int) -> Runner:
 
 
 # ---- several seeds in one program ---------------------------------------------------------------
-def seeds(s: Setup, num_seeds: int, mode: str, per_call: int) -> Runner:
-    engine = create_engine(s.engine.config, s.engine.crop_padding, s.engine.model.num_classes,
+def seeds(s: Setup, num_seeds: int, formulation: str, per_call: int) -> Runner:
+    """N seeds in one program; `formulation` is a seeds_mode, "+im2col" for PatchConv convs."""
+    mode, _, conv_impl = formulation.partition("+")
+    config = ml_collections.ConfigDict(s.engine.config)
+    config.conv_impl = conv_impl or "xla"
+    engine = create_engine(config, s.engine.crop_padding, s.engine.model.num_classes,
                            mesh=seeds_mesh(num_seeds, mode))
     multi = SeedsEngine(engine, tuple(range(num_seeds)), mode)
     data = jax.device_put(s.data, engine.replicated)
     state = multi.init_state((s.image_size, s.image_size, 3))
     compiled, compile_s = _compile(SeedsEngine.train_chunk, multi, state, data, per_call)
-    return Runner(dict(kind="seeds", impl=mode, **s.describe(), num_seeds=num_seeds,
+    return Runner(dict(kind="seeds", impl=formulation, **s.describe(), num_seeds=num_seeds,
                        compile_s=compile_s),
                   lambda st: compiled(st, data)[0], state, per_call, num_seeds * s.batch_size)
+
+
+def seeds_formulations(text: str) -> tuple[list[str], list[str]]:
+    """Parse "loop,vmap,vmap+im2col,..." into (formulations, errors)."""
+    formulations = _csv(text)
+    errors = []
+    for f in formulations:
+        mode, plus, conv_impl = f.partition("+")
+        if mode not in SEEDS_MODES or (plus and conv_impl not in CONV_IMPLS):
+            errors.append(f"unknown seeds formulation {f!r} (expected MODE or MODE+im2col, MODE in "
+                          f"{', '.join(SEEDS_MODES)})")
+    return formulations, errors
 
 
 # ---- end to end: the real training loop ---------------------------------------------------------
@@ -260,7 +284,54 @@ def bench_e2e(model: str, dtype: str, steps: int, dataset: str, eval_every: int)
 
 
 # ---- summary -------------------------------------------------------------------------------------
-TARGETS_S = {"cifar_resnet20": 120, "cifar_resnet110": 600}  # issue 7: full Table-6 run on one GPU
+# Issue 7's targets for one accelerator (checked by `targets`, printed under the tables).
+TARGETS_S = {"cifar_resnet20": 120, "cifar_resnet110": 600}  # projected full Table-6 run
+TARGET_RATIO, AIM_RATIO = 1.0, 1.5  # ours / scanned reference step, CIFAR nets at batch 128
+TARGET_SEEDS_SPEEDUP = 2.0  # N seeds' aggregate images/s over one model's, on one device
+TARGET_R50_IMAGES_PER_SEC = 6_500
+
+
+def targets(records: list[dict]) -> list[dict]:
+    """Each issue-7 target this run measured: what, measured value, target, met."""
+    by = lambda kind: [r for r in records if r["kind"] == kind]  # noqa: E731
+    rows = []
+    for r in by("ratio"):
+        if "ours_over_reference_scan" in r and r["batch_size"] == 128:
+            value = r["ours_over_reference_scan"]
+            rows.append(dict(what=f"{r['model']} {r['dtype']}: ours / scanned reference",
+                             value=f"{value:.2f}x", target=f">= {TARGET_RATIO:.1f}x "
+                             f"(aim {AIM_RATIO:.1f}x)", met=value >= TARGET_RATIO))
+    for r in by("e2e"):
+        if r["model"] in TARGETS_S:
+            value, target = r["projected_full_run_s"], TARGETS_S[r["model"]]
+            rows.append(dict(what=f"{r['model']} {r['dtype']}: projected 64k-step run",
+                             value=f"{value:,.0f} s", target=f"<= {target} s", met=value <= target))
+    best: dict[tuple, dict] = {}
+    for r in by("seeds"):
+        if "speedup_over_one_model" not in r:
+            continue
+        one_device = r["num_devices"] == 1 or not r["impl"].startswith("devices")
+        key = (r["model"], r["dtype"], r["num_seeds"], one_device)
+        if key not in best or r["speedup_over_one_model"] > best[key]["speedup_over_one_model"]:
+            best[key] = r
+    for (model, dtype, n, one_device), r in best.items():
+        value = r["speedup_over_one_model"]
+        if one_device:
+            rows.append(dict(what=f"{model} {dtype}: {n} seeds on one device, best ({r['impl']})",
+                             value=f"{value:.2f}x one model",
+                             target=f">= {TARGET_SEEDS_SPEEDUP:.0f}x", met=value >= TARGET_SEEDS_SPEEDUP))
+        else:
+            linear = min(n, r["num_devices"])
+            rows.append(dict(what=f"{model} {dtype}: {n} seeds over {r['num_devices']} devices",
+                             value=f"{value:.2f}x one model", target=f"~{linear}x (linear)",
+                             met=value >= 0.9 * linear))
+    r50 = [r for r in by("step") if r["model"] == "imagenet_resnet50" and r["batch_size"] == 256]
+    if r50:
+        r = max(r50, key=lambda r: r["images_per_sec"])
+        rows.append(dict(what=f"imagenet_resnet50 {r['dtype']} ({r['impl']}): images/s",
+                         value=f"{r['images_per_sec']:,.0f}", target=f">= {TARGET_R50_IMAGES_PER_SEC:,}",
+                         met=r["images_per_sec"] >= TARGET_R50_IMAGES_PER_SEC))
+    return rows
 
 
 def summary_markdown(records: list[dict]) -> str:
@@ -299,6 +370,10 @@ def summary_markdown(records: list[dict]) -> str:
                          f"{r['images_per_sec']:,.0f} | {r['e2e_images_per_sec']:,.0f} | "
                          f"{r['overhead_s']:.0f} | {r['projected_full_run_s']:,.0f} s | "
                          f"{f'<= {target} s' if target else ''} |")
+    if env["backend"] != "cpu" and (rows := targets(records)):
+        lines += ["", "| issue 7 target | measured | target | met |", "|---|---:|---:|---|"]
+        lines += [f"| {t['what']} | {t['value']} | {t['target']} | {'yes' if t['met'] else 'NO'} |"
+                  for t in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -321,7 +396,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=None, help="default: 128 CIFAR, 256 ImageNet")
     p.add_argument("--image_size", type=int, default=None, help="default: 32 CIFAR, 224 ImageNet")
     p.add_argument("--seeds", type=int, default=5, help="seeds for the seeds part")
-    p.add_argument("--seeds_modes", default=",".join(SEEDS_MODES))
+    p.add_argument("--seeds_modes", default="loop,vmap,vmap+im2col,devices",
+                   help="formulations for the seeds part: a seeds_mode, +im2col for convs as matmuls")
+    p.add_argument("--conv_impls", default="xla",
+                   help=f"our step with these conv implementations ({','.join(CONV_IMPLS)})")
     p.add_argument("--e2e_steps", type=int, default=2_000)
     p.add_argument("--e2e_eval_every", type=int, default=1_000)
     p.add_argument("--e2e_dataset", default="synthetic", help="synthetic (CIFAR-sized) or digits")
@@ -340,10 +418,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.models = _csv(args.models or ",".join(DEFAULT_MODELS))
     args.dtypes = _csv(args.dtypes or "float32,bfloat16")
     args.parts = _csv(args.parts or ",".join(PARTS))
-    args.seeds_modes = _csv(args.seeds_modes)
-    errors = [f"unknown part {x!r} (expected {', '.join(PARTS)})" for x in args.parts if x not in PARTS]
+    args.seeds_modes, errors = seeds_formulations(args.seeds_modes)
+    args.conv_impls = _csv(args.conv_impls)
+    errors += [f"unknown part {x!r} (expected {', '.join(PARTS)})" for x in args.parts if x not in PARTS]
     errors += [f"unknown dtype {x!r}" for x in args.dtypes if x not in DTYPES]
-    errors += [f"unknown seeds mode {x!r}" for x in args.seeds_modes if x not in SEEDS_MODES]
+    errors += [f"unknown conv impl {x!r}" for x in args.conv_impls if x not in CONV_IMPLS]
     for model in args.models:
         try:
             parse_model_name(model)
@@ -377,7 +456,7 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
             s = setup(model, dtype, image_size, args.batch_size)
             runners = []
             if "step" in args.parts:
-                runners.append(ours(s, per_call))
+                runners += [ours(s, per_call, c) for c in args.conv_impls if cifar or c == "xla"]
             if "reference" in args.parts:
                 runners.append(reference(s, 1))
                 if per_call > 1:

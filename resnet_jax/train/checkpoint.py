@@ -26,7 +26,8 @@ from resnet_jax.train.engine import TrainState
 
 STATE, META = "state", "meta"
 # Settings that fix the trajectory: resuming under different ones could not continue the same run.
-IDENTITY_FIELDS = ("model", "shortcut", "dataset", "seed", "batch_size", "bn_group_size")
+IDENTITY_FIELDS = ("model", "shortcut", "dataset", "seed", "batch_size", "bn_group_size", "num_seeds")
+IDENTITY_DEFAULTS = {"num_seeds": 1}  # what a config or checkpoint without the field means
 
 
 class CheckpointError(RuntimeError):
@@ -49,8 +50,8 @@ def step_dir(mngr: ocp.CheckpointManager, step: int) -> str:
     return os.path.join(str(mngr.directory), str(step))
 
 
-def save(mngr: ocp.CheckpointManager, state: TrainState, meta: dict, force: bool = False) -> bool:
-    step = int(jax.device_get(state.step))
+def save(mngr: ocp.CheckpointManager, step: int, state: TrainState, meta: dict,
+         force: bool = False) -> bool:
     return mngr.save(step, args=ocp.args.Composite(**{
         STATE: ocp.args.StandardSave(state), META: ocp.args.JsonSave(meta)}), force=force)
 
@@ -116,8 +117,9 @@ def _quarantine(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
 
 def _check_identity(meta: dict, identity: dict, where: str) -> None:
     for field in IDENTITY_FIELDS:
-        if field in identity and meta.get(field) != identity[field]:
-            raise CheckpointError(f"{where} is from a run with {field}={meta.get(field)!r}, not "
+        saved = meta.get(field, IDENTITY_DEFAULTS.get(field))
+        if field in identity and saved != identity[field]:
+            raise CheckpointError(f"{where} is from a run with {field}={saved!r}, not "
                                   f"{identity[field]!r}: use a new workdir, or the same settings to resume")
 
 

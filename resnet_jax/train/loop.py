@@ -16,9 +16,9 @@ from absl import logging
 from resnet_jax.analysis.complexity import complexity
 from resnet_jax.data import DATASETS, DatasetError
 from resnet_jax.models import DTYPES, parse_model_name
-from resnet_jax.models.layers import SHORTCUT_OPTIONS
-from resnet_jax.train import checkpoint, inputs
-from resnet_jax.train.engine import create_engine
+from resnet_jax.models.layers import CONV_IMPLS, SHORTCUT_OPTIONS
+from resnet_jax.train import checkpoint, inputs, seeds
+from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset
 from resnet_jax.train.metrics_log import MetricsLog, progress_bar
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
 
@@ -32,7 +32,8 @@ class TrainingDiverged(FloatingPointError):
 
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
-    """Reject bad configs with one clear sentence (model, dataset, steps, batch/device/BN groups)."""
+    """Reject bad configs with one clear sentence (model, dataset, steps, batch/device/BN groups,
+    several seeds)."""
     num_devices = num_devices or jax.device_count()
     try:
         family, _, _ = parse_model_name(config.model)
@@ -48,19 +49,26 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
         raise ConfigError(f"{family} shortcut must be one of "
                           f"{SHORTCUT_OPTIONS if family == 'imagenet' else SHORTCUT_OPTIONS[:2]}, "
                           f"got {config.shortcut!r}")
-    if problem := inputs.validate(config):
+    if problem := seeds.validate(config) or inputs.validate(config):
         raise ConfigError(problem)
     if config.dtype not in DTYPES:
         raise ConfigError(f"unknown dtype {config.dtype!r}: expected one of {sorted(DTYPES)}")
+    if config.get("conv_impl", "xla") not in CONV_IMPLS:
+        raise ConfigError(f"unknown conv_impl {config.conv_impl!r}: expected one of "
+                          f"{', '.join(CONV_IMPLS)}")
     for field in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
                   "eval_batch_size", "steps_per_call"):
         if int(getattr(config, field)) <= 0:
             raise ConfigError(f"{field} must be positive, got {getattr(config, field)}")
-    if config.batch_size % num_devices:
-        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {num_devices} devices")
-    if config.eval_batch_size % num_devices:
-        raise ConfigError(f"eval_batch_size {config.eval_batch_size} is not divisible by the "
-                          f"{num_devices} devices")
+    # Each seed's batch is split over the mesh's data axis: every device, or with
+    # seeds_mode=devices the devices that seed gets.
+    data_devices = seeds.data_devices(config, num_devices)
+    devices = (f"{data_devices} devices each seed gets" if data_devices != num_devices
+               else f"{num_devices} devices")
+    if config.batch_size % data_devices:
+        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {devices}")
+    if config.eval_batch_size % data_devices:
+        raise ConfigError(f"eval_batch_size {config.eval_batch_size} is not divisible by the {devices}")
     if config.bn_group_size < 0 or config.keep_checkpoints < 1:
         raise ConfigError(f"bn_group_size must be >= 0 (0 = whole batch) and keep_checkpoints >= 1, "
                           f"got {config.bn_group_size} and {config.keep_checkpoints}")
@@ -86,7 +94,8 @@ def check_workdir(workdir: str) -> None:
 
 
 def run_identity(config: ml_collections.ConfigDict) -> dict:
-    return {field: config.get(field) for field in checkpoint.IDENTITY_FIELDS}
+    return {field: config.get(field, checkpoint.IDENTITY_DEFAULTS.get(field))
+            for field in checkpoint.IDENTITY_FIELDS}
 
 
 @jax.jit
@@ -94,14 +103,21 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
 
 
-def _check_finite(pending: list[dict], first_step: int, state, mngr) -> None:
+def _per_seed(x, num_seeds: int) -> np.ndarray:
+    """A metric as [num_seeds, ...]: single runs' metrics have no seed axis."""
+    return np.reshape(x, (num_seeds, -1))
+
+
+def _check_finite(pending: list[dict], first_step: int, state, mngr, seeds: tuple) -> None:
     """Stop on the first non-finite loss (or non-finite parameters before a save)."""
-    losses = np.concatenate([m["loss"] for m in pending])
-    bad = np.flatnonzero(~np.isfinite(losses))
-    if bad.size:
-        what = f"loss became {losses[bad[0]]} at step {first_step + int(bad[0])}"
+    losses = np.concatenate([_per_seed(m["loss"], len(seeds)) for m in pending], axis=1)
+    seed_index, steps = np.nonzero(~np.isfinite(losses))
+    if steps.size:
+        i = int(np.argmin(steps))
+        what = (f"loss became {losses[seed_index[i], steps[i]]} at step {first_step + int(steps[i])}"
+                + (f" (seed {seeds[seed_index[i]]})" if len(seeds) > 1 else ""))
     elif not bool(jax.device_get(_all_finite(state.params))):
-        what = f"parameters became non-finite by step {first_step + len(losses) - 1}"
+        what = f"parameters became non-finite by step {first_step + losses.shape[1] - 1}"
     else:
         return
     mngr.wait_until_finished()
@@ -111,8 +127,28 @@ def _check_finite(pending: list[dict], first_step: int, state, mngr) -> None:
     raise TrainingDiverged(f"{what}; {where}")
 
 
+def _record(pending: list[dict], seed_index: int, num_seeds: int) -> dict:
+    """One seed's mean loss/error over the steps in `pending`, and its last lr."""
+    cat = lambda k: np.concatenate([_per_seed(m[k], num_seeds)[seed_index] for m in pending])  # noqa: E731
+    return {"lr": float(cat("lr")[-1]), "loss": float(np.mean(cat("loss"))),
+            "train_error": float(np.mean(cat("error")))}
+
+
+def _write_json(path: str, value) -> None:
+    with open(path, "w") as f:
+        if isinstance(value, ml_collections.ConfigDict):
+            f.write(value.to_json_best_effort(indent=2))
+        else:
+            json.dump(value, f, indent=2)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Train `config.model` on `config.dataset`, evaluating periodically; returns results.json.
+
+    With `config.num_seeds` = N > 1, seeds config.seed .. config.seed+N-1 train together in one
+    program (seeds.py): each seed's metrics, config and results.json go to `workdir/seed{s}/`, as
+    if it had been run alone there; the stacked checkpoints stay in `workdir`; the return value is
+    `workdir/seeds.json` (aggregate throughput, per-seed results under "runs").
 
     Resumes from the newest checkpoint in `workdir`. Raises Preempted after saving a checkpoint when
     asked to stop (SIGTERM / TPU preemption), TrainingDiverged on a NaN/inf loss.
@@ -122,38 +158,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if len(dataset.train_images) < config.batch_size:
         raise DatasetError(f"{dataset.name} has {len(dataset.train_images)} training images, fewer "
                            f"than one batch of {config.batch_size}")
-    eval_batch = min(config.eval_batch_size,
-                     -(-len(dataset.eval_images) // jax.device_count()) * jax.device_count())
+    num_seeds = config.get("num_seeds", 1)
+    mesh = seeds.seeds_mesh(num_seeds, config.seeds_mode) if num_seeds > 1 else make_mesh()
+    data_devices = mesh.shape[DATA_AXIS]
     config = ml_collections.ConfigDict(config)  # local copy; the caller's stays untouched
-    config.eval_batch_size = eval_batch
+    config.eval_batch_size = min(config.eval_batch_size,
+                                 -(-len(dataset.eval_images) // data_devices) * data_devices)
     check_workdir(workdir)
+    run_seeds = tuple(config.seed + i for i in range(num_seeds))
+    run_dirs = [os.path.join(workdir, f"seed{s}") for s in run_seeds] if num_seeds > 1 else [workdir]
     os.makedirs(workdir, exist_ok=True)
     is_main = jax.process_index() == 0
 
-    engine = create_engine(config, dataset.crop_padding, dataset.num_classes)
-    data = inputs.feed(dataset, engine, eval_batch, workdir)  # device-resident or host-fed
+    engine = create_engine(config, dataset.crop_padding, dataset.num_classes, mesh=mesh)
+    if num_seeds > 1:
+        trainer = seeds.SeedsEngine(engine, run_seeds, config.seeds_mode)
+        data = seeds.SeedsFeed(trainer, put_dataset(dataset, mesh, config.eval_batch_size))
+    else:
+        trainer = engine
+        data = inputs.feed(dataset, engine, config.eval_batch_size, workdir)  # on device or host-fed
     info = complexity(engine.model, dataset.image_shape, config.model)
     mngr = checkpoint.manager(workdir, config.keep_checkpoints)
     identity = run_identity(config)
     try:
-        restored = checkpoint.restore_for_resume(mngr, engine.abstract_state(dataset.image_shape),
+        restored = checkpoint.restore_for_resume(mngr, trainer.abstract_state(dataset.image_shape),
                                                  identity)
     except checkpoint.CheckpointError as e:
         raise ConfigError(str(e)) from None
     if restored is None:
-        state, pending = engine.init_state(dataset.image_shape), []
+        state, pending = trainer.init_state(dataset.image_shape), []
     else:
         state, pending = restored[0], checkpoint.pending_metrics(restored[1])
-    start = int(jax.device_get(state.step))
-    log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), enabled=is_main)
-    wall_offset = log.resume(start)
+    start = int(np.ravel(jax.device_get(state.step))[0])
+    for d in run_dirs:  # (after the checkpoint check: a mismatched resume writes nothing new)
+        os.makedirs(d, exist_ok=True)
+    logs = [MetricsLog(os.path.join(d, "metrics.jsonl"), enabled=is_main) for d in run_dirs]
+    wall_offset = [log.resume(start) for log in logs][0]
     if is_main:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
+        _write_json(os.path.join(workdir, "config.json"), config)
+        if num_seeds > 1:  # each seed's config retrains that seed alone
+            for s, d in zip(run_seeds, run_dirs):
+                _write_json(os.path.join(d, "config.json"), ml_collections.ConfigDict(
+                    {**config.to_dict(), "seed": s, "num_seeds": 1}))
         logging.info("%s on %s (%s split): %d params, %.1fM mult-adds/image, %d devices in %d "
-                     "processes%s", config.model, dataset.name, dataset.eval_split, info.params,
+                     "processes%s%s", config.model, dataset.name, dataset.eval_split, info.params,
                      info.mult_adds / 1e6, jax.device_count(), jax.process_count(),
-                     f", resumed at step {start}" if start else "")
+                     f", seeds {run_seeds[0]}..{run_seeds[-1]} together ({config.seeds_mode})"
+                     if num_seeds > 1 else "", f", resumed at step {start}" if start else "")
 
     # XLA:CPU runs convolutions inside a while loop ~7x slower than straight-line code (measured on
     # 2 cores), so on CPU each call runs one step; accelerators scan `steps_per_call` steps per call.
@@ -165,8 +216,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     t0 = t_log = time.perf_counter()
     # `pending` holds the per-step metrics since the last record (restored ones included), so the
     # record that straddles a resume averages over the same steps as an uninterrupted run's.
-    step, last_step_logged, rates = start, start - sum(len(m["loss"]) for m in pending), []
-    record = {}
+    step, rates = start, []
+    last_step_logged = start - sum(_per_seed(m["loss"], num_seeds).shape[1] for m in pending)
+    records = [{}] * num_seeds
     with PreemptionWatcher(mngr) as watcher:
         while step < config.steps:
             n = min([per_call, config.steps - step] + [b - step % b for b in boundaries])
@@ -180,30 +232,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             if not (log_now or save_now):
                 continue
             pending = jax.device_get(pending)  # the only host sync: once per log/checkpoint interval
-            _check_finite(pending, last_step_logged + 1, state, mngr)
+            _check_finite(pending, last_step_logged + 1, state, mngr, run_seeds)
             if log_now:
                 now = time.perf_counter()
                 rate = config.batch_size * (step - max(last_step_logged, start)) / (now - t_log)
                 if t_log > t0:  # the first interval pays for compiling
-                    rates.append(rate)
-                record = {"step": step,
-                          "lr": float(pending[-1]["lr"][-1]),
-                          "loss": float(np.mean(np.concatenate([m["loss"] for m in pending]))),
-                          "train_error": float(np.mean(np.concatenate([m["error"] for m in pending]))),
-                          "images_per_sec": round(rate, 1),
-                          "wall_time": round(wall_offset + now - t0, 2)}
+                    rates.append(rate)  # per seed
+                records = [{"step": step, **_record(pending, i, num_seeds),
+                            "images_per_sec": round(rate, 1),
+                            "wall_time": round(wall_offset + now - t0, 2)} for i in range(num_seeds)]
                 if step % config.eval_every == 0 or done:
-                    record.update({k: float(v) for k, v in
-                                   jax.device_get(data.evaluate(state)).items()})
-                log.append(record)
+                    evaluated = jax.device_get(data.evaluate(state))
+                    for i, record in enumerate(records):
+                        record.update({k: float(_per_seed(v, num_seeds)[i, 0])
+                                       for k, v in evaluated.items()})
+                for log, record in zip(logs, records):
+                    log.append(record)
                 bar.update(step - bar.n)
-                bar.set_postfix({k: f"{record[k]:.4f}" for k in ("loss", "train_error", "test_error")
-                                 if k in record}, refresh=False)
+                bar.set_postfix({k: f"{np.mean([r[k] for r in records]):.4f}"
+                                 for k in ("loss", "train_error", "test_error") if k in records[0]},
+                                refresh=False)
                 pending, last_step_logged, t_log = [], step, time.perf_counter()
             if save_now:
                 meta = dict(identity, step=step, pending=[
                     {k: np.asarray(v).tolist() for k, v in m.items()} for m in pending])
-                checkpoint.save(mngr, state, meta, force=True)
+                checkpoint.save(mngr, step, state, meta, force=True)
             if stop and not done:
                 bar.close()
                 mngr.wait_until_finished()
@@ -213,21 +266,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mngr.wait_until_finished()
     mngr.close()
 
-    if "test_error" not in record:  # resumed a finished run: evaluate the restored state
-        record = {k: float(v) for k, v in jax.device_get(data.evaluate(state)).items()}
-    results = {
+    if "test_error" not in records[0]:  # resumed a finished run: evaluate the restored state
+        evaluated = jax.device_get(data.evaluate(state))
+        records = [{k: float(_per_seed(v, num_seeds)[i, 0]) for k, v in evaluated.items()}
+                   for i in range(num_seeds)]
+    wall_time = round(wall_offset + time.perf_counter() - t0, 2)
+    rate = round(float(np.median(rates)), 1) if rates else None
+    results = [{
         "model": config.model, "shortcut": config.shortcut, "dataset": dataset.name,
         "eval_split": dataset.eval_split, "params": info.params, "mult_adds": info.mult_adds,
         "steps": config.steps, "batch_size": config.batch_size, "devices": jax.device_count(),
         "processes": jax.process_count(),
         "test_error": record["test_error"], "test_loss": record["test_loss"],
         **{k: record[k] for k in ("test_top5_error",) if k in record},  # ImageNet
-        "wall_time": round(wall_offset + time.perf_counter() - t0, 2),
-        "images_per_sec": round(float(np.median(rates)), 1) if rates else None,
-        "backend": jax.default_backend(), "seed": config.seed,
-    }
+        "wall_time": wall_time, "images_per_sec": rate,
+        "backend": jax.default_backend(), "seed": seed,
+        # Seeds trained together share one clock (the report adds their wall time once).
+        **({"trained_with_seeds": list(run_seeds), "seeds_mode": config.seeds_mode}
+           if num_seeds > 1 else {}),
+    } for seed, record in zip(run_seeds, records)]
+    summary = results[0] if num_seeds == 1 else {
+        "model": config.model, "seeds": list(run_seeds), "seeds_mode": config.seeds_mode,
+        "devices": jax.device_count(), "steps": config.steps, "wall_time": wall_time,
+        "images_per_sec_per_seed": rate,
+        "images_per_sec_all_seeds": rate and round(rate * num_seeds, 1),
+        "test_errors": [r["test_error"] for r in results], "runs": results}
     if is_main:
-        with open(os.path.join(workdir, "results.json"), "w") as f:
-            json.dump(results, f, indent=2)
-        logging.info("done: test error %.2f%% after %d steps", 100 * results["test_error"], step)
-    return results
+        for d, r in zip(run_dirs, results):
+            _write_json(os.path.join(d, "results.json"), r)
+        if num_seeds > 1:
+            _write_json(os.path.join(workdir, "seeds.json"), summary)
+        logging.info("done: test error %s after %d steps",
+                     ", ".join(f"{100 * r['test_error']:.2f}%" for r in results), step)
+    return summary

@@ -77,21 +77,12 @@ def _main(argv):
             config.num_seeds = _SEEDS.value
         # Checked before logging turns verbose, so a bad input prints exactly one line.
         validate_config(config)
-        if config.get("num_seeds", 1) != 1:
-            from resnet_jax.train.seeds_loop import validate_seeds  # noqa: PLC0415
-
-            validate_seeds(config)
         check_workdir(_WORKDIR.value)
     except ConfigError as e:
         _fail(str(e), 2)
 
     try:
-        if config.get("num_seeds", 1) != 1:
-            from resnet_jax.train.seeds_loop import train_seeds  # noqa: PLC0415
-
-            train_seeds(config, _WORKDIR.value)
-        else:
-            train_and_evaluate(config, _WORKDIR.value)
+        train_and_evaluate(config, _WORKDIR.value)
     except (ConfigError, DatasetError) as e:
         _fail(str(e), 2)
     except TrainingDiverged as e:

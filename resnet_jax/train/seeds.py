@@ -8,9 +8,12 @@ so seed i of a multi-seed run is the run trained with `--config.seed=i` alone. F
   single-model shape; the gain is N steps per dispatch (and whatever overlap XLA finds).
 - "vmap": jax.vmap over the seed axis. Convolutions with per-seed kernels become grouped
   convolutions (feature_group_count = N), which some backends run slower than N plain ones.
-- "devices": the vmap program with the seed axis sharded over a `seed` mesh axis (N seeds over
-  N devices, or N/D per device): every device runs its own seeds' grouped (for one seed per device:
-  plain) convs, with no communication between seeds.
+- "devices": the seed axis sharded over a `seed` mesh axis (shard_map; N seeds over N devices, or
+  N/D per device): every device group runs its own seeds' steps unrolled, with no communication
+  between seeds.
+
+`SeedsFeed` gives the training loop (loop.py) the same `train_chunk`/`evaluate` interface as a
+single run's feed; metrics and evaluations gain a leading seed axis.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from resnet_jax.train.engine import DATA_AXIS, DeviceData, Engine, TrainState
+from resnet_jax.data import DATASETS
+from resnet_jax.train.engine import DATA_AXIS, DeviceData, Engine, EpochOrders, TrainState
 
 SEED_AXIS = "seed"
 SEEDS_MODES = ("loop", "vmap", "devices")
@@ -110,27 +114,35 @@ class SeedsEngine:
         states = [self.engine.init_state(image_shape, seed) for seed in self.seeds]
         return jax.device_put(_stack(states), self.state_sharding)
 
+    def abstract_state(self, image_shape) -> TrainState:
+        """The stacked state's shapes and shardings, without computing it (checkpoint target)."""
+        one = self.engine.abstract_state(image_shape)
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct((self.num_seeds, *s.shape), s.dtype,
+                                                           sharding=self.state_sharding), one)
+
     def unstack(self, state: TrainState) -> list[TrainState]:
         return [_index(state, i) for i in range(self.num_seeds)]
 
     # ---- compiled entry points ------------------------------------------------------------------
     @functools.partial(jax.jit, static_argnums=(0, 3), donate_argnums=1)
-    def train_chunk(self, state: TrainState, data: DeviceData, num_steps: int):
-        """`num_steps` steps of every seed; metrics come back as [num_seeds, num_steps] arrays."""
+    def train_chunk(self, state: TrainState, data: DeviceData, num_steps: int, orders=None):
+        """`num_steps` steps of every seed; metrics come back as [num_seeds, num_steps] arrays.
+        `orders`: every seed's (epoch orders, first epoch) stacked, from SeedsFeed; else shuffled here."""
+        verify = orders is not None
+        if orders is None and num_steps > 1:  # each seed's epochs, shuffled once per chunk
+            orders = self._map(lambda engine, s, data: engine.chunk_orders(
+                s.seed, s.step, num_steps, data.train_images.shape[0]), state, data)
 
-        def one_seed(engine, s, data, orders=None):
-            return engine.train_step(s, *engine.training_batch(s.seed, s.step, data, orders))
+        def one_step(engine, state_and_orders, data):
+            s, o = state_and_orders
+            return engine.train_step(s, *engine.training_batch(s.seed, s.step, data, o, verify))
 
         if num_steps == 1:  # no loop on CPU (see Engine.train_chunk)
-            state, metrics = self._map(one_seed, state, data)
+            state, metrics = self._map(one_step, (state, orders), data)
             return state, jax.tree.map(lambda m: m[:, None], metrics)
-        # Each seed's epoch orders, shuffled once per chunk (see Engine.chunk_orders).
-        orders = self._map(lambda engine, s, data: engine.chunk_orders(
-            s.seed, s.step, num_steps, data.train_images.shape[0]), state, data)
 
         def body(state, _):
-            return self._map(lambda engine, so, data: one_seed(engine, so[0], data, so[1]),
-                             (state, orders), data)
+            return self._map(one_step, (state, orders), data)
 
         state, metrics = jax.lax.scan(body, state, None, length=num_steps)
         return state, jax.tree.map(lambda m: m.T, metrics)
@@ -145,3 +157,54 @@ class SeedsEngine:
 
     def __eq__(self, other):
         return self is other
+
+
+@dataclasses.dataclass
+class SeedsFeed:
+    """inputs.DeviceFeed for several seeds: `train_chunk(state, n)` / `evaluate(state)` with every
+    seed's epoch orders cached on the host (all seeds cross epochs at the same steps)."""
+
+    multi: SeedsEngine
+    data: DeviceData
+    orders: list[EpochOrders] | None = None
+    _cached: tuple = ()  # (the seeds' host-cached order arrays, their stack on the mesh)
+
+    def train_chunk(self, state: TrainState, num_steps: int):
+        engine = self.multi.engine
+        if self.orders is None:
+            span = max(num_steps, engine.config.steps_per_call)
+            self.orders = [EpochOrders(engine, s, self.data.train_images.shape[0], span)
+                           for s in self.multi.unstack(state)]
+        chunks = [o.next_chunk(num_steps) for o in self.orders]
+        arrays = [c[0] for c in chunks]
+        if not self._cached or any(a is not b for a, b in zip(arrays, self._cached[0])):
+            self._cached = (arrays, jax.device_put(jnp.stack(arrays), self.multi.state_sharding))
+        firsts = np.asarray([c[1] for c in chunks], np.int32)
+        return self.multi.train_chunk(state, self.data, num_steps, (self._cached[1], firsts))
+
+    def evaluate(self, state: TrainState) -> dict:
+        return self.multi.evaluate(state, self.data)
+
+
+def validate(config) -> str | None:
+    """The multi-seed config problems, as one sentence (None if fine)."""
+    num_seeds = config.get("num_seeds", 1)  # ImageNet configs train one seed per run
+    if num_seeds < 1:
+        return f"num_seeds must be positive, got {num_seeds}"
+    if num_seeds == 1:
+        return None
+    if config.seeds_mode not in SEEDS_MODES:
+        return f"unknown seeds_mode {config.seeds_mode!r}: expected one of {', '.join(SEEDS_MODES)}"
+    if config.dataset not in DATASETS:
+        return (f"several seeds per run need a device-resident dataset ({', '.join(DATASETS)}), "
+                f"not {config.dataset!r}")
+    return None
+
+
+def data_devices(config, num_devices: int) -> int:
+    """Devices each seed's batch is split over: all of them, or in mode "devices" the size of the
+    mesh's data axis (see seeds_mesh)."""
+    num_seeds = config.get("num_seeds", 1)
+    if num_seeds > 1 and config.get("seeds_mode") == "devices":
+        return num_devices // math.gcd(num_seeds, num_devices)
+    return num_devices
