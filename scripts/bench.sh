@@ -12,7 +12,8 @@ usage: scripts/bench.sh [--quick] [--out DIR] [resnet-jax bench options ...]
   --out DIR    where bench.jsonl (appended) and bench.md go; default out/bench
 On a GPU machine with jax preinstalled: RESNET_JAX_NO_UV=1 scripts/bench.sh --out out/bench_gpu
 Other options (\`resnet-jax bench --help\`): --models, --dtypes, --parts step,reference,seeds,e2e,
---steps, --repeats, --steps_per_call, --seeds N, --seeds_modes loop,vmap,devices, --e2e_steps.
+--steps, --repeats, --steps_per_call, --seeds N, --seeds_modes loop,vmap,vmap+im2col,devices,
+--conv_impls xla,im2col, --e2e_steps; \`resnet-jax bench --summarize FILE\` tabulates appended runs.
 USAGE
 }
 

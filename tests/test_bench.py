@@ -86,3 +86,21 @@ def test_targets_compare_each_measurement_with_issue_7():
         "cifar_resnet20 bfloat16: 4 seeds over 4 devices": ("3.50x one model", False),
         "imagenet_resnet50 bfloat16 (ours): images/s": ("7,000", True),
     }
+
+
+def test_summarize_tabulates_appended_runs_with_the_targets(tmp_path, capsys):
+    env = {"backend": "gpu", "device": "NVIDIA H100", "num_devices": 1, "jax": "0.11.2",
+           "load_avg_1m": 0.5}
+    step = {**env, "model": "cifar_resnet20", "dtype": "bfloat16", "batch_size": 128, "image_size": 32,
+            "steps_per_call": 50, "compile_s": 9.0}
+    records = [{**step, "kind": "step", "impl": "ours", "images_per_sec": 90_000.0, "step_ms": 1.42},
+               {**step, "kind": "reference", "impl": "reference_scan", "images_per_sec": 72_000.0,
+                "step_ms": 1.78},
+               {**env, "kind": "ratio", "model": "cifar_resnet20", "dtype": "bfloat16",
+                "batch_size": 128, "image_size": 32, "ours_over_reference_scan": 1.25}]
+    path = tmp_path / "bench.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    bench.main(["resnet-jax bench", "--summarize", str(path)])
+    out = capsys.readouterr().out
+    assert "NVIDIA H100 x1 (gpu)" in out and "| 90,000 |" in out
+    assert "| cifar_resnet20 bfloat16: ours / scanned reference | 1.25x | >= 1.0x (aim 1.5x) | yes |" in out

@@ -156,3 +156,21 @@ def test_missing_data_says_where_to_put_the_archives(tmp_path):
     message = str(err.value)
     assert "\n" not in message and "manual_dir" in message and "ILSVRC2012_img_train.tar" in message
     assert "tfds build imagenet2012" in message and "array_record" in message
+
+
+def test_imagenet2012_read_through_tfds_data_source(tmp_path, monkeypatch):
+    """The real reader (`tfds.data_source`, JPEG bytes kept encoded) on tfds mock records. Mock data
+    encodes its random images with TensorFlow, which is only in the `prepare` extra: PIL stands in."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(tfds.features.Image, "encode_example",
+                        lambda self, image: jpeg(np.asarray(image, np.uint8)))
+    (tmp_path / imagenet.NAME).mkdir()
+    with tfds.testing.mock_data(num_examples=6):
+        train = imagenet.open_split("train", str(tmp_path))
+        val = imagenet.open_split("validation", str(tmp_path))
+        assert len(train) == len(val) == 6
+        assert isinstance(train[0]["image"], bytes) and 0 <= int(train[0]["label"]) < 1000
+        batch = next(imagenet.train_batches(train, 3, seed=0, crop_size=32, scale_range=(40, 48)))
+        assert batch["image"].shape == (3, 32, 32, 3) and batch["label"].shape == (3,)
+        (evaluated,) = imagenet.eval_batches(val, T.CenterCrop(32, 40), 6)
+        assert evaluated["mask"].sum() == 6 and evaluated["image"].std() > 0

@@ -25,7 +25,7 @@ class BasicBlock(nn.Module):
     stride: int
     residual: bool
     shortcut: str
-    conv: Callable[..., nn.Conv]
+    conv: Callable[..., nn.Module]  # nn.Conv or PatchConv (conv_factory)
     norm: Callable[..., BatchNorm]
 
     @nn.compact

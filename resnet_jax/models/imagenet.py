@@ -29,7 +29,7 @@ class Bottleneck(nn.Module):
     stride: int
     residual: bool
     shortcut: str
-    conv: Callable[..., nn.Conv]
+    conv: Callable[..., nn.Module]  # from conv_factory
     norm: Callable[..., BatchNorm]
     stride_on_3x3: bool = False  # "v1.5" (later zoos), not the paper's model
 

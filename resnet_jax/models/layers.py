@@ -138,7 +138,7 @@ class Shortcut(nn.Module):
     out_channels: int
     stride: int
     option: str
-    conv: Callable[..., nn.Conv]
+    conv: Callable[..., nn.Module]  # nn.Conv or PatchConv (conv_factory)
     norm: Callable[..., BatchNorm]
 
     @nn.compact

@@ -339,7 +339,9 @@ def summary_markdown(records: list[dict]) -> str:
     if not records:
         return ""
     env = records[0]
-    lines = [f"device: {env['device']} x{env['num_devices']} ({env['backend']}), jax {env['jax']}, "
+    devices = dict.fromkeys(f"{r['device']} x{r['num_devices']} ({r['backend']}), jax {r['jax']}"
+                            for r in records)  # several if appended runs mixed machines
+    lines = [f"device: {'; '.join(devices)}, "
              f"load average {min(r['load_avg_1m'] for r in records)}-"
              f"{max(r['load_avg_1m'] for r in records)}" + (" — quick mode" if env.get("quick") else "")]
     by = lambda kind: [r for r in records if r["kind"] == kind]  # noqa: E731
@@ -370,7 +372,7 @@ def summary_markdown(records: list[dict]) -> str:
                          f"{r['images_per_sec']:,.0f} | {r['e2e_images_per_sec']:,.0f} | "
                          f"{r['overhead_s']:.0f} | {r['projected_full_run_s']:,.0f} s | "
                          f"{f'<= {target} s' if target else ''} |")
-    if env["backend"] != "cpu" and (rows := targets(records)):
+    if rows := targets([r for r in records if r["backend"] != "cpu"]):  # accelerator targets
         lines += ["", "| issue 7 target | measured | target | met |", "|---|---:|---:|---|"]
         lines += [f"| {t['what']} | {t['value']} | {t['target']} | {'yes' if t['met'] else 'NO'} |"
                   for t in rows]
@@ -405,6 +407,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--e2e_dataset", default="synthetic", help="synthetic (CIFAR-sized) or digits")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     p.add_argument("--summary", default=None, help="write the markdown tables to this file")
+    p.add_argument("--summarize", metavar="JSONL", default=None,
+                   help="measure nothing: print the tables and issue-7 targets of the records in "
+                        "JSONL (e.g. several partial runs appended to one --out file)")
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke test (< 2 min on 2 cores): ResNet-20 float32 on 8x8 inputs, "
                         "3 windows of 10 steps, the loop for 60 steps on digits; no seeds part")
@@ -482,8 +487,21 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
     return out
 
 
+def read_records(path: str) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
+    if args.summarize:
+        try:
+            records = read_records(args.summarize)
+        except (OSError, ValueError) as e:
+            print(f"{argv[0]}: error: cannot read {args.summarize} ({e})", file=sys.stderr)
+            sys.exit(2)
+        print(summary_markdown(records), end="")
+        return
     try:
         out_file = open(args.out, "a") if args.out else None  # noqa: SIM115
         if args.summary:
