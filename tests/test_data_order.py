@@ -55,7 +55,8 @@ def test_host_kept_orders_cover_every_chunk_and_fall_back_when_they_do_not(setup
     engine, ds, data = setup
     n = len(ds.train_images)
     state = engine.init_state(ds.image_shape).replace(step=np.int32(8))
-    cache, indices, seed = EpochOrders(engine, state, n, max_chunk=5), indices_fn(engine), np.int32(0)
+    cache = EpochOrders(engine, *jax.device_get((state.seed, state.step)), n, max_chunk=5)
+    indices, seed = indices_fn(engine), np.int32(0)
     step = 8
     for num_steps in (1, 5, 5, 3, 5, 1):  # crosses epochs at steps 11, 22, ...
         orders = cache.next_chunk(num_steps)

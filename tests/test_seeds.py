@@ -172,6 +172,29 @@ np.savez("variables.npz", *flat)
             np.testing.assert_allclose(got[i], want, atol=1e-6, rtol=0)
 
 
+def test_seeds_over_two_processes_train_as_alone(alone, tmp_path):
+    """`--seeds 2 --config.seeds_mode=devices` over 2 processes of 1 device: one seed per process,
+    through the whole trainer (each process holds only its seed's state; process 0 logs both)."""
+    import scaleout_helpers as h  # noqa: PLC0415
+
+    workdir = str(tmp_path / "run")
+    coordinator = f"localhost:{h.free_port()}"
+    flags = ["--seeds=2", "--config.seeds_mode=devices", f"--coordinator={coordinator}",
+             "--num_processes=2"]
+    procs = [h.start(h.train_cmd(workdir, *flags, f"--process_id={i}", seed=SEEDS[0], steps=STEPS,
+                                 log_every=STEPS, eval_every=STEPS, checkpoint_every=STEPS),
+                     h.env(1)) for i in range(2)]
+    for p in procs:
+        _, stderr = p.communicate(timeout=400)
+        assert p.returncode == 0, stderr[-3000:]
+    for seed in SEEDS:
+        state = load_run(os.path.join(workdir, f"seed{seed}")).state  # this seed's slice
+        assert_same_as_alone(alone, seed, jax.device_get((state.params, state.batch_stats)), 1e-6)
+        result = json.load(open(os.path.join(workdir, f"seed{seed}", "results.json")))
+        assert result["test_error"] == pytest.approx(float(alone[seed][1]["test_error"]), abs=1e-6)
+        assert result["processes"] == 2 and result["seeds_mode"] == "devices"
+
+
 @pytest.mark.parametrize("overrides,match", [
     ({"num_seeds": 0}, "num_seeds must be positive"),
     ({"num_seeds": 2, "seeds_mode": "pmap"}, "unknown seeds_mode"),

@@ -13,6 +13,7 @@ import os
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -86,3 +87,18 @@ def global_batch_from_process_local(local: np.ndarray, mesh: Mesh) -> jax.Array:
     between hosts): the multi-host counterpart of `jax.device_put(batch, batch_sharding)`."""
     sharding = NamedSharding(mesh, P(mesh.axis_names[0]))
     return jax.make_array_from_process_local_data(sharding, np.asarray(local))
+
+
+def fetch(tree):
+    """Host (numpy) values of a tree of arrays, also of arrays sharded over several processes (the
+    seeds of a multi-seed run over hosts). Every process must call it at the same point: with
+    several processes it all-gathers."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+
+    def one(x):
+        if isinstance(x, jax.Array) and not x.is_fully_replicated:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return jax.device_get(x)
+
+    return jax.tree.map(one, tree)

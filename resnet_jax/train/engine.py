@@ -251,15 +251,15 @@ class Engine:
 class EpochOrders:
     """Host-side cache of one seed's epoch orders for Engine.train_chunk: shuffling 50k examples
     costs ~10% of a CPU step (one step per call there) and more than a small net's step on a GPU,
-    so the loop shuffles once per epoch instead. Tracks the step on the host (one read at the
-    start, no sync afterwards); the batches are exactly those of per-step shuffling."""
+    so the loop shuffles once per epoch instead. Tracks the step on the host (given at the start,
+    no sync afterwards); the batches are exactly those of per-step shuffling."""
 
-    def __init__(self, engine: Engine, state: TrainState, num_examples: int, max_chunk: int):
+    def __init__(self, engine: Engine, seed: int, step: int, num_examples: int, max_chunk: int):
         self.engine, self.num_examples = engine, num_examples
         self.steps_per_epoch = num_examples // engine.config.batch_size
         # A fixed number of epochs (a chunk's span, and one more), so train_chunk compiles once.
         self.count = (max_chunk - 1) // self.steps_per_epoch + 2
-        self.seed, self.step = (int(x) for x in jax.device_get((state.seed, state.step)))
+        self.seed, self.step = int(seed), int(step)
         self.first, self.orders = None, None
 
     def next_chunk(self, num_steps: int):

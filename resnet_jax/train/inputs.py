@@ -85,7 +85,8 @@ class DeviceFeed:
 
     def train_chunk(self, state: TrainState, num_steps: int):
         if self.orders is None:
-            self.orders = EpochOrders(self.engine, state, self.data.train_images.shape[0],
+            seed, step = jax.device_get((state.seed, state.step))  # replicated: readable anywhere
+            self.orders = EpochOrders(self.engine, seed, step, self.data.train_images.shape[0],
                                       max(num_steps, self.engine.config.steps_per_call))
         return self.engine.train_chunk(state, self.data, num_steps, self.orders.next_chunk(num_steps))
 

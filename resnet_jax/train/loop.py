@@ -18,6 +18,7 @@ from resnet_jax.data import DATASETS, DatasetError
 from resnet_jax.models import DTYPES, parse_model_name
 from resnet_jax.models.layers import CONV_IMPLS, SHORTCUT_OPTIONS
 from resnet_jax.train import checkpoint, inputs, seeds
+from resnet_jax.train.distributed import fetch
 from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset
 from resnet_jax.train.metrics_log import MetricsLog, progress_bar
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
@@ -116,7 +117,7 @@ def _check_finite(pending: list[dict], first_step: int, state, mngr, seeds: tupl
         i = int(np.argmin(steps))
         what = (f"loss became {losses[seed_index[i], steps[i]]} at step {first_step + int(steps[i])}"
                 + (f" (seed {seeds[seed_index[i]]})" if len(seeds) > 1 else ""))
-    elif not bool(jax.device_get(_all_finite(state.params))):
+    elif not bool(fetch(_all_finite(state.params))):
         what = f"parameters became non-finite by step {first_step + losses.shape[1] - 1}"
     else:
         return
@@ -189,7 +190,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         state, pending = trainer.init_state(dataset.image_shape), []
     else:
         state, pending = restored[0], checkpoint.pending_metrics(restored[1])
-    start = int(np.ravel(jax.device_get(state.step))[0])
+    start = int(np.ravel(fetch(state.step))[0])
     for d in run_dirs:  # (after the checkpoint check: a mismatched resume writes nothing new)
         os.makedirs(d, exist_ok=True)
     logs = [MetricsLog(os.path.join(d, "metrics.jsonl"), enabled=is_main) for d in run_dirs]
@@ -231,7 +232,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             save_now = step % config.checkpoint_every == 0 or done or stop
             if not (log_now or save_now):
                 continue
-            pending = jax.device_get(pending)  # the only host sync: once per log/checkpoint interval
+            pending = fetch(pending)  # the only host sync: once per log/checkpoint interval
             _check_finite(pending, last_step_logged + 1, state, mngr, run_seeds)
             if log_now:
                 now = time.perf_counter()
@@ -242,7 +243,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                             "images_per_sec": round(rate, 1),
                             "wall_time": round(wall_offset + now - t0, 2)} for i in range(num_seeds)]
                 if step % config.eval_every == 0 or done:
-                    evaluated = jax.device_get(data.evaluate(state))
+                    evaluated = fetch(data.evaluate(state))
                     for i, record in enumerate(records):
                         record.update({k: float(_per_seed(v, num_seeds)[i, 0])
                                        for k, v in evaluated.items()})
@@ -267,7 +268,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mngr.close()
 
     if "test_error" not in records[0]:  # resumed a finished run: evaluate the restored state
-        evaluated = jax.device_get(data.evaluate(state))
+        evaluated = fetch(data.evaluate(state))
         records = [{k: float(_per_seed(v, num_seeds)[i, 0]) for k, v in evaluated.items()}
                    for i in range(num_seeds)]
     wall_time = round(wall_offset + time.perf_counter() - t0, 2)

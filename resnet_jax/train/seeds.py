@@ -29,6 +29,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from resnet_jax.data import DATASETS
+from resnet_jax.train.distributed import fetch
 from resnet_jax.train.engine import DATA_AXIS, DeviceData, Engine, EpochOrders, TrainState
 
 SEED_AXIS = "seed"
@@ -95,7 +96,8 @@ class SeedsEngine:
                             in_axes=(0,) + (None,) * len(args))(state, *args)
 
         def unrolled(engine, state, *args):
-            return _stack([fn(engine, _index(state, i), *args) for i in range(jax.tree.leaves(state)[0].shape[0])])
+            num_seeds = jax.tree.leaves(state)[0].shape[0]
+            return _stack([fn(engine, _index(state, i), *args) for i in range(num_seeds)])
 
         if self.mode == "loop":
             return unrolled(self.engine, state, *args)
@@ -173,12 +175,16 @@ class SeedsFeed:
         engine = self.multi.engine
         if self.orders is None:
             span = max(num_steps, engine.config.steps_per_call)
-            self.orders = [EpochOrders(engine, s, self.data.train_images.shape[0], span)
-                           for s in self.multi.unstack(state)]
+            step = np.ravel(fetch(state.step))[0]  # every seed is at the same step
+            self.orders = [EpochOrders(engine, seed, step, self.data.train_images.shape[0], span)
+                           for seed in self.multi.seeds]
         chunks = [o.next_chunk(num_steps) for o in self.orders]
         arrays = [c[0] for c in chunks]
         if not self._cached or any(a is not b for a, b in zip(arrays, self._cached[0])):
-            self._cached = (arrays, jax.device_put(jnp.stack(arrays), self.multi.state_sharding))
+            # Through the host: with seeds over several processes, each holds only its seeds' rows.
+            stacked = np.stack(jax.device_get(arrays))
+            self._cached = (arrays, jax.make_array_from_callback(
+                stacked.shape, self.multi.state_sharding, lambda index: stacked[index]))
         firsts = np.asarray([c[1] for c in chunks], np.int32)
         return self.multi.train_chunk(state, self.data, num_steps, (self._cached[1], firsts))
 
