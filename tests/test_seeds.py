@@ -17,7 +17,7 @@ from resnet_jax.data import load_dataset
 from resnet_jax.train.engine import create_engine, put_dataset
 from resnet_jax.train.loop import ConfigError, TrainingDiverged, _check_finite, train_and_evaluate
 from resnet_jax.train.loop import validate_config
-from resnet_jax.train.seeds import SeedsEngine, seeds_mesh
+from resnet_jax.train.seeds import SeedsEngine, SeedsFeed, seeds_mesh
 
 SEEDS = (3, 4)
 STEPS = 3
@@ -119,14 +119,18 @@ def test_non_finite_loss_names_the_step_and_the_seed():
 @pytest.mark.parametrize("conv_impl", ["xla", "im2col"])
 def test_vmapped_seeds_train_as_alone(digits, alone, conv_impl):
     """vmap turns the convs into grouped convs, or with im2col into batched matmuls (float
-    reassociation), hence the tolerance; the steps run as one scanned chunk (the accelerator path,
-    epoch orders shuffled once per chunk)."""
+    reassociation), hence the tolerance. The steps run as one scanned chunk (the accelerator path),
+    with the epoch orders shuffled on device once per chunk (xla) or kept by the loop's SeedsFeed
+    (im2col)."""
     engine = create_engine(small_config(conv_impl=conv_impl), digits.crop_padding,
                            digits.num_classes, mesh=seeds_mesh(len(SEEDS), "vmap"))
     multi = SeedsEngine(engine, SEEDS, "vmap")
     data = put_dataset(digits, engine.mesh, 360)
     state = multi.init_state(digits.image_shape)
-    state, metrics = multi.train_chunk(state, data, STEPS)  # scanned, as on accelerators
+    if conv_impl == "xla":
+        state, metrics = multi.train_chunk(state, data, STEPS)
+    else:
+        state, metrics = SeedsFeed(multi, data).train_chunk(state, STEPS)
     assert metrics["loss"].shape == (len(SEEDS), STEPS)
     for i, (seed, s) in enumerate(zip(SEEDS, multi.unstack(state))):
         np.testing.assert_allclose(metrics["loss"][i], alone[seed][2], rtol=1e-3)  # same batches
