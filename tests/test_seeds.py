@@ -67,8 +67,12 @@ def assert_same_as_alone(alone, seed, variables, atol=None, rel_norm=None):
 
 def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path):
     """`--seeds 2` (mode "loop", the default): the shared trainer, its logs and the report."""
+    programs = (SeedsEngine.train_chunk, SeedsEngine.evaluate)
+    before = [p._cache_size() for p in programs]
     summary = train_and_evaluate(small_config(seed=SEEDS[0], num_seeds=len(SEEDS)), str(tmp_path))
     results = summary["runs"]
+    # One compiled step and one evaluation for the whole run (the state keeps its sharding).
+    assert [p._cache_size() - b for p, b in zip(programs, before)] == [1, 1]
     assert [r["seed"] for r in results] == list(SEEDS)
     final = ocp.StandardCheckpointer().restore(str(tmp_path / "checkpoints" / str(STEPS) / "state"))
     for i, (seed, r) in enumerate(zip(SEEDS, results)):

@@ -11,7 +11,7 @@ import pytest
 
 from resnet_jax.configs import cifar_config, scaled_steps
 from resnet_jax.data import load_dataset
-from resnet_jax.train.engine import create_engine, put_dataset
+from resnet_jax.train.engine import Engine, create_engine, put_dataset
 from resnet_jax.train.loop import ConfigError, train_and_evaluate, validate_config
 
 
@@ -24,11 +24,21 @@ def resnet20_digits_run(tmp_path_factory):
     config = scaled_steps(cifar_config("cifar_resnet20"), STEPS)
     config.dataset = "digits"
     config.progress = False
-    return workdir, train_and_evaluate(config, workdir)
+    before = [p._cache_size() for p in PROGRAMS]
+    results = train_and_evaluate(config, workdir)
+    return workdir, results, [p._cache_size() - b for p, b in zip(PROGRAMS, before)]
+
+
+PROGRAMS = (Engine.train_chunk, Engine.evaluate)  # jitted; _cache_size counts compiled variants
+
+
+def test_one_compiled_step_and_evaluation_per_run(resnet20_digits_run):
+    """Evaluations and steps after the first reuse their programs (no recompilation)."""
+    assert resnet20_digits_run[2] == [1, 1]
 
 
 def test_short_digits_run_learns(resnet20_digits_run):
-    workdir, results = resnet20_digits_run
+    workdir, results, _ = resnet20_digits_run
     assert results["test_error"] < 0.10
     assert results["params"] == 269_722 and results["steps"] == STEPS
     with open(os.path.join(workdir, "results.json")) as f:
@@ -36,7 +46,7 @@ def test_short_digits_run_learns(resnet20_digits_run):
 
 
 def test_metrics_log_has_every_interval(resnet20_digits_run):
-    workdir, _ = resnet20_digits_run
+    workdir, _, _ = resnet20_digits_run
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f]
     steps = [r["step"] for r in records]
@@ -49,7 +59,7 @@ def test_metrics_log_has_every_interval(resnet20_digits_run):
 
 
 def test_finished_run_resumes_without_training(resnet20_digits_run):
-    workdir, results = resnet20_digits_run
+    workdir, results, _ = resnet20_digits_run
     config = scaled_steps(cifar_config("cifar_resnet20"), STEPS)
     config.dataset, config.progress = "digits", False
     again = train_and_evaluate(config, workdir)

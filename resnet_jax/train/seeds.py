@@ -87,7 +87,9 @@ class SeedsEngine:
 
     @property
     def state_sharding(self) -> NamedSharding:
-        return NamedSharding(self.mesh, P(SEED_AXIS if self.mode == "devices" else None))
+        # P() rather than the equivalent P(None): jit keys its cache on the spec as written, and
+        # the step's outputs come back as P(), so P(None) inputs would compile the step twice.
+        return NamedSharding(self.mesh, P(SEED_AXIS) if self.mode == "devices" else P())
 
     def _map(self, fn, state, *args):
         """fn(engine, state_i, *args) for every seed i, stacked on a leading axis."""
@@ -141,13 +143,17 @@ class SeedsEngine:
 
         if num_steps == 1:  # no loop on CPU (see Engine.train_chunk)
             state, metrics = self._map(one_step, (state, orders), data)
-            return state, jax.tree.map(lambda m: m[:, None], metrics)
+            return self._keep_sharding(state), jax.tree.map(lambda m: m[:, None], metrics)
 
         def body(state, _):
             return self._map(one_step, (state, orders), data)
 
         state, metrics = jax.lax.scan(body, state, None, length=num_steps)
-        return state, jax.tree.map(lambda m: m.T, metrics)
+        return self._keep_sharding(state), jax.tree.map(lambda m: m.T, metrics)
+
+    def _keep_sharding(self, state: TrainState) -> TrainState:
+        """The state leaves a step as it came in, so the next call hits the same compiled program."""
+        return jax.lax.with_sharding_constraint(state, self.state_sharding)
 
     @functools.partial(jax.jit, static_argnums=0)
     def evaluate(self, state: TrainState, data: DeviceData):
