@@ -14,7 +14,7 @@ from resnet_jax.configs import imagenet_config, imagenet_net_config
 from resnet_jax.data import imagenet
 from resnet_jax.data.imagenet_transforms import TenCrop
 from resnet_jax.models import create_model
-from resnet_jax.train import imagenet_eval
+from resnet_jax.train import imagenet_eval, inputs
 from resnet_jax.train.engine import make_mesh
 from resnet_jax.train.inputs import PlateauRule
 from resnet_jax.train.loop import ConfigError, train_and_evaluate, validate_config
@@ -37,7 +37,9 @@ def small_config(**overrides):
 
 
 def test_resnet18_training_steps_decrease_the_loss(fake_imagenet, tmp_path):
+    compiled = inputs.train_on_batches._cache_size()
     results = train_and_evaluate(small_config(), str(tmp_path))
+    assert inputs.train_on_batches._cache_size() - compiled == 1  # 8 host-fed steps, one program
     with open(tmp_path / "metrics.jsonl") as f:
         losses = [json.loads(line)["loss"] for line in f]
     assert len(losses) == 8 and np.isfinite(losses).all()
