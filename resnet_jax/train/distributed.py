@@ -82,10 +82,11 @@ def process_batch_slice(global_batch: int, mesh: Mesh) -> slice:
     return slice(start, stop)
 
 
-def global_batch_from_process_local(local: np.ndarray, mesh: Mesh) -> jax.Array:
+def global_batch_from_process_local(local: np.ndarray, mesh: Mesh, batch_axis: int = 0) -> jax.Array:
     """One global batch, sharded over the data axis, from each process's own rows (no copies
-    between hosts): the multi-host counterpart of `jax.device_put(batch, batch_sharding)`."""
-    sharding = NamedSharding(mesh, P(mesh.axis_names[0]))
+    between hosts): the multi-host counterpart of `jax.device_put(batch, batch_sharding)`.
+    `batch_axis` 1 for a stack of batches (n, B, ...), as a scanned chunk takes them."""
+    sharding = NamedSharding(mesh, P(*[None] * batch_axis, mesh.axis_names[0]))
     return jax.make_array_from_process_local_data(sharding, np.asarray(local))
 
 

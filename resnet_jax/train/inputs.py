@@ -19,15 +19,13 @@ from typing import Sequence
 import jax
 import ml_collections
 import numpy as np
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from resnet_jax.data import imagenet, load_dataset
 from resnet_jax.data.base import ArrayDataset
 from resnet_jax.data.lighting import normalize
 from resnet_jax.train import imagenet_eval
-from resnet_jax.train.engine import (DATA_AXIS, Engine, EpochOrders, TrainState, put_dataset,
-                                     replicate_from_host)
+from resnet_jax.train.distributed import global_batch_from_process_local
+from resnet_jax.train.engine import Engine, EpochOrders, TrainState, put_dataset, replicate_from_host
 
 HOST_FED = ("imagenet",)
 
@@ -147,7 +145,6 @@ class HostFeed:
                                    num_workers=cfg.num_workers)
         self.pixel_mean = replicate_from_host(mean, engine.mesh)
         self.local_batch = cfg.batch_size // jax.process_count()
-        self.sharding = NamedSharding(engine.mesh, P(None, DATA_AXIS))
         self.plateau = PlateauRule(cfg.plateau_patience, cfg.plateau_min_delta, cfg.lr_decay,
                                    cfg.plateau_max_drops)
         self.batches = None
@@ -178,7 +175,7 @@ class HostFeed:
             step, seed = jax.device_get((state.step, state.seed))
             self._start(int(step), int(seed))
         chunk = [next(self.batches) for _ in range(num_steps)]
-        put = lambda x: jax.make_array_from_process_local_data(self.sharding, x)  # noqa: E731
+        put = lambda x: global_batch_from_process_local(x, self.engine.mesh, batch_axis=1)  # noqa: E731
         images = put(np.stack([b["image"] for b in chunk]))
         labels = put(np.stack([b["label"] for b in chunk]).astype(np.int32))
         return train_on_batches(self.engine, state, images, labels, self.pixel_mean,
