@@ -96,6 +96,10 @@ def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path)
     assert_same_as_alone(alone, SEEDS[1],
                          jax.device_get((run.state.params, run.state.batch_stats)), 1e-6)
     assert summary["seeds"] == list(SEEDS) and summary["seeds_mode"] == "loop"
+    # A finished run resumes without training: same results, no second record.
+    again = train_and_evaluate(small_config(seed=SEEDS[0], num_seeds=len(SEEDS)), str(tmp_path))
+    assert again["test_errors"] == pytest.approx(summary["test_errors"], abs=1e-7)
+    assert [len(open(tmp_path / f"seed{s}" / "metrics.jsonl").readlines()) for s in SEEDS] == [1, 1]
     # Resuming with another number of seeds is a different run: one clear error, nothing written.
     with pytest.raises(ConfigError, match="num_seeds=2, not 3"):
         train_and_evaluate(small_config(seed=SEEDS[0], num_seeds=3), str(tmp_path))
