@@ -114,6 +114,7 @@ def test_same_seed_same_run_different_seed_different_run():
     ("steps", -5, "steps must be positive"),
     ("batch_size", 100, "bn_group_size"),
     ("shortcut", "C", "shortcut"),
+    ("conv_impl", "fft", "unknown conv_impl 'fft'"),
 ])
 def test_bad_configs_rejected(field, value, match):
     config = cifar_config()
