@@ -250,7 +250,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 for log, record in zip(logs, records):
                     log.append(record)
                 bar.update(step - bar.n)
-                bar.set_postfix({k: f"{np.mean([r[k] for r in records]):.4f}"
+                bar.set_postfix({("mean_" if num_seeds > 1 else "") + k:  # over the seeds
+                                 f"{np.mean([r[k] for r in records]):.4f}"
                                  for k in ("loss", "train_error", "test_error") if k in records[0]},
                                 refresh=False)
                 pending, last_step_logged, t_log = [], step, time.perf_counter()
