@@ -109,7 +109,8 @@ def test_ten_crop_averages_the_scores_of_ten_views(fake_imagenet):
 
 def test_multi_scale_runs_the_net_fully_convolutionally_at_each_scale(fake_imagenet, monkeypatch):
     model = create_model("imagenet_resnet18", num_classes=1000)
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
+    with jax.threefry_partitionable(False):  # as Engine.init_state: a fast XLA:CPU compile
+        variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
     seen = []
 
     def record(next_fun, args, kwargs, context):

@@ -2,8 +2,7 @@
 
 import json
 import os
-import subprocess
-import sys
+import re
 
 import jax
 import numpy as np
@@ -124,78 +123,42 @@ def test_non_finite_loss_names_the_step_and_the_seed():
         _check_finite(pending, 11, None, _Manager(), SEEDS)
 
 
-@pytest.mark.parametrize("conv_impl", ["xla", "im2col"])
-def test_vmapped_seeds_train_as_alone(digits, alone, conv_impl):
-    """vmap turns the convs into grouped convs, or with im2col into batched matmuls (float
-    reassociation), hence the tolerance. The steps run as one scanned chunk (the accelerator path),
-    with the epoch orders shuffled on device once per chunk (xla) or kept by the loop's SeedsFeed
-    (im2col)."""
-    engine = create_engine(small_config(conv_impl=conv_impl), digits.crop_padding,
+def test_vmapped_seeds_train_as_alone(digits, alone):
+    """vmap with convolutions as patch matmuls (`conv_impl=im2col`: per-seed kernels make one
+    batched matmul per layer; with nn.Conv vmap makes grouped convolutions, jax's batching rule):
+    float reassociation, hence the tolerance. The steps run as one scanned chunk (the accelerator
+    path) with the epoch orders kept by the loop's SeedsFeed."""
+    engine = create_engine(small_config(conv_impl="im2col"), digits.crop_padding,
                            digits.num_classes, mesh=seeds_mesh(len(SEEDS), "vmap"))
     multi = SeedsEngine(engine, SEEDS, "vmap")
     data = put_dataset(digits, engine.mesh, 360)
     state = multi.init_state(digits.image_shape)
-    if conv_impl == "xla":
-        state, metrics = multi.train_chunk(state, data, STEPS)
-    else:
-        state, metrics = SeedsFeed(multi, data).train_chunk(state, STEPS)
+    state, metrics = SeedsFeed(multi, data).train_chunk(state, STEPS)
     assert metrics["loss"].shape == (len(SEEDS), STEPS)
     for i, (seed, s) in enumerate(zip(SEEDS, multi.unstack(state))):
         np.testing.assert_allclose(metrics["loss"][i], alone[seed][2], rtol=1e-3)  # same batches
-        # grouped convs round differently; early SGD at lr 0.1 amplifies it (measured ~1e-4;
+        # vmapped convs round differently; early SGD at lr 0.1 amplifies it (measured ~1e-4;
         # another seed is ~1)
         assert_same_as_alone(alone, seed, jax.device_get((s.params, s.batch_stats)), rel_norm=1e-3)
 
 
-def test_seeds_over_devices_train_as_alone(alone, tmp_path, cli_env):
-    """Mode "devices" on 2 (forced host) devices: one seed per device, no cross-seed traffic."""
-    script = f"""
-import jax, numpy as np, re, sys
-sys.path.insert(0, {os.path.dirname(__file__)!r})
-from test_seeds import SEEDS, STEPS, small_config
-from resnet_jax.data import load_dataset
-from resnet_jax.train.engine import create_engine, put_dataset
-from resnet_jax.train.seeds import SeedsEngine, seeds_mesh
-assert jax.device_count() == 2
-digits = load_dataset("digits")
-engine = create_engine(small_config(), digits.crop_padding, digits.num_classes,
-                       mesh=seeds_mesh(len(SEEDS), "devices"))
-assert dict(engine.mesh.shape) == {{"seed": 2, "data": 1}}
-multi = SeedsEngine(engine, SEEDS, "devices")
-data = put_dataset(digits, engine.mesh, 360)
-state = multi.init_state(digits.image_shape)
-for _ in range(STEPS):
-    state, _ = multi.train_chunk(state, data, 1)
-hlo = type(multi).train_chunk.lower(multi, state, data, 1).compile().as_text()
-assert not re.search("all-gather|all-reduce|collective-permute|all-to-all", hlo), "seeds talk"
-flat = jax.tree.leaves(jax.device_get((state.params, state.batch_stats)))
-np.savez("variables.npz", *flat)
-"""
-    env = dict(cli_env, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                          cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    stacked = np.load(tmp_path / "variables.npz")
-    leaves = [stacked[f"arr_{i}"] for i in range(len(stacked.files))]
-    for i, seed in enumerate(SEEDS):
-        expected = jax.tree.leaves(alone[seed][0])
-        assert len(expected) == len(leaves)
-        for got, want in zip(leaves, expected):
-            np.testing.assert_allclose(got[i], want, atol=1e-6, rtol=0)
-
-
 def test_seeds_over_two_processes_train_as_alone(alone, tmp_path):
     """`--seeds 2 --config.seeds_mode=devices` over 2 processes of 1 device: one seed per process,
-    through the whole trainer (each process holds only its seed's state; process 0 logs both)."""
+    through the whole trainer (each process holds only its seed's state; process 0 logs both), and
+    the compiled step has no collective (the seeds never talk)."""
     import scaleout_helpers as h  # noqa: PLC0415
 
-    workdir = str(tmp_path / "run")
+    workdir, dump = str(tmp_path / "run"), tmp_path / "hlo"
     coordinator = f"localhost:{h.free_port()}"
     flags = ["--seeds=2", "--config.seeds_mode=devices", f"--coordinator={coordinator}",
              "--num_processes=2"]
+    env = h.env(1)
+    env["XLA_FLAGS"] += (f" --xla_dump_to={dump} --xla_dump_hlo_as_text"
+                         " --xla_dump_hlo_module_re=train_chunk")
+    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"  # a cached program would not be dumped
     procs = [h.start(h.train_cmd(workdir, *flags, f"--process_id={i}", seed=SEEDS[0], steps=STEPS,
-                                 log_every=STEPS, eval_every=STEPS, checkpoint_every=STEPS),
-                     h.env(1)) for i in range(2)]
+                                 log_every=STEPS, eval_every=STEPS, checkpoint_every=STEPS), env)
+             for i in range(2)]
     for p in procs:
         _, stderr = p.communicate(timeout=400)
         assert p.returncode == 0, stderr[-3000:]
@@ -205,6 +168,10 @@ def test_seeds_over_two_processes_train_as_alone(alone, tmp_path):
         result = json.load(open(os.path.join(workdir, f"seed{seed}", "results.json")))
         assert result["test_error"] == pytest.approx(float(alone[seed][1]["test_error"]), abs=1e-6)
         assert result["processes"] == 2 and result["seeds_mode"] == "devices"
+    programs = [p.read_text() for p in dump.glob("*train_chunk*after_optimizations.txt")]
+    assert programs and all("convolution" in hlo for hlo in programs)
+    for hlo in programs:
+        assert not re.search("all-gather|all-reduce|collective-permute|all-to-all", hlo), "seeds talk"
 
 
 @pytest.mark.parametrize("overrides,match", [
