@@ -26,6 +26,9 @@ def _cases(tmp_path):
         "batch not divisible by devices": ({"batch_size": 36, "bn_group_size": 0}, [],
                                            "batch_size 36 is not divisible by the 8 devices"),
         "half the multi-process flags": ({}, ["--num_processes=2"], "missing coordinator, process_id"),
+        "unknown seeds mode": ({"seeds_mode": "pmap"}, ["--seeds=2"], "unknown seeds_mode 'pmap'"),
+        "no seeds": ({}, ["--seeds=0"], "num_seeds must be positive"),
+        "unknown conv impl": ({"conv_impl": "fft"}, [], "unknown conv_impl 'fft'"),
     }
     if os.geteuid() != 0:  # root writes anywhere
         cases["read-only workdir"] = ({}, [f"--workdir={read_only}/run"], "not a writable directory")
