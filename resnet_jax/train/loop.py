@@ -143,6 +143,33 @@ def _write_json(path: str, value) -> None:
             json.dump(value, f, indent=2)
 
 
+def _results(config, dataset, info, run_seeds: tuple, records: list[dict], wall_time: float,
+             rate: float | None) -> tuple[list[dict], dict]:
+    """Each seed's results.json, and what the run returns (seeds.json for several seeds)."""
+    several = len(run_seeds) > 1
+    results = [{
+        "model": config.model, "shortcut": config.shortcut, "dataset": dataset.name,
+        "eval_split": dataset.eval_split, "params": info.params, "mult_adds": info.mult_adds,
+        "steps": config.steps, "batch_size": config.batch_size, "devices": jax.device_count(),
+        "processes": jax.process_count(),
+        "test_error": record["test_error"], "test_loss": record["test_loss"],
+        **{k: record[k] for k in ("test_top5_error",) if k in record},  # ImageNet
+        "wall_time": wall_time, "images_per_sec": rate,
+        "backend": jax.default_backend(), "seed": seed,
+        # Seeds trained together share one clock (the report adds their wall time once).
+        **({"trained_with_seeds": list(run_seeds), "seeds_mode": config.seeds_mode}
+           if several else {}),
+    } for seed, record in zip(run_seeds, records)]
+    if not several:
+        return results, results[0]
+    return results, {
+        "model": config.model, "seeds": list(run_seeds), "seeds_mode": config.seeds_mode,
+        "devices": jax.device_count(), "steps": config.steps, "wall_time": wall_time,
+        "images_per_sec_per_seed": rate,
+        "images_per_sec_all_seeds": rate and round(rate * len(run_seeds), 1),
+        "test_errors": [r["test_error"] for r in results], "runs": results}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Train `config.model` on `config.dataset`, evaluating periodically; returns results.json.
 
@@ -274,25 +301,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                    for i in range(num_seeds)]
     wall_time = round(wall_offset + time.perf_counter() - t0, 2)
     rate = round(float(np.median(rates)), 1) if rates else None
-    results = [{
-        "model": config.model, "shortcut": config.shortcut, "dataset": dataset.name,
-        "eval_split": dataset.eval_split, "params": info.params, "mult_adds": info.mult_adds,
-        "steps": config.steps, "batch_size": config.batch_size, "devices": jax.device_count(),
-        "processes": jax.process_count(),
-        "test_error": record["test_error"], "test_loss": record["test_loss"],
-        **{k: record[k] for k in ("test_top5_error",) if k in record},  # ImageNet
-        "wall_time": wall_time, "images_per_sec": rate,
-        "backend": jax.default_backend(), "seed": seed,
-        # Seeds trained together share one clock (the report adds their wall time once).
-        **({"trained_with_seeds": list(run_seeds), "seeds_mode": config.seeds_mode}
-           if num_seeds > 1 else {}),
-    } for seed, record in zip(run_seeds, records)]
-    summary = results[0] if num_seeds == 1 else {
-        "model": config.model, "seeds": list(run_seeds), "seeds_mode": config.seeds_mode,
-        "devices": jax.device_count(), "steps": config.steps, "wall_time": wall_time,
-        "images_per_sec_per_seed": rate,
-        "images_per_sec_all_seeds": rate and round(rate * num_seeds, 1),
-        "test_errors": [r["test_error"] for r in results], "runs": results}
+    results, summary = _results(config, dataset, info, run_seeds, records, wall_time, rate)
     if is_main:
         for d, r in zip(run_dirs, results):
             _write_json(os.path.join(d, "results.json"), r)
