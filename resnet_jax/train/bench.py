@@ -413,7 +413,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--image_size", type=int, default=None, help="default: 32 CIFAR, 224 ImageNet")
     p.add_argument("--seeds", type=int, default=5, help="seeds for the seeds part")
     p.add_argument("--seeds_modes", default="loop,vmap,vmap+im2col,devices",
-                   help="formulations for the seeds part: a seeds_mode, +im2col for convs as matmuls")
+                   help="formulations for the seeds part: a seeds_mode, +im2col for convs as matmuls "
+                        "(devices only with several devices: on one it is the loop program)")
     p.add_argument("--conv_impls", default="xla",
                    help=f"our step with these conv implementations ({','.join(CONV_IMPLS)})")
     p.add_argument("--e2e_steps", type=int, default=2_000)
@@ -486,7 +487,8 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
                 if per_call > 1:
                     runners.append(reference(s, per_call))
             if "seeds" in args.parts and cifar:  # Table 6's seeds; ImageNet runs are one per model
-                runners += [seeds(s, args.seeds, mode, per_call) for mode in args.seeds_modes]
+                runners += [seeds(s, args.seeds, f, per_call) for f in args.seeds_modes
+                            if env["num_devices"] > 1 or not f.startswith("devices")]
             results = measure(runners, args.steps, args.repeats)
             del runners, s
             mine = next((r for r in results if r["impl"] == "ours"), None)
