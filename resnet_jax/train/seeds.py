@@ -7,7 +7,8 @@ so seed i of a multi-seed run is the run trained with `--config.seed=i` alone. F
 - "loop": the N models' steps unrolled one after another in one program. Every conv keeps its
   single-model shape; the gain is N steps per dispatch (and whatever overlap XLA finds).
 - "vmap": jax.vmap over the seed axis. Convolutions with per-seed kernels become grouped
-  convolutions (feature_group_count = N), which some backends run slower than N plain ones.
+  convolutions (feature_group_count = N), which some backends run slower than N plain ones; with
+  `conv_impl="im2col"` (models/layers.PatchConv) they become one batched matmul per layer instead.
 - "devices": the seed axis sharded over a `seed` mesh axis (shard_map; N seeds over N devices, or
   N/D per device): every device group runs its own seeds' steps unrolled, with no communication
   between seeds.
