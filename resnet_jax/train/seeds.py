@@ -37,12 +37,17 @@ SEED_AXIS = "seed"
 SEEDS_MODES = ("loop", "vmap", "devices")
 
 
+def seed_groups(num_seeds: int, mode: str, num_devices: int) -> int:
+    """Size of the mesh's seed axis: gcd(N, D) device groups in mode "devices", else 1."""
+    return math.gcd(num_seeds, num_devices) if mode == "devices" else 1
+
+
 def seeds_mesh(num_seeds: int, mode: str, devices=None) -> Mesh:
-    """2-D (seed, data) mesh. "devices" puts gcd(N, D) device groups on the seed axis; the other
-    modes keep every device on the data axis (seed axis of size 1)."""
+    """2-D (seed, data) mesh: `seed_groups` groups on the seed axis, the rest of the devices on the
+    data axis (all of them outside mode "devices")."""
     devices = np.asarray(devices if devices is not None else jax.devices()).reshape(-1)
-    seed_groups = math.gcd(num_seeds, len(devices)) if mode == "devices" else 1
-    return Mesh(devices.reshape(seed_groups, -1), (SEED_AXIS, DATA_AXIS))
+    return Mesh(devices.reshape(seed_groups(num_seeds, mode, len(devices)), -1),
+                (SEED_AXIS, DATA_AXIS))
 
 
 def _index(tree, i: int):
@@ -215,9 +220,8 @@ def validate(config) -> str | None:
 
 
 def data_devices(config, num_devices: int) -> int:
-    """Devices each seed's batch is split over: all of them, or in mode "devices" the size of the
-    mesh's data axis (see seeds_mesh)."""
+    """Devices each seed's batch is split over: the size of seeds_mesh's data axis."""
     num_seeds = config.get("num_seeds", 1)
-    if num_seeds > 1 and config.get("seeds_mode") == "devices":
-        return num_devices // math.gcd(num_seeds, num_devices)
-    return num_devices
+    if num_seeds == 1:
+        return num_devices
+    return num_devices // seed_groups(num_seeds, config.seeds_mode, num_devices)
