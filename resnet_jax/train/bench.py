@@ -40,6 +40,7 @@ from resnet_jax.data import synthetic
 from resnet_jax.models import DTYPES, input_shape, parse_model_name
 from resnet_jax.models.layers import CONV_IMPLS
 from resnet_jax.train.engine import Engine, EpochOrders, create_engine, put_dataset
+from resnet_jax.train.metrics_log import MetricsLog, read_metrics
 from resnet_jax.train.seeds import SEEDS_MODES, SeedsEngine, seeds_mesh
 
 DEFAULT_MODELS = ("cifar_resnet20", "cifar_resnet56", "cifar_resnet110", "imagenet_resnet50")
@@ -151,13 +152,24 @@ def setup(model: str, dtype: str, image_size: int, batch_size: int | None) -> Se
     return Setup(model, dtype, image_size, engine, data, engine.init_state(ds.image_shape))
 
 
+def with_conv_impl(engine: Engine, conv_impl: str, mesh=None) -> Engine:
+    """`engine` with its convolutions implemented as `conv_impl` (same model, same weights), on
+    `mesh` (default: the engine's)."""
+    config = ml_collections.ConfigDict(engine.config)
+    config.conv_impl = conv_impl
+    return create_engine(config, engine.crop_padding, engine.model.num_classes,
+                         mesh=mesh or engine.mesh)
+
+
+def split_formulation(formulation: str) -> tuple[str, str]:
+    """"vmap+im2col" -> ("vmap", "im2col"); a bare seeds_mode keeps nn.Conv ("xla")."""
+    mode, plus, conv_impl = formulation.partition("+")
+    return mode, conv_impl if plus else "xla"  # "vmap+" stays invalid
+
+
 def ours(s: Setup, per_call: int, conv_impl: str = "xla") -> Runner:
     """The loop's call (inputs.DeviceFeed): train_chunk with the host-kept epoch orders."""
-    engine = s.engine
-    if conv_impl != engine.config.get("conv_impl", "xla"):  # same weights, convs as matmuls
-        config = ml_collections.ConfigDict(engine.config)
-        config.conv_impl = conv_impl
-        engine = create_engine(config, engine.crop_padding, engine.model.num_classes, engine.mesh)
+    engine = s.engine if conv_impl == "xla" else with_conv_impl(s.engine, conv_impl)
     seed, step = jax.device_get((s.state.seed, s.state.step))
     orders = EpochOrders(engine, seed, step, s.data.train_images.shape[0], per_call)
     compiled, compile_s = _compile(Engine.train_chunk, engine, s.state, s.data, per_call,
@@ -218,11 +230,8 @@ def reference(s: Setup, per_call: int) -> Runner:
 # ---- several seeds in one program ---------------------------------------------------------------
 def seeds(s: Setup, num_seeds: int, formulation: str, per_call: int) -> Runner:
     """N seeds in one program; `formulation` is a seeds_mode, "+im2col" for PatchConv convs."""
-    mode, _, conv_impl = formulation.partition("+")
-    config = ml_collections.ConfigDict(s.engine.config)
-    config.conv_impl = conv_impl or "xla"
-    engine = create_engine(config, s.engine.crop_padding, s.engine.model.num_classes,
-                           mesh=seeds_mesh(num_seeds, mode))
+    mode, conv_impl = split_formulation(formulation)
+    engine = with_conv_impl(s.engine, conv_impl, seeds_mesh(num_seeds, mode))
     multi = SeedsEngine(engine, tuple(range(num_seeds)), mode)
     data = jax.device_put(s.data, engine.replicated)
     state = multi.init_state((s.image_size, s.image_size, 3))
@@ -237,8 +246,8 @@ def seeds_formulations(text: str) -> tuple[list[str], list[str]]:
     formulations = _csv(text)
     errors = []
     for f in formulations:
-        mode, plus, conv_impl = f.partition("+")
-        if mode not in SEEDS_MODES or (plus and conv_impl not in CONV_IMPLS):
+        mode, conv_impl = split_formulation(f)
+        if mode not in SEEDS_MODES or conv_impl not in CONV_IMPLS:
             errors.append(f"unknown seeds formulation {f!r} (expected MODE or MODE+im2col, MODE in "
                           f"{', '.join(SEEDS_MODES)})")
     return formulations, errors
@@ -268,15 +277,14 @@ def bench_e2e(model: str, dtype: str, steps: int, dataset: str, eval_every: int,
     """The real loop for `steps`; with `num_seeds` > 1 that many seeds together (`formulation`:
     a seeds_mode, "+im2col" for PatchConv convs), images/s summed over the seeds."""
     from resnet_jax.train.loop import train_and_evaluate  # noqa: PLC0415 (absl logging setup)
-    from resnet_jax.train.metrics_log import read_metrics  # noqa: PLC0415
 
     config = cifar_config(model)
     config.update(dataset=dataset, dtype=dtype, steps=steps, eval_every=eval_every,
                   log_every=min(config.log_every, eval_every), progress=False)
     seeds_fields = {}
     if num_seeds > 1:
-        mode, _, conv_impl = formulation.partition("+")
-        config.update(num_seeds=num_seeds, seeds_mode=mode, conv_impl=conv_impl or "xla")
+        mode, conv_impl = split_formulation(formulation)
+        config.update(num_seeds=num_seeds, seeds_mode=mode, conv_impl=conv_impl)
         seeds_fields = {"num_seeds": num_seeds, "seeds_formulation": formulation}
     with tempfile.TemporaryDirectory(prefix="resnet_jax_bench_") as workdir:
         t = time.perf_counter()
@@ -510,8 +518,10 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
 
 
 def read_records(path: str) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The JSON lines of a --out file (a missing one is an error, not an empty run)."""
+    if not os.path.isfile(path):
+        raise OSError(f"no such file: {path}")
+    return MetricsLog(path).read()
 
 
 def main(argv: list[str]) -> None:

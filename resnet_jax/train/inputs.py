@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
-import os
 from typing import Sequence
 
 import jax
@@ -26,6 +24,7 @@ from resnet_jax.data.lighting import normalize
 from resnet_jax.train import imagenet_eval
 from resnet_jax.train.distributed import global_batch_from_process_local
 from resnet_jax.train.engine import Engine, EpochOrders, TrainState, put_dataset, replicate_from_host
+from resnet_jax.train.metrics_log import read_metrics
 
 HOST_FED = ("imagenet",)
 
@@ -160,12 +159,8 @@ class HostFeed:
                 self.plateau.update(record["test_error"])
 
     def _logged_records(self, up_to_step: int) -> list[dict]:
-        path = os.path.join(self.workdir, "metrics.jsonl")
-        if not os.path.exists(path):
-            return []
-        with open(path) as f:
-            records = [json.loads(line) for line in f if line.strip()]
-        return [r for r in records if "test_error" in r and r["step"] <= up_to_step]
+        return [r for r in read_metrics(self.workdir)
+                if "test_error" in r and r["step"] <= up_to_step]
 
     def lr_scale(self) -> float:
         return self.plateau.scale if self.engine.config.lr_schedule == "plateau" else 1.0

@@ -135,6 +135,13 @@ def _record(pending: list[dict], seed_index: int, num_seeds: int) -> dict:
             "train_error": float(np.mean(cat("error")))}
 
 
+def _evaluate(data, state, num_seeds: int) -> list[dict]:
+    """Each seed's evaluation metrics (test_error, test_loss, ...) as floats."""
+    evaluated = fetch(data.evaluate(state))
+    return [{k: float(_per_seed(v, num_seeds)[i, 0]) for k, v in evaluated.items()}
+            for i in range(num_seeds)]
+
+
 def _write_json(path: str, value) -> None:
     with open(path, "w") as f:
         if isinstance(value, ml_collections.ConfigDict):
@@ -270,10 +277,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                             "images_per_sec": round(rate, 1),
                             "wall_time": round(wall_offset + now - t0, 2)} for i in range(num_seeds)]
                 if step % config.eval_every == 0 or done:
-                    evaluated = fetch(data.evaluate(state))
-                    for i, record in enumerate(records):
-                        record.update({k: float(_per_seed(v, num_seeds)[i, 0])
-                                       for k, v in evaluated.items()})
+                    for record, evaluated in zip(records, _evaluate(data, state, num_seeds)):
+                        record.update(evaluated)
                 for log, record in zip(logs, records):
                     log.append(record)
                 bar.update(step - bar.n)
@@ -296,9 +301,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mngr.close()
 
     if "test_error" not in records[0]:  # resumed a finished run: evaluate the restored state
-        evaluated = fetch(data.evaluate(state))
-        records = [{k: float(_per_seed(v, num_seeds)[i, 0]) for k, v in evaluated.items()}
-                   for i in range(num_seeds)]
+        records = _evaluate(data, state, num_seeds)
     wall_time = round(wall_offset + time.perf_counter() - t0, 2)
     rate = round(float(np.median(rates)), 1) if rates else None
     results, summary = _results(config, dataset, info, run_seeds, records, wall_time, rate)
