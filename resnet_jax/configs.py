@@ -8,6 +8,56 @@ from resnet_jax.models import parse_model_name
 
 PAPER_CIFAR_STEPS = 64_000
 
+# What each config field means (`resnet-jax train --help` prints these beside the defaults).
+FIELD_DOCS = {
+    "model": "net: cifar_resnetN / cifar_plainN (N = 6n+2), imagenet_resnetN / imagenet_plainN",
+    "shortcut": "A: zero-padding identity shortcuts; B: projections on dimension changes; "
+                "C: all projections (ImageNet)",
+    "stride_on_3x3": 'True = "v1.5" bottlenecks, stride on the 3x3 conv (not the paper\'s model)',
+    "dtype": "compute dtype, float32 or bfloat16 (params, BN statistics and loss stay float32)",
+    "dataset": 'cifar10 (tfds), digits (offline, scikit-learn), synthetic (benchmarks), imagenet',
+    "data_dir": "tfds data_dir holding the dataset (cifar10, imagenet only); unset: ~/tensorflow_datasets",
+    "eval_split": 'CIFAR "test", or "val": train on 45k, evaluate on 5k held out; ImageNet "validation"',
+    "image_size": "training crop and centre-crop test size",
+    "scale_range": "shorter side drawn uniformly from this range (scale augmentation)",
+    "eval_resize": "shorter side before the centre crop / 10 crops",
+    "test_scales": "shorter sides of the fully-convolutional multi-scale test",
+    "pca_lighting": "std of the AlexNet PCA colour noise coefficients",
+    "mean_images": "training images averaged for the cached per-pixel mean",
+    "mean_cache_dir": "where the per-pixel mean is cached; unset: data_dir, else the workdir",
+    "num_workers": "grain decoding processes per host",
+    "max_eval_images": ">0: periodic validation on the first N images only (faster curves)",
+    "batch_size": "global batch, over all devices and hosts",
+    "bn_group_size": "images per BN statistics group (as one GPU's batch in the paper); 0 = whole batch",
+    "steps": "SGD iterations",
+    "lr": "learning rate",
+    "lr_schedule": "plateau: /lr_decay when the validation error stops improving; fixed: at lr_boundaries",
+    "lr_boundaries": "lr drops at these fractions of steps",
+    "lr_decay": "lr factor at each drop",
+    "plateau_patience": "evaluations without a better validation error before an lr drop",
+    "plateau_min_delta": "smaller validation error improvements do not count",
+    "plateau_max_drops": "lr drops at most",
+    "momentum": "SGD momentum",
+    "momentum_form": "caffe: v = m*v + lr*g, w -= v (the paper's); optax: v = m*v + g, w -= lr*v",
+    "weight_decay": "L2 penalty on all parameters",
+    "warmup": "train at warmup_lr until the training error is below warmup_until_error",
+    "warmup_lr": "learning rate of the warm-up",
+    "warmup_until_error": "training error that ends the warm-up",
+    "warmup_error_ema": "decay of the training error's moving average over batches (decided on device)",
+    "seed": "random seed of init, data order and augmentation",
+    "num_seeds": ">1: seeds seed..seed+num_seeds-1 trained together, each logged in workdir/seed{s}/",
+    "seeds_mode": "how several seeds run: loop, vmap or devices (a seed mesh axis)",
+    "conv_impl": "xla, or im2col: convs as patch matmuls (same math; a speed choice for seeds_mode=vmap)",
+    "steps_per_call": "steps fused in one jit call (lax.scan; host-fed data: batches stacked per call)",
+    "log_every": "steps between metrics.jsonl records",
+    "eval_every": "steps between evaluations",
+    "eval_batch_size": "images per evaluation batch (x10 views for 10-crop)",
+    "checkpoint_every": "steps between checkpoints",
+    "keep_checkpoints": "newest checkpoints kept",
+    "progress": "show a progress bar",
+}
+
+
 
 def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     """Sec 4.2: SGD 0.9, wd 1e-4, batch 128 (BN over 64 per GPU), lr 0.1 /10 at 32k and 48k, 64k steps."""
@@ -17,36 +67,32 @@ def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
         depth = 0  # reported as one line by validate_config, not as a flag-parsing traceback
     c = ml_collections.ConfigDict()
     c.model = model
-    c.shortcut = "A"  # paper default on CIFAR; "B" = projection on dimension changes
-    c.dtype = "float32"  # or "bfloat16" compute (params, BN statistics and loss stay float32)
+    c.shortcut = "A"
+    c.dtype = "float32"
 
-    c.dataset = "cifar10"  # "digits" runs offline; "synthetic" for benchmarks
+    c.dataset = "cifar10"
     c.data_dir = ml_collections.config_dict.placeholder(str)
-    c.eval_split = "test"  # "val": train on 45k, evaluate on 5k held out (for making choices)
+    c.eval_split = "test"
 
-    c.batch_size = 128  # global, over all devices and hosts
-    c.bn_group_size = 64  # images per BN statistics group (paper: 128 on 2 GPUs); 0 = whole batch
+    c.batch_size = 128
+    c.bn_group_size = 64  # the paper: 128 on 2 GPUs
     c.steps = PAPER_CIFAR_STEPS
     c.lr = 0.1
-    c.lr_boundaries = (0.5, 0.75)  # fractions of `steps`: 32k and 48k of 64k
+    c.lr_boundaries = (0.5, 0.75)  # 32k and 48k of 64k
     c.lr_decay = 0.1
     c.momentum = 0.9
+    c.momentum_form = "caffe"
     c.weight_decay = 1e-4
-    # ResNet-110/1202: lr 0.01 until the training error is below 80%, then the normal schedule.
-    c.warmup = depth >= 110
+    c.warmup = depth >= 110  # ResNet-110/1202 (Sec 4.2)
     c.warmup_lr = 0.01
     c.warmup_until_error = 0.8
-    c.warmup_error_ema = 0.9  # "training error" = EMA of per-batch error, decided on device
+    c.warmup_error_ema = 0.9
 
     c.seed = 0
-    # >1: seeds seed..seed+num_seeds-1 trained together in one program (resnet_jax/train/seeds.py),
-    # each logged in workdir/seed{s}/; seeds_mode "loop", "vmap" or "devices" (seed mesh axis).
     c.num_seeds = 1
     c.seeds_mode = "loop"
-    # "im2col": convs as patch matmuls (same math; under vmap a batched matmul instead of a grouped
-    # convolution). A speed choice for seeds_mode=vmap, to be measured with `resnet-jax bench`.
     c.conv_impl = "xla"
-    c.steps_per_call = 50  # steps fused in one jit call (lax.scan)
+    c.steps_per_call = 50
     c.log_every = 100
     c.eval_every = 1_000
     c.eval_batch_size = 1_000
@@ -86,22 +132,22 @@ def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
     parse_model_name(model)
     c = ml_collections.ConfigDict()
     c.model = model
-    c.shortcut = shortcut  # B (projections on dimension changes); Table 2 / Fig 4 use A
-    c.stride_on_3x3 = False  # True = "v1.5" bottlenecks (not the paper's model)
+    c.shortcut = shortcut  # Table 2 / Fig 4 use A
+    c.stride_on_3x3 = False
     c.dtype = "float32"
 
     c.dataset = "imagenet"
-    c.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir holding imagenet2012
+    c.data_dir = ml_collections.config_dict.placeholder(str)
     c.eval_split = "validation"
-    c.image_size = 224  # training crop and centre-crop test size
-    c.scale_range = (256, 480)  # shorter side drawn uniformly (scale augmentation)
-    c.eval_resize = 256  # shorter side before the centre crop / 10 crops
-    c.test_scales = (224, 256, 384, 480, 640)  # fully-convolutional multi-scale test
-    c.pca_lighting = 0.1  # std of the AlexNet PCA colour noise coefficients
-    c.mean_images = 10_000  # training images averaged for the cached per-pixel mean
-    c.mean_cache_dir = ml_collections.config_dict.placeholder(str)  # default: data_dir, else workdir
-    c.num_workers = 12  # grain decoding processes per host
-    c.max_eval_images = 0  # >0: periodic validation on the first N images only (faster curves)
+    c.image_size = 224
+    c.scale_range = (256, 480)
+    c.eval_resize = 256
+    c.test_scales = (224, 256, 384, 480, 640)
+    c.pca_lighting = 0.1
+    c.mean_images = 10_000
+    c.mean_cache_dir = ml_collections.config_dict.placeholder(str)
+    c.num_workers = 12
+    c.max_eval_images = 0
 
     c.batch_size = 256
     c.bn_group_size = 32  # 8 GPUs x 32 images
@@ -110,10 +156,11 @@ def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
     c.lr_decay = 0.1
     c.lr_schedule = schedule
     c.lr_boundaries = () if schedule == "plateau" else (0.25, 0.5, 0.75)  # epochs 30/60/90 of 120
-    c.plateau_patience = 3  # evaluations (epochs) without a better validation error
-    c.plateau_min_delta = 0.001  # an improvement smaller than 0.1% does not count
+    c.plateau_patience = 3
+    c.plateau_min_delta = 0.001
     c.plateau_max_drops = 3  # 0.1 -> 1e-4 at most
     c.momentum = 0.9
+    c.momentum_form = "caffe"
     c.weight_decay = 1e-4
     c.warmup = False
     c.warmup_lr = 0.1
@@ -121,10 +168,10 @@ def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
     c.warmup_error_ema = 0.9
 
     c.seed = 0
-    c.steps_per_call = 10  # host-fed: batches stacked and scanned per call
+    c.steps_per_call = 10
     c.log_every = 500
     c.eval_every = 5_000  # about one epoch (5,005 steps)
-    c.eval_batch_size = 200  # images (x10 views for 10-crop); divides 50,000 and 8 devices
+    c.eval_batch_size = 200  # divides 50,000 and 8 devices
     c.checkpoint_every = 5_000
     c.keep_checkpoints = 2
     c.progress = True

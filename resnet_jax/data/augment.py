@@ -1,4 +1,8 @@
-"""On-device augmentation for the CIFAR recipe (Sec 4.2): pad, random crop, random horizontal flip."""
+"""On-device augmentation for the CIFAR recipe (Sec 4.2): pad, random crop, random horizontal flip.
+
+The per-pixel mean is subtracted first (`normalize`) and the padding is zeros, i.e. the mean pixel,
+as in the reference implementations (fb.resnet.torch's CIFAR pipeline normalizes, then takes its
+zero-padded random crop)."""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ import jax.numpy as jnp
 
 
 def pad_crop_flip(key: jax.Array, images: jax.Array, pad: int) -> jax.Array:
-    """Zero-pad `pad` pixels per side, take a random HxW crop and flip it with probability 1/2."""
+    """Zero-pad `pad` pixels per side, take a random HxW crop and flip it with probability 1/2.
+
+    Meant for normalized images (padding = the mean pixel); the crop offsets and flips depend only on
+    `key` and the shape, not on the dtype or the values."""
     batch, height, width, channels = images.shape
     k_y, k_x, k_flip = jax.random.split(key, 3)
     padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))

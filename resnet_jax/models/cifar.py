@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from resnet_jax.models.layers import BatchNorm, Shortcut, conv_factory, norm_factory
+from resnet_jax.models.layers import BatchNorm, Shortcut, conv_factory, he_normal, norm_factory
 
 
 def blocks_per_stage(depth: int) -> int:
@@ -66,5 +66,7 @@ class CifarResNet(nn.Module):
                 x = BasicBlock(features, stride, self.residual, self.shortcut, conv, norm,
                                name=f"stage{stage + 1}_block{block + 1}")(x)
         x = x.mean(axis=(1, 2))
-        x = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32, name="fc")(x)
+        # "We initialize the weights as in [13]" (Sec 3.4): the FC layer too, not flax's LeCun default.
+        x = nn.Dense(self.num_classes, kernel_init=he_normal, dtype=self.dtype, param_dtype=jnp.float32,
+                     name="fc")(x)
         return x.astype(jnp.float32)

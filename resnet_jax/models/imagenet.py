@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from resnet_jax.models.cifar import BasicBlock
-from resnet_jax.models.layers import BatchNorm, Shortcut, conv_factory, norm_factory
+from resnet_jax.models.layers import BatchNorm, Shortcut, conv_factory, he_normal, norm_factory
 
 # depth -> (block kind, blocks in conv2_x..conv5_x), straight from Table 1.
 STAGES = {
@@ -81,5 +81,7 @@ class ImageNetResNet(nn.Module):
                     x = Bottleneck(features, stride, self.residual, self.shortcut, conv, norm,
                                    self.stride_on_3x3, name=name)(x)
         x = x.mean(axis=(1, 2))
-        x = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32, name="fc")(x)
+        # "We initialize the weights as in [13]" (Sec 3.4): the FC layer too, not flax's LeCun default.
+        x = nn.Dense(self.num_classes, kernel_init=he_normal, dtype=self.dtype, param_dtype=jnp.float32,
+                     name="fc")(x)
         return x.astype(jnp.float32)

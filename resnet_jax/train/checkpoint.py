@@ -26,8 +26,10 @@ from resnet_jax.train.engine import TrainState
 
 STATE, META = "state", "meta"
 # Settings that fix the trajectory: resuming under different ones could not continue the same run.
-IDENTITY_FIELDS = ("model", "shortcut", "dataset", "seed", "batch_size", "bn_group_size", "num_seeds")
-IDENTITY_DEFAULTS = {"num_seeds": 1}  # what a config or checkpoint without the field means
+IDENTITY_FIELDS = ("model", "shortcut", "dataset", "seed", "batch_size", "bn_group_size", "num_seeds",
+                   "momentum_form")
+IDENTITY_DEFAULTS = {"num_seeds": 1,  # what a config or checkpoint without the field means
+                     "momentum_form": "optax"}  # the only form before the field existed
 
 
 class CheckpointError(RuntimeError):

@@ -19,7 +19,8 @@ from resnet_jax.models import DTYPES, parse_model_name
 from resnet_jax.models.layers import CONV_IMPLS, SHORTCUT_OPTIONS
 from resnet_jax.train import checkpoint, inputs, seeds
 from resnet_jax.train.distributed import fetch
-from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset
+from resnet_jax.train.engine import (DATA_AXIS, MOMENTUM_FORMS, create_engine, make_mesh,
+                                     put_dataset)
 from resnet_jax.train.metrics_log import MetricsLog, progress_bar
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
 
@@ -57,6 +58,9 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
     if config.get("conv_impl", "xla") not in CONV_IMPLS:
         raise ConfigError(f"unknown conv_impl {config.conv_impl!r}: expected one of "
                           f"{', '.join(CONV_IMPLS)}")
+    if config.get("momentum_form", "optax") not in MOMENTUM_FORMS:
+        raise ConfigError(f"unknown momentum_form {config.momentum_form!r}: expected one of "
+                          f"{', '.join(MOMENTUM_FORMS)}")
     for field in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
                   "eval_batch_size", "steps_per_call"):
         if int(getattr(config, field)) <= 0:
