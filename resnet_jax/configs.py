@@ -40,7 +40,8 @@ FIELD_DOCS = {
     "momentum": "SGD momentum",
     "momentum_form": "caffe: v = m*v + lr*g, w -= v (the paper's); optax: v = m*v + g, w -= lr*v",
     "weight_decay": "L2 penalty on all parameters",
-    "warmup": "train at warmup_lr until the training error is below warmup_until_error",
+    "warmup": "train at warmup_lr until the training error is below warmup_until_error "
+              "(on for ResNet-110/1202)",
     "warmup_lr": "learning rate of the warm-up",
     "warmup_until_error": "training error that ends the warm-up",
     "warmup_error_ema": "decay of the training error's moving average over batches (decided on device)",

@@ -12,6 +12,8 @@ import scaleout_helpers as h
 
 
 def _cases(tmp_path):
+    """name -> (argv after `resnet-jax`, expected part of the message); the workdir of each case is
+    tmp_path/<name with underscores>."""
     a_file = tmp_path / "a_file"
     a_file.write_text("not a directory")
     read_only = tmp_path / "read_only"
@@ -29,26 +31,85 @@ def _cases(tmp_path):
         "unknown seeds mode": ({"seeds_mode": "pmap"}, ["--seeds=2"], "unknown seeds_mode 'pmap'"),
         "no seeds": ({}, ["--seeds=0"], "num_seeds must be positive"),
         "unknown conv impl": ({"conv_impl": "fft"}, [], "unknown conv_impl 'fft'"),
+        "unknown momentum form": ({"momentum_form": "nesterov"}, [], "unknown momentum_form 'nesterov'"),
+        "unknown config field": ({"weight_decy": 0.1}, [],
+                                 "unknown config field 'weight_decy'; did you mean 'weight_decay'?"),
+        "experiment argument as a field": ({"depth": 21}, [], "the depth is the experiment's argument"),
+        "non-numeric value": ({"lr": "fast"}, [], "--config.lr=fast: not a valid float (default 0.1)"),
+        "non-integer value": ({"steps": 1.5}, [], "--config.steps=1.5: not a valid int"),
+        "non-boolean value": ({"progress": "maybe"}, [], "--config.progress=maybe: not a valid bool"),
+        "unknown flag": ({}, ["--stpes=3"], "unknown flag --stpes; did you mean --steps?"),
+        "bad flag value": ({}, ["--steps=many"], "--steps=many"),
+        "positional argument": ({}, ["extra"], "unexpected arguments: extra"),
+        "missing data_dir": ({"dataset": "cifar10", "data_dir": "/nonexistent"}, [],
+                             "data_dir '/nonexistent': no such directory"),
+        "data_dir for digits": ({"data_dir": str(tmp_path)}, [], "dataset 'digits' does not read a data_dir"),
+        "data_dir for synthetic": ({"dataset": "synthetic", "data_dir": str(tmp_path)}, [],
+                                   "dataset 'synthetic' does not read a data_dir"),
     }
     if os.geteuid() != 0:  # root writes anywhere
         cases["read-only workdir"] = ({}, [f"--workdir={read_only}/run"], "not a writable directory")
-    return cases
+    argvs = {name: (h.train_cmd(_workdir(tmp_path, name), *extra, **overrides)[3:], expected)
+             for name, (overrides, extra, expected) in cases.items()}
+    for name, config, expected in [
+            ("missing experiment file", "experiments/nonexist.py:20", "no experiment file "
+             "'experiments/nonexist.py' (the experiments: experiments/cifar10.py:ARG"),
+            ("bad experiment argument", "experiments/table2.py:resnet35", "experiments/table2.py:resnet35: "
+             "ValueError: Table 2 compares")]:
+        argvs[name] = (["train", f"--config={config}", f"--workdir={_workdir(tmp_path, name)}"], expected)
+    argvs["missing workdir"] = (["train", "--config=experiments/table6.py:20"], "missing --workdir")
+    argvs["missing config"] = (["train", f"--workdir={_workdir(tmp_path, 'missing config')}"],
+                               "missing --config")
+    return argvs
+
+
+def _workdir(tmp_path, name: str) -> str:
+    return str(tmp_path / name.replace(" ", "_"))
+
+
+def _run_in_one_process(argvs: list[list[str]]) -> list[dict]:
+    runner = h.run([sys.executable, "tests/cli_runner.py"], h.env(8), input=json.dumps(argvs))
+    assert runner.returncode == 0 and not runner.stderr.strip(), runner.stderr
+    return json.loads(runner.stdout)
 
 
 def test_bad_inputs_fail_with_one_line_and_exit_2(tmp_path):
     """All cases through the CLI entry point in one 8-device process (tests/cli_runner.py; the exit
     status of a real `resnet-jax train` process is checked in test_train.py)."""
     cases = _cases(tmp_path)
-    argvs = [h.train_cmd(str(tmp_path / name.replace(" ", "_")), *extra, **overrides)[3:]
-             for name, (overrides, extra, _) in cases.items()]
-    runner = h.run([sys.executable, "tests/cli_runner.py"], h.env(8), input=json.dumps(argvs))
-    assert runner.returncode == 0 and not runner.stderr.strip(), runner.stderr
-    for (name, (_, _, expected)), result in zip(cases.items(), json.loads(runner.stdout)):
+    results = _run_in_one_process([argv for argv, _ in cases.values()])
+    for (name, (_, expected)), result in zip(cases.items(), results):
         lines = [line for line in result["stderr"].splitlines() if line.strip()]
         assert result["code"] == 2, (name, result)
         assert len(lines) == 1, (name, result)
         assert lines[0].startswith("resnet-jax train: error: ") and expected in lines[0], (name, lines)
-        assert not (tmp_path / name.replace(" ", "_")).exists(), f"{name}: the workdir was created"
+        assert not os.path.exists(_workdir(tmp_path, name)), f"{name}: the workdir was created"
+
+
+def test_help_lists_experiments_flags_and_every_config_field():
+    from resnet_jax.configs import FIELD_DOCS, cifar_config, imagenet_config
+
+    [result] = _run_in_one_process([["train", "--help"]])
+    assert result["code"] == 0 and not result["stderr"], result
+    lines = result["stdout"].splitlines()
+    for path in sorted(os.listdir(os.path.join(h.REPO, "experiments"))):
+        if path.endswith(".py"):
+            assert any(line.strip().startswith(f"experiments/{path}:") for line in lines), path
+    assert any("experiments/table6.py:DEPTH" in line and "default 20" in line and "Table 6" in line
+               for line in lines)
+    assert any(line.strip().startswith("--workdir ") for line in lines)
+    fields = {line.split()[0]: line for line in lines if line.startswith("  ") and line.split()[0] in FIELD_DOCS}
+    assert set(fields) == set(cifar_config()) | set(imagenet_config())
+    assert "0.1" in fields["lr"] and FIELD_DOCS["lr"] in fields["lr"]
+    assert "'caffe'" in fields["momentum_form"] and "64 [32]" in fields["bn_group_size"]
+
+
+def test_every_config_field_has_a_meaning():
+    from resnet_jax.configs import FIELD_DOCS, cifar_config, imagenet_config
+
+    for config in (cifar_config("cifar_resnet110"), imagenet_config("imagenet_resnet50", "fixed")):
+        assert set(config) <= set(FIELD_DOCS), set(config) - set(FIELD_DOCS)
+    assert all(doc and "\n" not in doc for doc in FIELD_DOCS.values())
 
 
 @pytest.mark.parametrize("bad", ["a_file", "a_file/run"])

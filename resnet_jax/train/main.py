@@ -1,14 +1,21 @@
 """`resnet-jax train --config=experiments/table6.py:20 --workdir=runs/r20 [--config.FIELD=VALUE ...]`.
 
-Exit codes: 0 finished (or preempted after saving a checkpoint: rerun to resume), 1 the loss
-diverged, 2 bad configuration, flags, workdir or dataset. Multi-host: run the same command on every
+`resnet-jax train --help` lists the experiments, the flags and every config field with its default
+and meaning. Exit codes: 0 finished (or preempted after saving a checkpoint: rerun to resume), 1 the
+loss diverged, 2 bad configuration, flags, experiment file, workdir or dataset. Multi-host: run the same command on every
 host with --coordinator/--num_processes/--process_id, or --distributed where JAX detects them
 (TPU pods, Slurm, Open MPI); see docs/scaling.md.
 """
 
 from __future__ import annotations
 
+import ast
+import difflib
+import importlib.util
+import os
+import re
 import sys
+from pathlib import Path
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -33,16 +40,161 @@ _SEEDS = flags.DEFINE_integer(
     "seeds", None, "Train seeds config.seed..config.seed+N-1 together in one program, each logged in "
     "WORKDIR/seed{s}/ (same as --config.num_seeds=N; --config.seeds_mode=loop|vmap|devices).")
 flags.mark_flags_as_required(["config", "workdir"])
+_OWN_FLAGS = (_CONFIG, _WORKDIR, _STEPS, _SEEDS, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID, _DISTRIBUTED)
+
+
+# Datasets read from a tfds data_dir; the others are generated or shipped with a library.
+_READS_DATA_DIR = ("cifar10", "imagenet")
+_HELP_ARGS = ("-h", "-help", "--help", "--helpshort", "-?")
 
 
 def _fail(message: str, code: int) -> None:
-    print(f"resnet-jax train: error: {message}", file=sys.stderr)
+    print(f"resnet-jax train: error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(code)
 
 
+def _experiments_dir() -> Path:
+    """experiments/ of this checkout (beside the package), else of the current directory."""
+    beside = Path(__file__).resolve().parents[2] / "experiments"
+    return beside if beside.is_dir() else Path("experiments")
+
+
+def _experiment_arg(path: Path) -> tuple[str, str | None, str]:
+    """(get_config's argument name, its default, the docstring's first line) of an experiment file,
+    read without running it."""
+    tree = ast.parse(path.read_text())
+    doc = (ast.get_docstring(tree) or "").strip().splitlines()
+    name, default = "", None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "get_config" and node.args.args:
+            name = node.args.args[0].arg
+            if node.args.defaults:
+                default = str(ast.literal_eval(node.args.defaults[0]))
+    return name, default, doc[0] if doc else ""
+
+
+def _experiments() -> list[tuple[str, str, str]]:
+    """(file:ARG, the argument's default, the docstring's first line) of each experiments/*.py."""
+    found = []
+    for path in sorted(_experiments_dir().glob("*.py")):
+        name, default, doc = _experiment_arg(path)
+        found.append((f"experiments/{path.name}" + (f":{name.upper()}" if name else ""),
+                      f"default {default}" if default is not None else "", doc))
+    return found
+
+
+def _help() -> str:
+    from resnet_jax.configs import FIELD_DOCS, cifar_config, imagenet_config  # noqa: PLC0415
+
+    lines = ["usage: resnet-jax train --config=experiments/FILE.py[:ARG] --workdir=DIR "
+             "[--config.FIELD=VALUE ...] [flags]", "", "experiments:"]
+    lines += [f"  {usage:<28} {default:<17} {doc}" for usage, default, doc in _experiments()]
+    lines += ["", "flags:"]
+    for holder in _OWN_FLAGS:
+        lines.append(f"  --{holder.name:<14} {flags.FLAGS[holder.name].help}")
+    lines += ["", "config fields (--config.FIELD=VALUE; default of the CIFAR experiments, "
+              "[ImageNet's where it differs]):"]
+    cifar, imagenet = cifar_config(), imagenet_config()
+    for field in [*cifar, *(f for f in imagenet if f not in cifar)]:
+        default = repr(cifar[field]) if field in cifar else ""
+        if field in imagenet and (field not in cifar or imagenet[field] != cifar[field]):
+            default += f" [{imagenet[field]!r}]"
+        lines.append(f"  {field:<19} {default.strip():<26} {FIELD_DOCS[field]}")
+    lines += ["", "exit codes: 0 finished or preempted after a checkpoint, 1 diverged, 2 bad input, "
+              "3 I/O failure", "--helpfull lists absl's and JAX's flags too."]
+    return "\n".join(lines)
+
+
+def _config_spec(argv: list[str]) -> str | None:
+    """The value of --config (`--config=X`, `--config X`), as absl reads it."""
+    for i, arg in enumerate(argv):
+        if match := re.match(r"^--?config(=|$)", arg):
+            return arg[match.end():] if match.group(1) else (argv[i + 1] if i + 1 < len(argv) else None)
+    return None
+
+
+def _load_experiment(spec: str):
+    """get_config(ARG) of `FILE.py[:ARG]`, or one line saying what is wrong."""
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        names = ", ".join(usage for usage, _, _ in _experiments())
+        _fail(f"no experiment file {path!r} (the experiments: {names})", 2)
+    module_spec = importlib.util.spec_from_file_location("resnet_jax_experiment", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+        return module.get_config(*([arg] if arg else []))
+    except Exception as e:  # noqa: BLE001 (the user's file: any failure is reported in one line)
+        _fail(f"{spec}: {type(e).__name__}: {e}", 2)
+
+
+def _check_overrides(argv: list[str], config, spec: str) -> None:
+    """Every --config.FIELD names a field of the experiment's config."""
+    for arg in argv:
+        if match := re.match(r"^--?(?:no)?config\.([^=.]+)", arg):
+            field = match.group(1)
+            if field in config:
+                continue
+            path = spec.partition(":")[0]
+            if field.lower() == _experiment_arg(Path(path))[0].lower():
+                hint = f"; the {field} is the experiment's argument: --config={path}:VALUE"
+            elif close := difflib.get_close_matches(field, list(config), n=1):
+                hint = f"; did you mean {close[0]!r}?"
+            else:
+                hint = " (resnet-jax train --help lists them)"
+            _fail(f"unknown config field {field!r}{hint}", 2)
+
+
+def _flag_error(error: flags.Error, config) -> str:
+    """absl's flag error as one line; a bad --config.FIELD value says what the field expects."""
+    message = str(error).strip()
+    if match := re.match(r"flag --config\.(\w+)=(.*?): ", message):
+        field, value = match.groups()
+        if field in config and config[field] is not None:
+            default = config[field]
+            return f"--config.{field}={value}: not a valid {type(default).__name__} (default {default!r})"
+    if match := re.match(r"flag --(\w+)=None: Flag --\w+ must have a value other than None", message):
+        return f"missing --{match.group(1)} (resnet-jax train --help lists the flags)"
+    if isinstance(error, flags.UnrecognizedFlagError):
+        close = difflib.get_close_matches(error.flagname, [h.name for h in _OWN_FLAGS], n=1)
+        return (f"unknown flag --{error.flagname}"
+                + (f"; did you mean --{close[0]}?" if close else " (resnet-jax train --help lists them)"))
+    return message.splitlines()[0]
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with every mistake reported in one line (exit 2) before any work, and
+    `--help` listing the experiments and config fields (exit 0)."""
+    if any(arg in _HELP_ARGS for arg in argv[1:]):
+        print(_help())
+        sys.exit(0)
+    spec = _config_spec(argv)
+    config = _load_experiment(spec) if spec else {}
+    _check_overrides(argv, config, spec)
+    try:
+        rest = flags.FLAGS(argv)
+    except flags.Error as e:
+        _fail(_flag_error(e, config), 2)
+    if len(rest) > 1:
+        _fail(f"unexpected arguments: {' '.join(rest[1:])}", 2)
+    return rest
+
+
+def _data_dir_problem(config) -> str | None:
+    """A data_dir that does not exist, or one given to a dataset that reads none."""
+    data_dir = config.get("data_dir")
+    if data_dir is None:
+        return None
+    if config.dataset not in _READS_DATA_DIR:
+        return (f"dataset {config.dataset!r} does not read a data_dir: drop --config.data_dir "
+                f"(datasets read from one: {', '.join(_READS_DATA_DIR)})")
+    if not os.path.isdir(data_dir):
+        return f"data_dir {data_dir!r}: no such directory"
+    return None
+
+
 def _main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv  # checked by _parse_flags
     # Imported here so `--help` and flag errors stay fast. The distributed system must be joined
     # before anything touches a JAX backend, and importing the loop may (module-level constants).
     from resnet_jax.train import distributed  # noqa: PLC0415
@@ -77,6 +229,8 @@ def _main(argv):
             config.num_seeds = _SEEDS.value
         # Checked before logging turns verbose, so a bad input prints exactly one line.
         validate_config(config)
+        if problem := _data_dir_problem(config):
+            raise ConfigError(problem)
         check_workdir(_WORKDIR.value)
     except ConfigError as e:
         _fail(str(e), 2)
@@ -93,4 +247,4 @@ def _main(argv):
 
 
 def main(argv: list[str]) -> None:
-    app.run(_main, argv=argv)
+    app.run(_main, argv=argv, flags_parser=_parse_flags)
