@@ -30,7 +30,10 @@ def env(devices: int = 1, cache_dir: str | None = None) -> dict:
     """CPU only, `devices` virtual devices, and a shared persistent compilation cache so the runs
     after the first skip XLA compilation (the cached executable is the same code)."""
     e = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
-    e["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    # Kept: an instruction-set cap (--xla_cpu_max_isa) the suite runs under.
+    e["XLA_FLAGS"] = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                              if not f.startswith("--xla_force_host_platform_device_count")
+                              ) + f" --xla_force_host_platform_device_count={devices}"
     if cache_dir:
         e.update(JAX_COMPILATION_CACHE_DIR=cache_dir, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")

@@ -109,6 +109,7 @@ def test_bf16_compute_keeps_float32_params():
     assert logits.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(logits)))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("size,k,stride,padding", [(8, 3, 1, 1), (7, 3, 2, 1), (8, 1, 2, "SAME"),
                                                    (7, 3, 1, "SAME")])
 def test_patch_conv_is_nn_conv_as_a_matmul(size, k, stride, padding):
@@ -131,6 +132,7 @@ def test_patch_conv_is_nn_conv_as_a_matmul(size, k, stride, padding):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4), grads, grads_ref)
 
 
+@pytest.mark.numerics
 def test_im2col_model_has_the_same_parameters_cost_and_outputs():
     xla, im2col = (create_model("cifar_resnet8", shortcut="B", conv_impl=c) for c in ("xla", "im2col"))
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))

@@ -36,18 +36,29 @@ def test_chunk_orders_give_the_per_step_batches(setup, start, num_steps):
     assert len(set(epoch.tolist())) == 11 * 128
 
 
+@pytest.mark.numerics
 def test_scanned_chunk_equals_single_steps_across_an_epoch_boundary(setup):
     engine, ds, data = setup
     single = engine.init_state(ds.image_shape).replace(step=np.int32(9))  # epoch ends at step 11
+    init_params = jax.device_get(single.params)
     state_copy = jax.tree.map(lambda x: x.copy(), single)  # train_chunk donates its state
     losses = []
     for _ in range(4):
         single, m = engine.train_chunk(single, data, 1)
         losses.append(float(m["loss"][0]))
     scanned, m = engine.train_chunk(state_copy, data, 4)
-    np.testing.assert_allclose(np.asarray(m["loss"]), losses, rtol=1e-5)
-    # straight-line vs scanned code fuse differently: float noise, far below a changed batch's effect
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=0),
+    # Straight-line and scanned code are different programs: XLA fuses and orders the reductions
+    # differently (and per instruction set), and float32 rounding grows through the SGD steps
+    # (observed up to 5e-5 relative by step 4). A wrong batch is a change of another size: the
+    # losses of different batches here differ by > 0.1, over 20x the tolerance.
+    losses = np.asarray(losses)
+    assert np.abs(np.diff(losses)).min() > 20 * 1e-3 * losses.max()
+    np.testing.assert_allclose(np.asarray(m["loss"]), losses, rtol=1e-3)
+    # The parameters agree to 1% of what the 4 steps changed (a different batch changes them by
+    # the size of a step).
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(
+        jax.tree.leaves(jax.device_get(single.params)), jax.tree.leaves(init_params)))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=0.01 * moved, rtol=0),
                  jax.device_get(scanned.params), jax.device_get(single.params))
 
 

@@ -13,6 +13,7 @@ import pytest
 import scaleout_helpers as h
 
 
+@pytest.mark.numerics
 @pytest.mark.slow
 def test_two_processes_agree_with_one(tmp_path, tmp_path_factory):
     workdir = str(tmp_path / "run")

@@ -62,6 +62,7 @@ LRS = [0.01] * 40 + [0.1] * 40 + [0.01] * 40
 SWITCH, DROP = 40, 80
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("form", ["caffe", "optax"])
 def test_momentum_forms_follow_their_update_rules(form):
     rng = np.random.default_rng(0)
@@ -74,6 +75,7 @@ def test_momentum_forms_follow_their_update_rules(form):
     np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-5 * np.abs(reference).max())
 
 
+@pytest.mark.numerics
 def test_caffe_form_carries_the_old_lr_through_a_switch_and_optax_form_jumps():
     """With a constant gradient (no weight decay, which only adds a tiny term) both forms reach the
     step lr*g/(1-m); at a change of lr the Caffe velocity still holds the old lr's steps and moves
@@ -120,6 +122,7 @@ def digits_engine():
     return engine, ds, put_dataset(ds, engine.mesh, 360)
 
 
+@pytest.mark.numerics
 def test_mean_is_subtracted_before_zero_padding(digits_engine):
     engine, ds, data = digits_engine
     seed, step, pad = np.int32(3), np.int32(5), ds.crop_padding

@@ -70,6 +70,7 @@ def _conv_bn(x, params, stats, conv, bn, stride=1):
     return (y - s["mean"]) / jnp.sqrt(s["var"] + 1e-5) * p["scale"] + p["bias"]
 
 
+@pytest.mark.numerics
 def test_std_matches_direct_computation():
     model, variables, ds, data, eval_batch = _random_setup()
     layers = resp.response_moments(model, variables, data, eval_batch)

@@ -64,6 +64,7 @@ def assert_same_as_alone(alone, seed, variables, atol=None, rel_norm=None):
     assert np.linalg.norm(got - want) <= rel_norm * np.linalg.norm(want)
 
 
+@pytest.mark.numerics
 def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path):
     """`--seeds 2` (mode "loop", the default): the shared trainer, its logs and the report."""
     programs = (SeedsEngine.train_chunk, SeedsEngine.evaluate)
@@ -123,6 +124,7 @@ def test_non_finite_loss_names_the_step_and_the_seed():
         _check_finite(pending, 11, None, _Manager(), SEEDS)
 
 
+@pytest.mark.numerics
 def test_vmapped_seeds_train_as_alone(digits, alone):
     """vmap with convolutions as patch matmuls (`conv_impl=im2col`: per-seed kernels make one
     batched matmul per layer; with nn.Conv vmap makes grouped convolutions, jax's batching rule):
@@ -142,6 +144,7 @@ def test_vmapped_seeds_train_as_alone(digits, alone):
         assert_same_as_alone(alone, seed, jax.device_get((s.params, s.batch_stats)), rel_norm=1e-3)
 
 
+@pytest.mark.numerics
 def test_seeds_over_two_processes_train_as_alone(alone, tmp_path):
     """`--seeds 2 --config.seeds_mode=devices` over 2 processes of 1 device: one seed per process,
     through the whole trainer (each process holds only its seed's state; process 0 logs both), and
