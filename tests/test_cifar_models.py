@@ -128,6 +128,9 @@ def test_patch_conv_is_nn_conv_as_a_matmul(size, k, stride, padding):
                 for m in (ours, ref)]
 
     (y, grads), (y_ref, grads_ref) = outputs_and_grads(params, x)
+    # A matmul and a convolution sum the same k*k*c products in another order: float32 rounding
+    # (eps 1.2e-7 times the O(10) sums of O(1) terms) on any instruction set; a wrong patch or
+    # padding is off by O(1). The gradients sum over the batch and positions too: 10x that.
     np.testing.assert_allclose(y, y_ref, atol=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4), grads, grads_ref)
 
@@ -140,6 +143,7 @@ def test_im2col_model_has_the_same_parameters_cost_and_outputs():
         variables = jax.jit(xla.init)(jax.random.key(3), x)
         jax.tree.map(np.testing.assert_array_equal, jax.jit(im2col.init)(jax.random.key(3), x),
                      variables)
+    # the same sums in another order through 8 layers (as above, grown through the BNs)
     np.testing.assert_allclose(jax.jit(im2col.apply)(variables, x),
                                jax.jit(xla.apply)(variables, x), atol=1e-4)
     a, b = (model_complexity("cifar_resnet20", conv_impl=c) for c in ("xla", "im2col"))

@@ -37,10 +37,13 @@ def test_two_processes_agree_with_one(tmp_path, tmp_path_factory):
     for a, b in zip(ours, theirs):
         for k in a:
             assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-4), (a["step"], k)
-    # Each array to a fraction of its own scale: rounding differences grow over 36 SGD steps (most
-    # in the momentum, a sum of gradients), while a wrong reduction or BN grouping is off by O(1).
+    # Each array to a fraction of its own scale. 2 processes x 2 devices is another program than
+    # 1 device (reductions in another order), and rounding differences grow over 36 SGD steps and
+    # with the instruction set XLA compiles for (params up to 5e-4 of their scale under AVX2; the
+    # velocity, a sum of lr-scaled gradients, several times more), while a wrong reduction or BN
+    # grouping is off by O(1).
     state, ref = h.restore_state(workdir), h.restore_state(reference)
-    for part, rel in (("params", 1e-4), ("batch_stats", 1e-4), ("opt_state", 5e-3)):
+    for part, rel in (("params", 2e-3), ("batch_stats", 2e-3), ("opt_state", 2e-2)):
         for x, y in zip(jax.tree.leaves(getattr(state, part)), jax.tree.leaves(getattr(ref, part))):
             x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
             assert np.max(np.abs(x - y)) <= rel * np.max(np.abs(y)) + 1e-7, part
