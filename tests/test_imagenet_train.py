@@ -31,7 +31,7 @@ def small_config(**overrides):
     c = imagenet_config("imagenet_resnet18", schedule="fixed")
     c.update(image_size=32, scale_range=(36, 48), eval_resize=36, mean_images=32, num_workers=0,
              batch_size=8, bn_group_size=4, eval_batch_size=8, steps=8, steps_per_call=1,
-             log_every=1, eval_every=8, checkpoint_every=8, progress=False, lr=0.05)
+             log_every=1, eval_every=8, checkpoint_every=8, progress=False, lr=0.02)
     c.update(overrides)
     return c
 
