@@ -145,6 +145,7 @@ def test_vmapped_seeds_train_as_alone(digits, alone):
 
 
 @pytest.mark.numerics
+@pytest.mark.slow  # two processes
 def test_seeds_over_two_processes_train_as_alone(alone, tmp_path):
     """`--seeds 2 --config.seeds_mode=devices` over 2 processes of 1 device: one seed per process,
     through the whole trainer (each process holds only its seed's state; process 0 logs both), and
