@@ -60,7 +60,8 @@ def manager(workdir: str, keep: int = 2, read_only: bool = False) -> ocp.Checkpo
     first. `read_only` (evaluation, analysis) writes and removes nothing, so it may read the
     workdir of a run in progress."""
     if read_only:
-        options = ocp.CheckpointManagerOptions(read_only=True, create=False, max_to_keep=None,
+        # (not orbax's read_only option, which warns on every use; this manager is never saved to)
+        options = ocp.CheckpointManagerOptions(create=False, cleanup_tmp_directories=False,
                                                enable_async_checkpointing=False)
     else:
         # Removed here, before anything else, rather than by orbax's option of the same purpose,
@@ -137,7 +138,7 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
 
 
 def _reason(error: Exception) -> str:
-    text = str(error).split(" [tensorstore_spec", 1)[0].strip()
+    text = str(error).split(" [tensorstore_spec", 1)[0].split(". See full TensorStore", 1)[0].strip()
     text = text.splitlines()[0][:200] if text else ""
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
@@ -216,6 +217,7 @@ class Saver:
         self._unsealed: list[int] = []
         self._closed = False
         _quiet_orbax_logs(True)  # a failed save is reported by us, in one line
+        _silence_aborted_writes()  # (its abandoned writes may finish before we learn it failed)
 
     def __enter__(self) -> Saver:
         return self
@@ -286,7 +288,7 @@ class Saver:
 
     def _failed(self, step: int, error: Exception | None) -> CheckpointWriteError:
         self._unsealed = []
-        _silence_aborted_writes()
+        _quiet_orbax_logs(True)  # for good: the abandoned writes' futures are collected any time
         self.close()
         _remove_unfinished(str(self.mngr.directory), step, sync=False)
         return CheckpointWriteError(f"the checkpoint of step {step} could not be written "
@@ -294,8 +296,13 @@ class Saver:
 
 
 class _DropOrbaxErrors(std_logging.Filter):
+    """Orbax's error logs, and asyncio's 'exception was never retrieved' for the futures of the
+    writes that a failed save abandoned."""
+
     def filter(self, record: std_logging.LogRecord) -> bool:
-        return not (record.levelno >= std_logging.ERROR and f"{os.sep}orbax{os.sep}" in record.pathname)
+        return not (record.levelno >= std_logging.ERROR and (
+            f"{os.sep}orbax{os.sep}" in record.pathname
+            or (record.name == "asyncio" and "never retrieved" in str(record.msg))))
 
 
 _ORBAX_FILTER = _DropOrbaxErrors()
@@ -306,19 +313,17 @@ def _quiet_orbax_logs(on: bool) -> None:
     """Orbax logs a failed read or write with its traceback from its own threads; we report the
     failure in one line instead."""
     _quiet_depth[0] += 1 if on else -1
-    target = logging.get_absl_logger()
-    (target.addFilter if _quiet_depth[0] > 0 else target.removeFilter)(_ORBAX_FILTER)
+    for target in (logging.get_absl_logger(), std_logging.getLogger("asyncio")):
+        (target.addFilter if _quiet_depth[0] > 0 else target.removeFilter)(_ORBAX_FILTER)
 
 
 @contextlib.contextmanager
 def _quiet_orbax():
     """Around a restore that may fail: orbax's error logs and aborted reads stay silent."""
     _quiet_orbax_logs(True)
+    _silence_aborted_writes()
     try:
         yield
-    except Exception:
-        _silence_aborted_writes()
-        raise
     finally:
         _quiet_orbax_logs(False)
 
@@ -326,7 +331,7 @@ def _quiet_orbax():
 def _silence_aborted_writes() -> None:
     """After a failed read or write, tensorstore's other reads/writes of it are abandoned: their
     coroutines, collected later (up to interpreter exit), would each print an 'Exception ignored'
-    traceback. Drop those, and only those."""
+    traceback. Drop those, and only those (installed once, for the life of the process)."""
     if getattr(sys.unraisablehook, "_resnet_jax", False):
         return
     default = sys.unraisablehook
@@ -346,6 +351,17 @@ def _silence_aborted_writes() -> None:
 
     hook._resnet_jax = True
     sys.unraisablehook = hook
+
+    # Tensorstore's completion callbacks of those abandoned operations find orbax's event loop
+    # closed, and print that through sys.excepthook (from its own threads, never the main one's
+    # uncaught exception, which has frames of ours).
+    default_excepthook = sys.excepthook
+
+    def excepthook(kind, value, tb):
+        if not (kind is RuntimeError and str(value) == "Event loop is closed"):
+            default_excepthook(kind, value, tb)
+
+    sys.excepthook = excepthook
 
 
 def _check_identity(meta: dict, identity: dict, where: str) -> None:
