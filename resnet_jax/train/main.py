@@ -2,9 +2,9 @@
 
 Exit codes: 0 finished (or preempted after saving a checkpoint: rerun to resume), 1 the loss
 diverged, 2 bad configuration, flags, workdir (or another run is using it) or dataset, 3 a write
-failed (disk full, I/O error, permissions: the last good checkpoint is named; rerun to resume). Multi-host: run the same command on every
-host with --coordinator/--num_processes/--process_id, or --distributed where JAX detects them
-(TPU pods, Slurm, Open MPI); see docs/scaling.md.
+failed (disk full, I/O error, permissions: the last good checkpoint is named; rerun to resume).
+Multi-host: run the same command on every host with --coordinator/--num_processes/--process_id, or
+--distributed where JAX detects them (TPU pods, Slurm, Open MPI); see docs/scaling.md.
 """
 
 from __future__ import annotations
