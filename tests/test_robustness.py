@@ -80,8 +80,8 @@ def test_a_failed_checkpoint_write_stops_the_run_with_exit_3_and_the_rerun_resum
     last = full.stderr.strip().splitlines()[-1]
     assert last == (f"resnet-jax train: error: the checkpoint of step 30 could not be written "
                     f"(File too large); last good checkpoint: step 24 "
-                    f"({os.path.join(workdir, 'checkpoints', '24')}); rerun the same command to "
-                    "resume from it once the cause is fixed")
+                    f"({os.path.join(workdir, 'checkpoints', '24')}); rerun the same command once "
+                    "the cause is fixed to resume from it")
     # Stopped by the next save at the latest (here the last step's); nothing half-written left.
     assert not os.path.exists(os.path.join(workdir, "results.json"))
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["24"]

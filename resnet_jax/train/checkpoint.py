@@ -39,7 +39,6 @@ from resnet_jax.train.engine import TrainState
 from resnet_jax.train.workdir import RunIOError, os_cause
 
 STATE, META = "state", "meta"
-RERUN = "rerun the same command to resume from it once the cause is fixed"
 MANIFEST = "sha256_manifest.json"  # in each step folder, beside orbax's items
 TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's name for a checkpoint still being written
 # Settings that fix the trajectory: resuming under different ones could not continue the same run.
@@ -132,8 +131,9 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
         _report_damaged(mngr, bad, step, quarantine)
         return state, meta
     if bad:
-        raise CheckpointError(f"no readable checkpoint in {mngr.directory} (steps "
-                              f"{', '.join(map(str, bad))} are damaged); move them away to start over")
+        raise CheckpointError(f"no readable checkpoint in {mngr.directory} (damaged: step"
+                              f"{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))}); move "
+                              "them away to start over")
     return None
 
 
@@ -229,7 +229,7 @@ class Saver:
         self.close()
         if isinstance(exc, RunIOError) and not isinstance(exc, CheckpointWriteError):
             # Another write of the run failed (metrics.jsonl): name what a rerun resumes from.
-            raise RunIOError(f"{exc}; {self.where()}; {RERUN}") from None
+            raise RunIOError(f"{exc}; {self.rerun()}") from None
 
     def save(self, step: int, state: TrainState, meta: dict) -> None:
         self._settle()  # orbax would wait for the previous save here anyway
@@ -267,6 +267,11 @@ class Saver:
             return "no checkpoint was saved"
         return f"last good checkpoint: step {self.last_good} ({step_dir(self.mngr, self.last_good)})"
 
+    def rerun(self) -> str:
+        """What to do after a failed write: where() and what a rerun does."""
+        return (f"{self.where()}; rerun the same command once the cause is fixed"
+                + (" (it starts over)" if self.last_good is None else " to resume from it"))
+
     def _settle(self) -> None:
         if not self._unsealed:
             return
@@ -292,7 +297,7 @@ class Saver:
         self.close()
         _remove_unfinished(str(self.mngr.directory), step, sync=False)
         return CheckpointWriteError(f"the checkpoint of step {step} could not be written "
-                                    f"({os_cause(error)}); {self.where()}; {RERUN}")
+                                    f"({os_cause(error)}); {self.rerun()}")
 
 
 class _DropOrbaxErrors(std_logging.Filter):

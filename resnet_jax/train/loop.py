@@ -347,7 +347,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
             if num_seeds > 1:
                 _write_json(os.path.join(workdir, "seeds.json"), summary)
         except RunIOError as e:
-            raise RunIOError(f"{e}; {saver.where()}; {checkpoint.RERUN}") from None
+            raise RunIOError(f"{e}; {saver.rerun()}") from None
         logging.info("done: test error %s after %d steps",
                      ", ".join(f"{100 * r['test_error']:.2f}%" for r in results), step)
     return summary
