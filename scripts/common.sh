@@ -7,12 +7,28 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if command -v uv >/dev/null 2>&1; then UV=(uv); else UV=(python3 -m uv); fi
 export UV_PYTHON_DOWNLOADS="${UV_PYTHON_DOWNLOADS:-never}"  # use the machine's Python 3.12
 
+#
+# The CLI runs as a child that this shell waits for. SIGTERM or SIGINT to the script (a scheduler's
+# stop, Ctrl-C) is passed on to it as SIGTERM, on which `resnet-jax train` saves a checkpoint and
+# exits 0; the script waits for that and exits with the child's code instead of going on, so a
+# scheduler that restarts it at once never overlaps the old trainer.
 rj() {
+  local child rc seen signals=0
   if [[ -z "${RESNET_JAX_NO_UV:-}" ]] && "${UV[@]}" --version >/dev/null 2>&1; then
-    (cd "$ROOT" && "${UV[@]}" run --quiet --frozen resnet-jax "$@")
+    (cd "$ROOT" && exec "${UV[@]}" run --quiet --frozen resnet-jax "$@") &
   else
-    (cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -m resnet_jax.cli "$@")
+    (cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m resnet_jax.cli "$@") &
   fi
+  child=$!
+  trap 'signals=$((signals + 1)); kill -TERM "$child" 2>/dev/null || true' TERM INT
+  while :; do
+    seen=$signals rc=0
+    wait "$child" || rc=$?
+    (( signals == seen )) && break  # the child exited; else a signal cut the wait short: wait on
+  done
+  trap - TERM INT
+  (( signals == 0 )) || exit "$rc"
+  return "$rc"
 }
 
 die() { echo "$(basename "$0"): error: $*" >&2; exit 2; }

@@ -94,7 +94,7 @@ def restore_state(workdir: str, step: int | None = None):
     config.update({k: v for k, v in TINY.items() if k in config})
     engine = create_engine(config, crop_padding=1, num_classes=10, mesh=make_mesh(jax.devices()[:1]))
     target = engine.abstract_state((8, 8, 3))  # digits images
-    mngr = checkpoint.manager(workdir, keep=100)
+    mngr = checkpoint.manager(workdir, read_only=True)
     try:
         step = mngr.latest_step() if step is None else step
         return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]

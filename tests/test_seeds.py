@@ -13,6 +13,7 @@ from resnet_jax.analysis.report import load_results, table6_rows
 from resnet_jax.analysis.runs import load_run
 from resnet_jax.configs import cifar_config
 from resnet_jax.data import load_dataset
+from resnet_jax.train import checkpoint
 from resnet_jax.train.engine import create_engine, put_dataset
 from resnet_jax.train.loop import ConfigError, TrainingDiverged, _check_finite, train_and_evaluate
 from resnet_jax.train.loop import validate_config
@@ -106,10 +107,10 @@ def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path)
     assert not (tmp_path / f"seed{SEEDS[0] + 2}").exists()
 
 
-class _Manager:  # what _check_finite asks of an orbax CheckpointManager
+class _Manager:  # what _check_finite's checkpoint.Saver asks of an orbax CheckpointManager
     directory = "/runs/x/checkpoints"
 
-    def wait_until_finished(self):
+    def close(self):
         pass
 
     def latest_step(self):
@@ -121,7 +122,7 @@ def test_non_finite_loss_names_the_step_and_the_seed():
                {"loss": np.array([[1.0, 1.0], [1.0, np.nan]])}]
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 14 \(seed 4\); last good "
                                                r"checkpoint: step 10"):
-        _check_finite(pending, 11, None, _Manager(), SEEDS)
+        _check_finite(pending, 11, None, checkpoint.Saver(_Manager()), SEEDS)
 
 
 @pytest.mark.numerics

@@ -54,7 +54,7 @@ def evaluate_run(config, workdir: str, mode: str) -> dict | None:
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         return None
     engine = create_engine(config, 0, imagenet.NUM_CLASSES)
-    mngr = checkpoint.manager(workdir, config.keep_checkpoints)
+    mngr = checkpoint.manager(workdir, read_only=True)
     state = checkpoint.restore_latest(mngr, engine.init_state((config.image_size,) * 2 + (3,)))
     mngr.close()
     if state is None:

@@ -73,7 +73,7 @@ def restore_state(workdir: str, engine: Engine, image_shape) -> TrainState:
     if seed_index is not None:
         target = jax.tree.map(lambda s: jax.ShapeDtypeStruct((num_seeds, *s.shape), s.dtype,
                                                              sharding=s.sharding), target)
-    mngr = checkpoint.manager(source)
+    mngr = checkpoint.manager(source, read_only=True)
     try:
         state = checkpoint.restore_latest(mngr, target)
     except Exception as e:  # orbax reports damage through many exception types

@@ -6,6 +6,14 @@ Each checkpoint holds two items:
 - `meta`: JSON with the run identity (model, dataset, seed, batch size, ...) and the per-step
   metrics of the steps not yet written to metrics.jsonl, so a resumed run writes the same records.
 
+Integrity: orbax writes a checkpoint into a temporary folder and renames it when complete, so a
+killed save leaves no half checkpoint (its temporary folder is removed when the next run starts).
+Damage after that (truncated or overwritten files) is caught by `MANIFEST`, the SHA-256 of every
+file, written by `Saver` once orbax has finalized the checkpoint and checked before each restore; a
+damaged checkpoint is reported in one line and the previous one is used. Checkpoints without a
+manifest (written before manifests existed, or by a run killed between the rename and the
+manifest) are accepted as they are.
+
 There is no PRNG or data-iterator state to save: every key is `fold_in(key(seed), purpose)` folded
 with the step, and the batch order is a permutation keyed by (seed, epoch), so (seed, step) fixes
 them (see engine.py). That is why the meta's seed and batch size must match on resume.
@@ -13,8 +21,13 @@ them (see engine.py). That is why the meta's seed and batch size must match on r
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import logging as std_logging
 import os
 import shutil
+import sys
 
 import jax
 import numpy as np
@@ -23,8 +36,11 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from resnet_jax.train.engine import TrainState
+from resnet_jax.train.workdir import RunIOError, os_cause
 
 STATE, META = "state", "meta"
+MANIFEST = "sha256_manifest.json"  # in each step folder, beside orbax's items
+TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's name for a checkpoint still being written
 # Settings that fix the trajectory: resuming under different ones could not continue the same run.
 IDENTITY_FIELDS = ("model", "shortcut", "dataset", "seed", "batch_size", "bn_group_size", "num_seeds",
                    "momentum_form")
@@ -36,12 +52,35 @@ class CheckpointError(RuntimeError):
     """No usable checkpoint, or one from a different run."""
 
 
-def manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
-    """Async saving, the newest `keep` checkpoints kept; leftovers of interrupted saves removed."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=True,
-                                           cleanup_tmp_directories=True)
+class CheckpointWriteError(RunIOError):
+    """A save failed (disk full, I/O error, permissions); names the cause and the last good one."""
+
+
+def manager(workdir: str, keep: int = 2, read_only: bool = False) -> ocp.CheckpointManager:
+    """Async saving, the newest `keep` checkpoints kept; leftovers of interrupted saves removed
+    first. `read_only` (evaluation, analysis) writes and removes nothing, so it may read the
+    workdir of a run in progress."""
+    if read_only:
+        # (not orbax's read_only option, which warns on every use; this manager is never saved to)
+        options = ocp.CheckpointManagerOptions(create=False, cleanup_tmp_directories=False,
+                                               enable_async_checkpointing=False)
+    else:
+        # Removed here, before anything else, rather than by orbax's option of the same purpose,
+        # whose background thread can outlive a short command and fail at interpreter exit.
+        _remove_unfinished(checkpoint_dir(workdir))
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                               enable_async_checkpointing=True)
     return ocp.CheckpointManager(checkpoint_dir(workdir), item_names=(STATE, META), options=options)
+
+
+def _remove_unfinished(directory: str, step: int | None = None, sync: bool = True) -> None:
+    """Remove the temporary folders of saves that never completed (all, or `step`'s)."""
+    if jax.process_index() == 0 and os.path.isdir(directory):
+        for name in os.listdir(directory):
+            if TMP_SUFFIX in name and (step is None or name.split(".")[0] == str(step)):
+                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    if sync and jax.process_count() > 1:
+        multihost_utils.sync_global_devices("resnet_jax: unfinished checkpoints removed")
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -70,51 +109,266 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
     or ShapeDtypeStructs), or None if there is none. Unreadable ones newer than it are reported and
     (with `quarantine`) moved to `<workdir>/corrupt_checkpoints/`, so the resumed run can save those
     steps again. Raises CheckpointError if it belongs to a run with a different `identity`."""
-    bad = []
+    bad: dict[int, str] = {}  # step -> why it cannot be used
     mngr.reload()
     for step in sorted(mngr.all_steps(), reverse=True):
+        if problem := verify_manifest(step_dir(mngr, step)):
+            bad[step] = problem
+            continue
         try:
-            meta = mngr.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META]
+            with _quiet_orbax():
+                meta = mngr.restore(step, args=ocp.args.Composite(**{
+                    META: ocp.args.JsonRestore()}))[META]
         except Exception as e:  # noqa: BLE001 (any failure to read is corruption here)
-            bad.append(_report_corrupt(mngr, step, e))
+            bad[step] = _reason(e)
             continue
         _check_identity(meta, identity, step_dir(mngr, step))
         try:
-            state = mngr.restore(step, args=ocp.args.Composite(**{
-                STATE: ocp.args.StandardRestore(target)}))[STATE]
+            with _quiet_orbax():
+                state = mngr.restore(step, args=ocp.args.Composite(**{
+                    STATE: ocp.args.StandardRestore(target)}))[STATE]
         except Exception as e:  # noqa: BLE001
-            bad.append(_report_corrupt(mngr, step, e))
+            bad[step] = _reason(e)
             continue
-        if bad:
-            if quarantine:
-                _quarantine(mngr, bad)
-            logging.warning("using the checkpoint at step %d instead", step)
+        _report_damaged(mngr, bad, step, quarantine)
         return state, meta
     if bad:
-        raise CheckpointError(f"no readable checkpoint in {mngr.directory} (steps "
-                              f"{', '.join(map(str, bad))} are corrupt); move them away to start over")
+        raise CheckpointError(f"no readable checkpoint in {mngr.directory} (damaged: step"
+                              f"{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))}); move "
+                              "them away to start over")
     return None
 
 
-def _report_corrupt(mngr: ocp.CheckpointManager, step: int, error: Exception) -> int:
-    reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-    logging.warning("checkpoint %s is unreadable (%s: %s)", step_dir(mngr, step),
-                    type(error).__name__, reason)
-    return step
+def _reason(error: Exception) -> str:
+    text = str(error).split(" [tensorstore_spec", 1)[0].split(". See full TensorStore", 1)[0].strip()
+    text = text.splitlines()[0][:200] if text else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _quarantine(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
+def _report_damaged(mngr: ocp.CheckpointManager, bad: dict[int, str], good: int,
+                    quarantine: bool) -> None:
+    """One line per damaged checkpoint; with `quarantine`, each moved to
+    `<workdir>/corrupt_checkpoints/` so the resumed run can save that step again."""
     aside = os.path.join(os.path.dirname(str(mngr.directory)), "corrupt_checkpoints")
-    if jax.process_index() == 0:
-        os.makedirs(aside, exist_ok=True)
-        for step in steps:
+    for step, reason in bad.items():
+        if quarantine and jax.process_index() == 0:
+            os.makedirs(aside, exist_ok=True)
             dest = os.path.join(aside, str(step))
             shutil.rmtree(dest, ignore_errors=True)
             os.replace(step_dir(mngr, step), dest)
-            logging.warning("moved the corrupt checkpoint of step %d to %s", step, dest)
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices("resnet_jax: corrupt checkpoints moved")
-    mngr.reload()
+        logging.warning("checkpoint %s is unreadable (%s)%s; using the checkpoint of step %d instead",
+                        step_dir(mngr, step), reason,
+                        f", moved to {os.path.join(aside, str(step))}" if quarantine else "", good)
+    if bad and quarantine:
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("resnet_jax: corrupt checkpoints moved")
+        mngr.reload()
+
+
+def write_manifest(directory: str) -> None:
+    """Record the SHA-256 of every file under a finalized checkpoint's folder (atomically)."""
+    files = {}
+    for root, _, names in os.walk(directory):
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, directory)
+            if rel != MANIFEST and not rel.startswith(MANIFEST):
+                files[rel] = _sha256(path)
+    tmp = os.path.join(directory, MANIFEST + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"sha256": files}, f, indent=0, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(directory, MANIFEST))
+
+
+def verify_manifest(directory: str) -> str | None:
+    """Why the checkpoint in `directory` differs from its manifest, or None if it matches or has
+    no manifest (a checkpoint from before manifests: accepted as it is)."""
+    try:
+        with open(os.path.join(directory, MANIFEST)) as f:
+            files = json.load(f)["sha256"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"its checksum manifest is unreadable: {e}"
+    for rel, digest in sorted(files.items()):
+        try:
+            actual = _sha256(os.path.join(directory, rel))
+        except OSError as e:
+            return f"{rel}: {e.strerror}"
+        if actual != digest:
+            return f"{rel} does not match its SHA-256 checksum"
+    return None
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class Saver:
+    """One run's checkpoint writes: orbax's asynchronous saves, each sealed with its manifest once
+    orbax has finalized it. A save that failed in the background (disk full, I/O error,
+    permissions) is raised as CheckpointWriteError at the next `save`/`poll`/`finish`, naming the
+    cause and the last good checkpoint; the failed save's temporary folder is removed."""
+
+    def __init__(self, mngr: ocp.CheckpointManager):
+        self.mngr = mngr
+        self.last_good = mngr.latest_step()  # (restored or None)
+        self._unsealed: list[int] = []
+        self._closed = False
+        _quiet_orbax_logs(True)  # a failed save is reported by us, in one line
+        _silence_aborted_writes()  # (its abandoned writes may finish before we learn it failed)
+
+    def __enter__(self) -> Saver:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish()
+            return
+        self.close()
+        if isinstance(exc, RunIOError) and not isinstance(exc, CheckpointWriteError):
+            # Another write of the run failed (metrics.jsonl): name what a rerun resumes from.
+            raise RunIOError(f"{exc}; {self.rerun()}") from None
+
+    def save(self, step: int, state: TrainState, meta: dict) -> None:
+        self._settle()  # orbax would wait for the previous save here anyway
+        try:
+            save(self.mngr, step, state, meta, force=True)
+        except Exception as e:  # noqa: BLE001 (the synchronous part of a save can fail too)
+            raise self._failed(step, e) from None
+        self._unsealed.append(step)
+
+    def poll(self) -> None:
+        """Raise a failed save's error if that save is over; never waits for one in progress."""
+        if self._unsealed and not self.mngr.is_saving_in_progress():
+            self._settle()
+
+    def finish(self) -> None:
+        """Wait for the last save, seal it, and release orbax's threads."""
+        self._settle()
+        self.close()
+
+    def close(self) -> None:
+        """Release orbax's threads, without raising (also on error paths)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.mngr.close()
+        except Exception:  # noqa: BLE001 (a failed save already reported, or being reported)
+            # (no sync: the other processes may not have seen this failure)
+            _remove_unfinished(str(self.mngr.directory), sync=False)
+        _quiet_orbax_logs(False)
+
+    def where(self) -> str:
+        """'last good checkpoint: step S (path)', or that there is none."""
+        if self.last_good is None:
+            return "no checkpoint was saved"
+        return f"last good checkpoint: step {self.last_good} ({step_dir(self.mngr, self.last_good)})"
+
+    def rerun(self) -> str:
+        """What to do after a failed write: where() and what a rerun does."""
+        return (f"{self.where()}; rerun the same command once the cause is fixed"
+                + (" (it starts over)" if self.last_good is None else " to resume from it"))
+
+    def _settle(self) -> None:
+        if not self._unsealed:
+            return
+        try:
+            self.mngr.wait_until_finished()
+        except Exception as e:  # noqa: BLE001 (orbax re-raises the background thread's error)
+            raise self._failed(self._unsealed[-1], e) from None
+        for step in self._unsealed:
+            directory = step_dir(self.mngr, step)
+            if not os.path.isdir(directory):  # orbax logged the failure and skipped finalizing
+                raise self._failed(step, None)
+            if jax.process_index() == 0:
+                try:
+                    write_manifest(directory)
+                except OSError as e:
+                    raise self._failed(step, e) from None
+            self.last_good = step
+        self._unsealed = []
+
+    def _failed(self, step: int, error: Exception | None) -> CheckpointWriteError:
+        self._unsealed = []
+        _quiet_orbax_logs(True)  # for good: the abandoned writes' futures are collected any time
+        self.close()
+        _remove_unfinished(str(self.mngr.directory), step, sync=False)
+        return CheckpointWriteError(f"the checkpoint of step {step} could not be written "
+                                    f"({os_cause(error)}); {self.rerun()}")
+
+
+class _DropOrbaxErrors(std_logging.Filter):
+    """Orbax's error logs, and asyncio's 'exception was never retrieved' for the futures of the
+    writes that a failed save abandoned."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return not (record.levelno >= std_logging.ERROR and (
+            f"{os.sep}orbax{os.sep}" in record.pathname
+            or (record.name == "asyncio" and "never retrieved" in str(record.msg))))
+
+
+_ORBAX_FILTER = _DropOrbaxErrors()
+_quiet_depth = [0]  # nested users (a restore inside a run) share the one filter
+
+
+def _quiet_orbax_logs(on: bool) -> None:
+    """Orbax logs a failed read or write with its traceback from its own threads; we report the
+    failure in one line instead."""
+    _quiet_depth[0] += 1 if on else -1
+    for target in (logging.get_absl_logger(), std_logging.getLogger("asyncio")):
+        (target.addFilter if _quiet_depth[0] > 0 else target.removeFilter)(_ORBAX_FILTER)
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+    """Around a restore that may fail: orbax's error logs and aborted reads stay silent."""
+    _quiet_orbax_logs(True)
+    _silence_aborted_writes()
+    try:
+        yield
+    finally:
+        _quiet_orbax_logs(False)
+
+
+def _silence_aborted_writes() -> None:
+    """After a failed read or write, tensorstore's other reads/writes of it are abandoned: their
+    coroutines, collected later (up to interpreter exit), would each print an 'Exception ignored'
+    traceback. Drop those, and only those (installed once, for the life of the process)."""
+    if getattr(sys.unraisablehook, "_resnet_jax", False):
+        return
+    default = sys.unraisablehook
+
+    def hook(unraisable):
+        code = getattr(unraisable.object, "cr_code", None)
+        frames, tb = [], unraisable.exc_traceback
+        while tb is not None:
+            frames.append(tb.tb_frame.f_code.co_filename)
+            tb = tb.tb_next
+        if code is not None:
+            frames.append(code.co_filename)
+        if not any(f"{os.sep}orbax{os.sep}" in f for f in frames) and not (
+                isinstance(unraisable.exc_value, RuntimeError)
+                and str(unraisable.exc_value) == "Event loop is closed"):
+            default(unraisable)
+
+    hook._resnet_jax = True
+    sys.unraisablehook = hook
+
+    # Tensorstore's completion callbacks of those abandoned operations find orbax's event loop
+    # closed, and print that through sys.excepthook (from its own threads, never the main one's
+    # uncaught exception, which has frames of ours).
+    default_excepthook = sys.excepthook
+
+    def excepthook(kind, value, tb):
+        if not (kind is RuntimeError and str(value) == "Event loop is closed"):
+            default_excepthook(kind, value, tb)
+
+    sys.excepthook = excepthook
 
 
 def _check_identity(meta: dict, identity: dict, where: str) -> None:

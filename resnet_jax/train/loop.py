@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from resnet_jax.analysis.complexity import complexity
 from resnet_jax.data import DATASETS, DatasetError
@@ -23,6 +25,7 @@ from resnet_jax.train.engine import (DATA_AXIS, MOMENTUM_FORMS, create_engine, m
                                      put_dataset)
 from resnet_jax.train.metrics_log import MetricsLog, progress_bar
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
+from resnet_jax.train.workdir import RunIOError, WorkdirBusy, exclusive, os_cause
 
 
 class ConfigError(ValueError):
@@ -98,6 +101,26 @@ def check_workdir(workdir: str) -> None:
                           f"({e.strerror}: {e.filename or probe})") from None
 
 
+@contextlib.contextmanager
+def lock_workdir(workdir: str):
+    """One run per workdir: process 0, the one that writes, holds `workdir`'s lock for the run's
+    life (the other processes of a multi-process run share its workdir); all processes learn
+    whether it got it, and all raise ConfigError, before anything is written, if not."""
+    busy = None
+    with contextlib.ExitStack() as stack:
+        if jax.process_index() == 0:
+            try:
+                stack.enter_context(exclusive(workdir))
+            except WorkdirBusy as e:
+                busy = str(e)
+        if jax.process_count() > 1:
+            if not multihost_utils.broadcast_one_to_all(np.int32(busy is None)) and busy is None:
+                busy = f"workdir {workdir} is in use by another run (see process 0's error)"
+        if busy:
+            raise ConfigError(busy)
+        yield
+
+
 def run_identity(config: ml_collections.ConfigDict) -> dict:
     return {field: config.get(field, checkpoint.IDENTITY_DEFAULTS.get(field))
             for field in checkpoint.IDENTITY_FIELDS}
@@ -113,7 +136,8 @@ def _per_seed(x, num_seeds: int) -> np.ndarray:
     return np.reshape(x, (num_seeds, -1))
 
 
-def _check_finite(pending: list[dict], first_step: int, state, mngr, seeds: tuple) -> None:
+def _check_finite(pending: list[dict], first_step: int, state, saver: checkpoint.Saver,
+                  seeds: tuple) -> None:
     """Stop on the first non-finite loss (or non-finite parameters before a save)."""
     losses = np.concatenate([_per_seed(m["loss"], len(seeds)) for m in pending], axis=1)
     seed_index, steps = np.nonzero(~np.isfinite(losses))
@@ -125,11 +149,8 @@ def _check_finite(pending: list[dict], first_step: int, state, mngr, seeds: tupl
         what = f"parameters became non-finite by step {first_step + losses.shape[1] - 1}"
     else:
         return
-    mngr.wait_until_finished()
-    last = mngr.latest_step()
-    where = (f"last good checkpoint: step {last} ({checkpoint.step_dir(mngr, last)})" if last is not None
-             else "no checkpoint was saved")
-    raise TrainingDiverged(f"{what}; {where}")
+    saver.finish()
+    raise TrainingDiverged(f"{what}; {saver.where()}")
 
 
 def _record(pending: list[dict], seed_index: int, num_seeds: int) -> dict:
@@ -147,11 +168,19 @@ def _evaluate(data, state, num_seeds: int) -> list[dict]:
 
 
 def _write_json(path: str, value) -> None:
-    with open(path, "w") as f:
-        if isinstance(value, ml_collections.ConfigDict):
-            f.write(value.to_json_best_effort(indent=2))
-        else:
-            json.dump(value, f, indent=2)
+    """Write whole or not at all (a reader never sees half a file); RunIOError if it cannot."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            if isinstance(value, ml_collections.ConfigDict):
+                f.write(value.to_json_best_effort(indent=2))
+            else:
+                json.dump(value, f, indent=2)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise RunIOError(f"cannot write {path} ({os_cause(e)})") from None
 
 
 def _results(config, dataset, info, run_seeds: tuple, records: list[dict], wall_time: float,
@@ -190,9 +219,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     `workdir/seeds.json` (aggregate throughput, per-seed results under "runs").
 
     Resumes from the newest checkpoint in `workdir`. Raises Preempted after saving a checkpoint when
-    asked to stop (SIGTERM / TPU preemption), TrainingDiverged on a NaN/inf loss.
+    asked to stop (SIGTERM / TPU preemption), TrainingDiverged on a NaN/inf loss, ConfigError if
+    another run holds `workdir` (nothing is written then), RunIOError (CheckpointWriteError for a
+    checkpoint) when a write fails, naming the cause and the last good checkpoint.
     """
     validate_config(config)
+    check_workdir(workdir)
+    with lock_workdir(workdir):
+        return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     dataset = inputs.load(config)
     if len(dataset.train_images) < config.batch_size:
         raise DatasetError(f"{dataset.name} has {len(dataset.train_images)} training images, fewer "
@@ -203,7 +240,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     config = ml_collections.ConfigDict(config)  # local copy; the caller's stays untouched
     config.eval_batch_size = min(config.eval_batch_size,
                                  -(-len(dataset.eval_images) // data_devices) * data_devices)
-    check_workdir(workdir)
     run_seeds = tuple(config.seed + i for i in range(num_seeds))
     run_dirs = [os.path.join(workdir, f"seed{s}") for s in run_seeds] if num_seeds > 1 else [workdir]
     os.makedirs(workdir, exist_ok=True)
@@ -223,6 +259,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         restored = checkpoint.restore_for_resume(mngr, trainer.abstract_state(dataset.image_shape),
                                                  identity)
     except checkpoint.CheckpointError as e:
+        mngr.close()
         raise ConfigError(str(e)) from None
     if restored is None:
         state, pending = trainer.init_state(dataset.image_shape), []
@@ -258,7 +295,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     step, rates = start, []
     last_step_logged = start - sum(_per_seed(m["loss"], num_seeds).shape[1] for m in pending)
     records = [{}] * num_seeds
-    with PreemptionWatcher(mngr) as watcher:
+    with checkpoint.Saver(mngr) as saver, PreemptionWatcher(mngr) as watcher:
         while step < config.steps:
             n = min([per_call, config.steps - step] + [b - step % b for b in boundaries])
             state, metrics = data.train_chunk(state, n)
@@ -271,7 +308,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             if not (log_now or save_now):
                 continue
             pending = fetch(pending)  # the only host sync: once per log/checkpoint interval
-            _check_finite(pending, last_step_logged + 1, state, mngr, run_seeds)
+            _check_finite(pending, last_step_logged + 1, state, saver, run_seeds)
+            saver.poll()  # a failed save stops the run at the next boundary
             if log_now:
                 now = time.perf_counter()
                 rate = config.batch_size * (step - max(last_step_logged, start)) / (now - t_log)
@@ -294,15 +332,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             if save_now:
                 meta = dict(identity, step=step, pending=[
                     {k: np.asarray(v).tolist() for k, v in m.items()} for m in pending])
-                checkpoint.save(mngr, step, state, meta, force=True)
+                saver.save(step, state, meta)
             if stop and not done:
                 bar.close()
-                mngr.wait_until_finished()
-                mngr.close()
+                saver.finish()
                 raise Preempted(step, checkpoint.step_dir(mngr, step))
-    bar.close()
-    mngr.wait_until_finished()
-    mngr.close()
+        bar.close()
 
     if "test_error" not in records[0]:  # resumed a finished run: evaluate the restored state
         records = _evaluate(data, state, num_seeds)
@@ -310,10 +345,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     rate = round(float(np.median(rates)), 1) if rates else None
     results, summary = _results(config, dataset, info, run_seeds, records, wall_time, rate)
     if is_main:
-        for d, r in zip(run_dirs, results):
-            _write_json(os.path.join(d, "results.json"), r)
-        if num_seeds > 1:
-            _write_json(os.path.join(workdir, "seeds.json"), summary)
+        try:
+            for d, r in zip(run_dirs, results):
+                _write_json(os.path.join(d, "results.json"), r)
+            if num_seeds > 1:
+                _write_json(os.path.join(workdir, "seeds.json"), summary)
+        except RunIOError as e:
+            raise RunIOError(f"{e}; {saver.rerun()}") from None
         logging.info("done: test error %s after %d steps",
                      ", ".join(f"{100 * r['test_error']:.2f}%" for r in results), step)
     return summary

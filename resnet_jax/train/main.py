@@ -2,9 +2,11 @@
 
 `resnet-jax train --help` lists the experiments, the flags and every config field with its default
 and meaning. Exit codes: 0 finished (or preempted after saving a checkpoint: rerun to resume), 1 the
-loss diverged, 2 bad configuration, flags, experiment file, workdir or dataset. Multi-host: run the same command on every
-host with --coordinator/--num_processes/--process_id, or --distributed where JAX detects them
-(TPU pods, Slurm, Open MPI); see docs/scaling.md.
+loss diverged, 2 bad configuration, flags, experiment file, workdir (or another run is using it) or
+dataset, 3 a write failed (disk full, I/O error, permissions: the last good checkpoint is named;
+rerun to resume). Multi-host: run the same command on every host with
+--coordinator/--num_processes/--process_id, or --distributed where JAX detects them (TPU pods,
+Slurm, Open MPI); see docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -207,7 +209,7 @@ def _main(argv):
 
     from resnet_jax.configs import scaled_steps  # noqa: PLC0415
     from resnet_jax.train.loop import (  # noqa: PLC0415
-        ConfigError, Preempted, TrainingDiverged, check_workdir, train_and_evaluate,
+        ConfigError, Preempted, RunIOError, TrainingDiverged, check_workdir, train_and_evaluate,
         validate_config)
 
     logging.set_verbosity(logging.INFO)
@@ -241,6 +243,8 @@ def _main(argv):
         _fail(str(e), 2)
     except TrainingDiverged as e:
         _fail(str(e), 1)
+    except RunIOError as e:
+        _fail(str(e), 3)
     except Preempted as e:
         print(f"resnet-jax train: {e}", file=sys.stderr)
         sys.exit(0)

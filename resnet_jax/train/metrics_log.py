@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import sys
 
 from tqdm import tqdm
 
+from resnet_jax.train.workdir import RunIOError, os_cause
+
 
 class MetricsLog:
-    """`<workdir>/metrics.jsonl`, one record per log interval; resume-safe (no duplicate steps)."""
+    """`<workdir>/metrics.jsonl`, one record per log interval; resume-safe (no duplicate steps).
+
+    Each record is one line appended by a single write(2) and fsynced, so a reader sees whole
+    records; a process killed mid-write leaves at most a partial last line, which `read` ignores
+    and `resume` removes. A failed write (disk full) is undone and raised as RunIOError.
+    """
 
     def __init__(self, path: str, enabled: bool = True):
         self.path, self.enabled = path, enabled
@@ -18,12 +27,11 @@ class MetricsLog:
     def read(self) -> list[dict]:
         if not os.path.exists(self.path):
             return []
-        with open(self.path) as f:
-            lines = [line for line in f if line.strip()]
-        # A run killed mid-write can leave a partial last line; that record is recomputed on resume.
-        if lines and not lines[-1].endswith("\n"):
-            lines.pop()
-        return [json.loads(line) for line in lines]
+        with open(self.path, "rb") as f:
+            lines = f.read().split(b"\n")
+        # The text after the last newline is a record still being written, or cut short by a kill:
+        # not a record yet (a resumed run recomputes it).
+        return [json.loads(line) for line in lines[:-1] if line.strip()]
 
     def resume(self, step: int) -> float:
         """Drop records past `step` (written after the checkpoint we resume from); returns the wall
@@ -32,18 +40,35 @@ class MetricsLog:
             return 0.0
         kept = [r for r in self.read() if r["step"] <= step]
         tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
-        os.replace(tmp, self.path)
+        try:  # a new file swapped in whole: a kill leaves the old one or the new one
+            with open(tmp, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in kept)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise RunIOError(f"cannot write {self.path} ({os_cause(e)})") from None
         return kept[-1]["wall_time"] if kept else 0.0
 
     def append(self, record: dict) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        line = (json.dumps(record) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                if os.write(fd, line) != len(line):  # a full disk can take part of the line
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)  # no partial record stays behind
+                raise RunIOError(f"cannot write {self.path} ({os_cause(e)})") from None
+        finally:
+            os.close(fd)
 
 
 def read_metrics(workdir: str) -> list[dict]:

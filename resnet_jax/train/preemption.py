@@ -1,6 +1,8 @@
 """Stop at a step boundary when the scheduler asks (SIGTERM), so the run can checkpoint and resume.
 
-Single process: our SIGTERM handler sets a flag that the loop reads after each jit call.
+Single process: our SIGTERM (and SIGINT: Ctrl-C, or scripts/common.sh passing a stop on) handler
+sets a flag that the loop reads after each jit call; more signals change nothing (a signal sent to a
+process group can arrive more than once), kill -9 stops without saving.
 Multi-process: JAX's preemption service (started by `jax.distributed.initialize`) catches the notice
 (SIGTERM, or the TPU maintenance event) on any host and agrees on one step for all of them;
 `CheckpointManager.reached_preemption(step)` asks it. Every host must stop at the same step, so a
@@ -32,22 +34,24 @@ class PreemptionWatcher:
     def __init__(self, mngr: ocp.CheckpointManager):
         self.mngr = mngr
         self.signal: int | None = None
-        self._previous = None
+        self._previous = {}
         self._local = jax.process_count() == 1 and threading.current_thread() is threading.main_thread()
 
     def _handle(self, signum, frame):
         del frame
+        if self.signal is not None:
+            return
         self.signal = signum
         logging.warning("received %s: stopping after the current step", signal.Signals(signum).name)
 
     def __enter__(self) -> PreemptionWatcher:
         if self._local:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._local:
-            signal.signal(signal.SIGTERM, self._previous)
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
 
     def should_stop(self, step: int) -> bool:
         # All processes call this at the same steps (the preemption service requires it).
