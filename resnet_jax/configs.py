@@ -47,6 +47,11 @@ def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     # convolution). A speed choice for seeds_mode=vmap, to be measured with `resnet-jax bench`.
     c.conv_impl = "xla"
     c.steps_per_call = 50  # steps fused in one jit call (lax.scan)
+    # Blocks 2..n of each stage under one nn.scan: compile time and memory independent of depth
+    # (docs/speed.md, `resnet-jax bench --parts compile`); False unrolls them. Same function and
+    # checkpoints either way (models/layout.py).
+    c.scan_blocks = True
+    c.remat = "none"  # "block": recompute each block's activations in the backward pass (memory)
     c.log_every = 100
     c.eval_every = 1_000
     c.eval_batch_size = 1_000
@@ -122,6 +127,8 @@ def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
 
     c.seed = 0
     c.steps_per_call = 10  # host-fed: batches stacked and scanned per call
+    c.scan_blocks = True  # as in cifar_config
+    c.remat = "none"
     c.log_every = 500
     c.eval_every = 5_000  # about one epoch (5,005 steps)
     c.eval_batch_size = 200  # images (x10 views for 10-crop); divides 50,000 and 8 devices

@@ -291,6 +291,7 @@ def create_engine(config: ml_collections.ConfigDict, crop_padding: int, num_clas
     model = create_model(config.model, shortcut=config.shortcut, num_classes=num_classes,
                          bn_group_size=config.bn_group_size, dtype=config.dtype,
                          stride_on_3x3=config.get("stride_on_3x3", False),
-                         conv_impl=config.get("conv_impl", "xla"))
+                         conv_impl=config.get("conv_impl", "xla"),
+                         scan_blocks=config.get("scan_blocks", True), remat=config.get("remat", "none"))
     schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay)
     return Engine(config, model, make_optimizer(config), schedule, mesh or make_mesh(), crop_padding)
