@@ -145,6 +145,14 @@ def convert(tree: Any, layout: str, axis: int = 0) -> Any:
     return to_per_block(tree, axis) if layout == PER_BLOCK else to_stacked(tree, axis)
 
 
+def stack_length(params: dict, key: str) -> int:
+    """Blocks held by the top-level entry `key` of a model's params: n-1 for a `<stage>_rest`
+    entry, else 1."""
+    if not _STACKED.match(key):
+        return 1
+    return jax.tree.leaves(params[key])[0].shape[0]
+
+
 def expand_call_order(order: list[str], params: dict) -> list[str]:
     """Module paths in network order with each `<stage>_rest/...` run (traced once inside the
     scan) repeated for blocks 2..n under their per-block names. `params`: the stacked params."""
@@ -160,8 +168,7 @@ def expand_call_order(order: list[str], params: dict) -> list[str]:
         j = i
         while j < len(order) and order[j].split("/", 1)[0] == top:
             j += 1
-        count = jax.tree.leaves(params[top])[0].shape[0]
-        for b in range(2, count + 2):
+        for b in range(2, stack_length(params, top) + 2):
             name = block_name(m.group(1), b)
             out += [name + path[len(top):] for path in order[i:j]]
         i = j
