@@ -51,6 +51,9 @@ def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     # (docs/speed.md, `resnet-jax bench --parts compile`); False unrolls them. Same function and
     # checkpoints either way (models/layout.py).
     c.scan_blocks = True
+    # conv_impl inside the scanned blocks; "auto": im2col on CPU (XLA:CPU runs convs inside a loop
+    # several times slower than matmuls), conv_impl elsewhere (train/engine.py scan_conv_impl)
+    c.scan_conv_impl = "auto"
     c.remat = "none"  # "block": recompute each block's activations in the backward pass (memory)
     c.log_every = 100
     c.eval_every = 1_000
@@ -128,6 +131,7 @@ def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
     c.seed = 0
     c.steps_per_call = 10  # host-fed: batches stacked and scanned per call
     c.scan_blocks = True  # as in cifar_config
+    c.scan_conv_impl = "auto"
     c.remat = "none"
     c.log_every = 500
     c.eval_every = 5_000  # about one epoch (5,005 steps)

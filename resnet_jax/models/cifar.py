@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from resnet_jax.models.layers import (BatchNorm, Shortcut, block_class, conv_factory, norm_factory,
-                                     repeated_blocks)
+                                     repeated_blocks, stack_conv_impl)
 from resnet_jax.models.layout import block_name, stacked_name
 
 
@@ -55,6 +55,7 @@ class CifarResNet(nn.Module):
     dtype: Any = jnp.float32
     conv_impl: str = "xla"  # or "im2col": same math as a matmul (layers.PatchConv)
     scan_blocks: bool = True  # blocks 2..n of a stage under one nn.scan (layers.repeated_blocks)
+    scan_conv_impl: str | None = None  # conv_impl inside the scanned blocks (None: conv_impl)
     remat: str = "none"  # "block": recompute each block's activations in the backward pass
 
     @nn.compact
@@ -66,11 +67,13 @@ class CifarResNet(nn.Module):
         x = conv(self.widths[0], (3, 3), padding=1, name="conv1")(x)
         x = nn.relu(norm(name="bn1")(x))
         block = block_class(BasicBlock, self.remat)
+        stack_conv = conv_factory(self.dtype, stack_conv_impl(self))
         for stage, features in enumerate(self.widths):
             key = f"stage{stage + 1}"
             x = block(features, 2 if stage > 0 else 1, self.residual, self.shortcut, conv, norm,
                       name=block_name(key, 1))(x)
-            same = functools.partial(block, features, 1, self.residual, self.shortcut, conv, norm)
+            same = functools.partial(block, features, 1, self.residual, self.shortcut, stack_conv,
+                                     norm)
             x = repeated_blocks(same, x, n - 1, [block_name(key, b) for b in range(2, n + 1)],
                                 stacked_name(key), self.scan_blocks)
         x = x.mean(axis=(1, 2))

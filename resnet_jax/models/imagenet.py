@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from resnet_jax.models.cifar import BasicBlock
 from resnet_jax.models.layers import (BatchNorm, Shortcut, block_class, conv_factory, norm_factory,
-                                     repeated_blocks)
+                                     repeated_blocks, stack_conv_impl)
 from resnet_jax.models.layout import block_name, stacked_name
 
 # depth -> (block kind, blocks in conv2_x..conv5_x), straight from Table 1.
@@ -62,6 +62,7 @@ class ImageNetResNet(nn.Module):
     bn_group_size: int | None = None
     dtype: Any = jnp.float32
     scan_blocks: bool = True  # blocks 2..k of a stage under one nn.scan (layers.repeated_blocks)
+    scan_conv_impl: str | None = None  # "im2col": the scanned blocks' convs as matmuls
     remat: str = "none"  # "block": recompute each block's activations in the backward pass
 
     @nn.compact
@@ -80,11 +81,13 @@ class ImageNetResNet(nn.Module):
         else:
             block = functools.partial(block_class(Bottleneck, self.remat),
                                       stride_on_3x3=self.stride_on_3x3)
+        stack_conv = conv_factory(self.dtype, stack_conv_impl(self))
         for stage, (features, count) in enumerate(zip(WIDTHS, counts)):
             key = f"conv{stage + 2}"  # Table 1's conv2_x .. conv5_x
             x = block(features, 2 if stage > 0 else 1, self.residual, self.shortcut, conv, norm,
                       name=block_name(key, 1))(x)
-            same = functools.partial(block, features, 1, self.residual, self.shortcut, conv, norm)
+            same = functools.partial(block, features, 1, self.residual, self.shortcut, stack_conv,
+                                     norm)
             x = repeated_blocks(same, x, count - 1, [block_name(key, b) for b in range(2, count + 1)],
                                 stacked_name(key), self.scan_blocks)
         x = x.mean(axis=(1, 2))

@@ -162,6 +162,16 @@ def block_class(block: type[nn.Module], remat: str) -> type[nn.Module]:
     return nn.remat(block) if remat == "block" else block
 
 
+def stack_conv_impl(model: nn.Module) -> str:
+    """The conv implementation of a model's scanned blocks: `scan_conv_impl` if set, else the
+    model's `conv_impl` (ImageNet nets: "xla"). Unrolled blocks are outside any loop and keep
+    `conv_impl`. Why a separate choice: XLA:CPU runs convolutions inside a while loop (the scan)
+    several times slower than in straight-line code, but matmuls at full speed; PatchConv holds
+    the same parameter, so either choice reads the same checkpoints."""
+    default = getattr(model, "conv_impl", "xla")
+    return (model.scan_conv_impl or default) if model.scan_blocks else default
+
+
 def repeated_blocks(make_block: Callable[..., nn.Module], x: jax.Array, count: int,
                     names: Sequence[str], stacked_name: str, scan: bool) -> jax.Array:
     """The `count` identical blocks that follow a stage's first (same shapes, stride 1), in order.

@@ -286,12 +286,23 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     return optax.inject_hyperparams(sgd)(learning_rate=config.lr)
 
 
+def scan_conv_impl(config: ml_collections.ConfigDict, mesh: Mesh) -> str | None:
+    """config.scan_conv_impl with "auto" resolved: "im2col" on CPU, where XLA runs convolutions
+    inside a loop (the scanned blocks) several times slower than matmuls; else conv_impl."""
+    impl = config.get("scan_conv_impl", "auto")
+    if impl != "auto":
+        return impl
+    return "im2col" if mesh.devices.flat[0].platform == "cpu" else None
+
+
 def create_engine(config: ml_collections.ConfigDict, crop_padding: int, num_classes: int,
                   mesh: Mesh | None = None) -> Engine:
+    mesh = mesh or make_mesh()
     model = create_model(config.model, shortcut=config.shortcut, num_classes=num_classes,
                          bn_group_size=config.bn_group_size, dtype=config.dtype,
                          stride_on_3x3=config.get("stride_on_3x3", False),
                          conv_impl=config.get("conv_impl", "xla"),
-                         scan_blocks=config.get("scan_blocks", True), remat=config.get("remat", "none"))
+                         scan_blocks=config.get("scan_blocks", True),
+                         scan_conv_impl=scan_conv_impl(config, mesh), remat=config.get("remat", "none"))
     schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay)
-    return Engine(config, model, make_optimizer(config), schedule, mesh or make_mesh(), crop_padding)
+    return Engine(config, model, make_optimizer(config), schedule, mesh, crop_padding)
