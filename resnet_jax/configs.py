@@ -54,7 +54,9 @@ def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     # conv_impl inside the scanned blocks; "auto": im2col on CPU (XLA:CPU runs convs inside a loop
     # several times slower than matmuls), conv_impl elsewhere (train/engine.py scan_conv_impl)
     c.scan_conv_impl = "auto"
-    c.remat = "none"  # "block": recompute each block's activations in the backward pass (memory)
+    # "block": each block's activations recomputed in the backward pass instead of stored; "auto":
+    # "block" on CPU (faster and leaner there), "none" on accelerators (train/engine.py)
+    c.remat = "auto"
     c.log_every = 100
     c.eval_every = 1_000
     c.eval_batch_size = 1_000
@@ -132,7 +134,7 @@ def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
     c.steps_per_call = 10  # host-fed: batches stacked and scanned per call
     c.scan_blocks = True  # as in cifar_config
     c.scan_conv_impl = "auto"
-    c.remat = "none"
+    c.remat = "auto"
     c.log_every = 500
     c.eval_every = 5_000  # about one epoch (5,005 steps)
     c.eval_batch_size = 200  # images (x10 views for 10-crop); divides 50,000 and 8 devices

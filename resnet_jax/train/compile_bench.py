@@ -7,7 +7,8 @@ each in a fresh Python process so that neither compile time nor peak memory carr
 - chunk: Engine.train_chunk for `chunk` steps under lax.scan (the accelerator loop's call).
 A record holds the compile seconds (lowering included) and the process's peak resident memory
 (/proc/self/status VmHWM) right after the compile, beside its resident memory before compiling
-(imports, data, the engine), so `peak_gb - base_gb` is what the compile itself needed.
+(imports, data, the engine), so `peak_gb - base_gb` is what the compile itself needed; the step
+record adds `run_peak_gb`, the peak once steps have run (state, activations kept for backprop).
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def probe(spec: dict) -> dict:
             jax.block_until_ready(state)
             windows.append((time.perf_counter() - t) / spec["steps"])
         out.update(step_ms=round(1e3 * min(windows), 2),
-                   step_ms_median=round(1e3 * float(np.median(windows)), 2))
+                   step_ms_median=round(1e3 * float(np.median(windows)), 2),
+                   run_peak_gb=_resident_gb("VmHWM"))  # with the state and the step's buffers
     return out
 
 
@@ -127,7 +129,8 @@ def summary_rows(records: list[dict]) -> list[str]:
     if not rows:
         return []
     lines = ["", "| model | dtype | image | batch | form | init s | init GB | step s | step GB | "
-             "chunk s (steps) | chunk GB | step ms |", "|---|---|---:|---:|---|" + "---:|" * 7]
+             "chunk s (steps) | chunk GB | step ms | training GB |",
+             "|---|---|---:|---:|---|" + "---:|" * 8]
 
     def cell(r, field, fmt):
         if r is None:
@@ -139,10 +142,11 @@ def summary_rows(records: list[dict]) -> list[str]:
     for (model, dtype, image, batch, form), p in rows.items():
         init, step, chunk = (p.get(x) for x in PROGRAMS)
         ms = format(step["step_ms"], ".1f") if step and "step_ms" in step else ""
+        run_gb = format(step["run_peak_gb"], ".2f") if step and "run_peak_gb" in step else ""
         chunk_s = cell(chunk, "compile_s", ".1f")
         if chunk and "error" not in chunk:
             chunk_s = (f"{chunk_s[0]} ({chunk['chunk']})", chunk_s[1])
         lines.append(f"| {model} | {dtype} | {image} | {batch} | {form} | "
                      f"{' | '.join(cell(init, 'compile_s', '.1f'))} | "
-                     f"{' | '.join(cell(step, 'compile_s', '.1f'))} | {' | '.join(chunk_s)} | {ms} |")
+                     f"{' | '.join(cell(step, 'compile_s', '.1f'))} | {' | '.join(chunk_s)} | {ms} | {run_gb} |")
     return lines

@@ -56,7 +56,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
         raise ConfigError(f"unknown dtype {config.dtype!r}: expected one of {sorted(DTYPES)}")
     if not isinstance(config.get("scan_blocks", True), bool):
         raise ConfigError(f"scan_blocks must be True or False, got {config.scan_blocks!r}")
-    for field, options in (("scan_conv_impl", ("auto", *CONV_IMPLS)), ("remat", REMAT_OPTIONS)):
+    for field, options in (("scan_conv_impl", ("auto", *CONV_IMPLS)), ("remat", ("auto", *REMAT_OPTIONS))):
         if config.get(field, options[0]) not in options:
             raise ConfigError(f"unknown {field} {config.get(field)!r}: expected one of "
                               f"{', '.join(options)}")
