@@ -76,7 +76,7 @@ def to_per_block(tree: Any, axis: int = 0) -> Any:
     """Stacked -> per block: every `<stage>_rest` entry becomes blocks 2..n (a per-block tree is
     returned as it is)."""
 
-    def convert(model: dict) -> dict:
+    def split_stacks(model: dict) -> dict:
         out = {}
         for key, value in model.items():
             m = _STACKED.match(key) if isinstance(key, str) else None
@@ -90,14 +90,14 @@ def to_per_block(tree: Any, axis: int = 0) -> Any:
                 out[block_name(m.group(1), i + 2)] = jax.tree.unflatten(treedef, [s[i] for s in sliced])
         return out
 
-    return _map_model_dicts(convert, tree)
+    return _map_model_dicts(split_stacks, tree)
 
 
 def to_stacked(tree: Any, axis: int = 0) -> Any:
     """Per block -> stacked: blocks 2..n of every stage become its `<stage>_rest` entry (a stacked
     tree is returned as it is). A stage with a missing block is an error."""
 
-    def convert(model: dict) -> dict:
+    def stack_blocks(model: dict) -> dict:
         out, stages = {}, {}
         for key, value in model.items():
             m = _PER_BLOCK.match(key) if isinstance(key, str) else None
@@ -112,7 +112,7 @@ def to_stacked(tree: Any, axis: int = 0) -> Any:
             out[stacked_name(stage)] = jax.tree.map(lambda *xs: _stack(list(xs), axis), *trees)
         return out
 
-    return _map_model_dicts(convert, tree)
+    return _map_model_dicts(stack_blocks, tree)
 
 
 def layout_of(tree: Any) -> str | None:
