@@ -50,6 +50,12 @@ FIELD_DOCS = {
     "seeds_mode": "how several seeds run: loop, vmap or devices (a seed mesh axis)",
     "conv_impl": "xla, or im2col: convs as patch matmuls (same math; a speed choice for seeds_mode=vmap)",
     "steps_per_call": "steps fused in one jit call (lax.scan; host-fed data: batches stacked per call)",
+    "scan_blocks": "blocks 2..n of each stage under one nn.scan (compile time and memory independent "
+                   "of depth); False unrolls them. Same function and checkpoints either way",
+    "scan_conv_impl": "conv_impl inside the scanned blocks; auto: im2col on CPU (XLA:CPU runs convs "
+                      "inside a loop several times slower than matmuls), conv_impl elsewhere",
+    "remat": "block: each block's activations recomputed in the backward pass instead of stored; "
+             "auto: block on CPU (faster and leaner there), none on accelerators",
     "log_every": "steps between metrics.jsonl records",
     "eval_every": "steps between evaluations",
     "eval_batch_size": "images per evaluation batch (x10 views for 10-crop)",
@@ -94,6 +100,9 @@ def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     c.seeds_mode = "loop"
     c.conv_impl = "xla"
     c.steps_per_call = 50
+    c.scan_blocks = True
+    c.scan_conv_impl = "auto"
+    c.remat = "auto"
     c.log_every = 100
     c.eval_every = 1_000
     c.eval_batch_size = 1_000
@@ -170,6 +179,9 @@ def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
 
     c.seed = 0
     c.steps_per_call = 10
+    c.scan_blocks = True
+    c.scan_conv_impl = "auto"
+    c.remat = "auto"
     c.log_every = 500
     c.eval_every = 5_000  # about one epoch (5,005 steps)
     c.eval_batch_size = 200  # divides 50,000 and 8 devices

@@ -104,3 +104,36 @@ def test_summarize_tabulates_appended_runs_with_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "NVIDIA H100 x1 (gpu)" in out and "| 90,000 |" in out
     assert "| cifar_resnet20 bfloat16: ours / scanned reference | 1.25x | >= 1.0x (aim 1.5x) | yes |" in out
+
+
+def test_compile_part_measures_each_program_in_its_own_process(tmp_path, capsys):
+    out = tmp_path / "bench.jsonl"
+    bench.main(["resnet-jax bench", "--parts", "compile", "--dtypes", "float32",
+                "--compile_models", "cifar_resnet8,cifar_resnet14", "--unrolled_max_depth", "8",
+                "--image_size", "8", "--batch_size", "16", "--steps", "2", "--repeats", "1",
+                "--compile_chunk", "2", "--out", str(out)])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    got = [(r["model"], r["form"], r["program"]) for r in records]
+    # unrolled only up to --unrolled_max_depth; init, one step and a chunk for each form
+    assert got == [(m, f, p) for m, forms in (("cifar_resnet8", ("scan", "unrolled")),
+                                              ("cifar_resnet14", ("scan",)))
+                   for f in forms for p in ("init", "step", "chunk")]
+    for r in records:
+        assert "error" not in r, r
+        assert r["kind"] == "compile" and r["compile_s"] > 0 and r["peak_gb"] >= r["base_gb"] > 0
+        assert r["steps_per_call"] == (2 if r["program"] == "chunk" else 1)
+        assert ("step_ms" in r) == (r["program"] == "step")
+    markdown = capsys.readouterr().err
+    assert "| cifar_resnet14 | float32 | 8 | 16 | scan |" in markdown
+
+
+def test_compile_part_records_a_failed_process_instead_of_stopping(monkeypatch):
+    from resnet_jax.train import compile_bench  # noqa: PLC0415
+
+    monkeypatch.setattr(compile_bench.sys, "executable", "/bin/false")
+    result = compile_bench.run_probe({"program": "init"}, timeout_s=10)
+    assert result["error"].startswith("exit status 1")
+    assert bench.parse_args(["b", "--compile_forms", "scan,unrolled+remat"]).compile_forms == [
+        "scan", "unrolled+remat"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["b", "--compile_forms", "scan+fft"])

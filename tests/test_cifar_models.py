@@ -8,7 +8,7 @@ import pytest
 
 from resnet_jax.analysis.complexity import count_params, model_complexity
 from resnet_jax.analysis.paper import CIFAR_MULT_ADDS_M, TABLE6
-from resnet_jax.models import create_model, parse_model_name
+from resnet_jax.models import create_model, layout, parse_model_name
 from resnet_jax.models.layers import PatchConv, Shortcut, subsample_and_zero_pad
 
 
@@ -48,7 +48,8 @@ def test_option_a_is_parameter_free_and_plain_has_no_shortcut(depth):
     x = jnp.ones((2, 32, 32, 3))
     for kind, expected in (("plain", 0), ("resnet", 3 * (depth - 2) // 6)):
         calls.clear()
-        model = create_model(f"cifar_{kind}{depth}")
+        # unrolled: one call per block (a scanned stack traces its one body)
+        model = create_model(f"cifar_{kind}{depth}", scan_blocks=False)
         with nn.intercept_methods(spy):
             jax.eval_shape(model.init, jax.random.key(0), x)
         assert len(calls) == expected, kind
@@ -67,7 +68,7 @@ def test_feature_map_sizes_and_output_shape():
     logits, state = jax.eval_shape(
         lambda v: model.apply(v, x, capture_intermediates=True, mutable=["intermediates"]), variables)
     assert logits.shape == (2, 10) and logits.dtype == jnp.float32
-    inter = state["intermediates"]
+    inter = layout.to_per_block(state["intermediates"])  # a scanned stack captures per block
     for stage, (size, width) in enumerate([(32, 16), (16, 32), (8, 64)], start=1):
         for block in range(1, 4):
             assert inter[f"stage{stage}_block{block}"]["__call__"][0].shape == (2, size, size, width)
@@ -87,7 +88,7 @@ def test_he_init_std():
     with jax.threefry_partitionable(False):  # fast XLA:CPU compile of the random init
         params = jax.jit(create_model("cifar_resnet20").init)(jax.random.key(1),
                                                               jnp.zeros((1, 8, 8, 3)))["params"]
-    kernel = params["stage3_block2"]["conv1"]["kernel"]
+    kernel = layout.to_per_block(params)["stage3_block2"]["conv1"]["kernel"]
     fan_in = 3 * 3 * 64
     assert abs(float(jnp.std(kernel)) - np.sqrt(2 / fan_in)) < 0.05 * np.sqrt(2 / fan_in)
 

@@ -12,7 +12,7 @@ import pytest
 
 from resnet_jax.analysis import paper_imagenet as paper
 from resnet_jax.analysis.complexity import model_complexity as _model_complexity
-from resnet_jax.models import create_model
+from resnet_jax.models import create_model, layout
 from resnet_jax.models.imagenet import STAGES, WIDTHS
 
 # Output side of conv2_x..conv5_x for a 224x224 input (Table 1).
@@ -119,7 +119,8 @@ def test_stage_output_shapes_follow_table1(name):
     kind, counts = STAGES[int("".join(ch for ch in name if ch.isdigit()))]
     expansion = 4 if kind == "bottleneck" else 1
     for stage, (width, count, side) in enumerate(zip(WIDTHS, counts, STAGE_SIDES)):
-        last = f"conv{stage + 2}_{count}"
+        # the last block: in the stage's scanned stack (one body for blocks 2..count), if any
+        last = layout.stacked_name(f"conv{stage + 2}") if count > 1 else f"conv{stage + 2}_1"
         final_conv = max(p for p in convs if p.startswith(last + "/conv"))
         assert convs[final_conv][2] == (1, side, side, width * expansion)
 

@@ -12,7 +12,7 @@ from resnet_jax.analysis import fig7
 from resnet_jax.analysis import responses as resp
 from resnet_jax.data import ArrayDataset
 from resnet_jax.data.augment import normalize
-from resnet_jax.models import create_model
+from resnet_jax.models import create_model, layout
 from resnet_jax.train.engine import make_mesh, put_dataset
 
 
@@ -29,7 +29,8 @@ def _response_names(model):
 def test_one_response_per_3x3_conv(name, shortcut, n):
     variables, captured = _response_names(create_model(name, shortcut=shortcut))
     assert len(captured) == 2 * n * 3 + 1 == resp.expected_num_layers(6 * n + 2)
-    convs_3x3 = [p for p, k in jax.tree_util.tree_flatten_with_path(variables["params"])[0]
+    per_block = layout.to_per_block(variables["params"])
+    convs_3x3 = [p for p, k in jax.tree_util.tree_flatten_with_path(per_block)[0]
                  if p[-1].key == "kernel" and k.shape[:2] == (3, 3)]
     assert len(captured) == len(convs_3x3)
     if shortcut == "B":  # projection BNs exist but follow 1x1 convs: not responses

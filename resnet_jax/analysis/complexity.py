@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from resnet_jax.models import create_model, input_shape
+from resnet_jax.models import create_model, input_shape, layout
 from resnet_jax.models.layers import PatchConv
 
 
@@ -30,8 +30,12 @@ def count_params(tree) -> int:
 
 
 def complexity(model: nn.Module, shape: tuple[int, int, int], name: str = "") -> Complexity:
-    """Abstractly run `model` on one image of `shape`, recording each conv/dense call's cost."""
-    macs: list[int] = []
+    """Abstractly run `model` on one image of `shape`, recording each conv/dense call's cost.
+
+    Every layer is one module path, called once per image; a path inside a scanned block stack
+    (`<stage>_rest/...`, models/layout.py) is traced once (or more) for all its blocks, so its
+    cost counts once per block of the stack."""
+    macs: dict[tuple[str, ...], int] = {}
 
     def record(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
@@ -39,14 +43,16 @@ def complexity(model: nn.Module, shape: tuple[int, int, int], name: str = "") ->
         if context.method_name == "__call__" and isinstance(mod, (nn.Conv, PatchConv, nn.Dense)):
             kernel = mod.variables["params"]["kernel"]
             # every output element costs prod(kernel.shape[:-1]) multiply-adds
-            macs.append(int(np.prod(out.shape[:-1])) * int(np.prod(kernel.shape)))
+            macs[tuple(mod.path)] = int(np.prod(out.shape[:-1])) * int(np.prod(kernel.shape))
         return out
 
     x = jax.ShapeDtypeStruct((1, *shape), jnp.float32)
     variables = jax.eval_shape(model.init, jax.random.key(0), x)
     with nn.intercept_methods(record):
         jax.eval_shape(model.apply, variables, x)
-    return Complexity(name, count_params(variables["params"]), sum(macs), shape)
+    blocks = {top: layout.stack_length(variables["params"], top) for top in {p[0] for p in macs}}
+    total = sum(cost * blocks[path[0]] for path, cost in macs.items())
+    return Complexity(name, count_params(variables["params"]), total, shape)
 
 
 def model_complexity(name: str, **model_kwargs) -> Complexity:

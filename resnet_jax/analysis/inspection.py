@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from resnet_jax.models import layout
+
 
 @dataclasses.dataclass(frozen=True)
 class ParamRow:
@@ -24,8 +26,9 @@ def path_str(path) -> str:
 
 
 def param_table(params) -> list[ParamRow]:
-    """One row per leaf, in the pytree's (sorted-key) order."""
-    leaves, _ = jax.tree_util.tree_flatten_with_path(params)
+    """One row per leaf of the per-block layout (models/layout.py), in the pytree's (sorted-key)
+    order."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(layout.to_per_block(params))
     return [ParamRow(path_str(p), tuple(x.shape), str(x.dtype), int(np.prod(x.shape)))
             for p, x in leaves]
 
@@ -42,7 +45,8 @@ def module_call_order(model: nn.Module, variables, image_shape) -> list[str]:
     """Paths of the model's submodules in the order their __call__ runs (traced abstractly).
 
     Pytrees sort dict keys ('block10' < 'block2', 'fc' < 'stage1'), so network order comes from
-    the model itself.
+    the model itself. Paths are per block (models/layout.py): a scanned block stack, traced once,
+    is listed once for each of its blocks.
     """
     order: list[str] = []
 
@@ -54,13 +58,13 @@ def module_call_order(model: nn.Module, variables, image_shape) -> list[str]:
 
     with nn.intercept_methods(record):
         jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct((1, *image_shape), jnp.float32))
-    return order
+    return layout.expand_call_order(order, variables["params"])
 
 
 def filter_norms(params) -> dict[str, np.ndarray]:
-    """{conv/fc module path: L2 norm of each output filter} (kernels are (..., in, out))."""
+    """{conv/fc module path (per block): L2 norm of each output filter} (kernels are (..., in, out))."""
     norms = {}
-    for path, x in jax.tree_util.tree_flatten_with_path(params)[0]:
+    for path, x in jax.tree_util.tree_flatten_with_path(layout.to_per_block(params))[0]:
         name = path_str(path)
         if name.endswith("/kernel"):
             kernel = np.asarray(x, np.float64)

@@ -4,7 +4,8 @@ A layer's response is the output of the BN right after its 3x3 conv, before the 
 residual addition (Sec 4.2). In the CIFAR nets those BNs are the stem's `bn1` and every block's
 `bn1`/`bn2`; option-B projection BNs (`shortcut/proj_bn`) follow 1x1 convs and are left out. Flax's
 `capture_intermediates` records them from the unmodified model, in inference mode (running BN
-statistics), as the paper measures a trained net.
+statistics), as the paper measures a trained net; in a scanned block stack they come stacked per
+block and are named per block (models/layout.py).
 
 Definition used here: a layer's std is the population standard deviation of all its response
 values pooled over test images, spatial positions and channels, i.e.
@@ -24,7 +25,7 @@ import numpy as np
 
 from resnet_jax.analysis.inspection import module_call_order
 from resnet_jax.data.augment import normalize
-from resnet_jax.models import CifarResNet
+from resnet_jax.models import CifarResNet, layout
 from resnet_jax.models.layers import BatchNorm
 from resnet_jax.train.engine import DeviceData
 
@@ -50,7 +51,8 @@ def capture_responses(model: nn.Module, variables, images: jax.Array) -> dict[st
                          f"{type(model).__name__}")
     _, state = model.apply(variables, images, capture_intermediates=is_response_norm,
                            mutable=["intermediates"])
-    flat = flax.traverse_util.flatten_dict(state["intermediates"], sep="/")
+    # Inside a scanned block stack the captures are stacked per block, like its parameters.
+    flat = flax.traverse_util.flatten_dict(layout.to_per_block(state["intermediates"]), sep="/")
     return {k.removesuffix("/__call__"): v[0] for k, v in flat.items()}
 
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from resnet_jax.models.cifar import CifarResNet, blocks_per_stage
 from resnet_jax.models.imagenet import STAGES, ImageNetResNet
-from resnet_jax.models.layers import CONV_IMPLS, SHORTCUT_OPTIONS, BatchNorm
+from resnet_jax.models.layers import CONV_IMPLS, REMAT_OPTIONS, SHORTCUT_OPTIONS, BatchNorm
 
 __all__ = ["BatchNorm", "CifarResNet", "ImageNetResNet", "create_model", "parse_model_name",
            "input_shape"]
@@ -38,15 +38,26 @@ def parse_model_name(name: str) -> tuple[str, bool, int]:
 
 def create_model(name: str, *, shortcut: str | None = None, num_classes: int | None = None,
                  bn_group_size: int | None = None, dtype: str = "float32",
-                 stride_on_3x3: bool = False, conv_impl: str = "xla") -> nn.Module:
-    """Build a model by name. Shortcut defaults follow the paper: A on CIFAR, B on ImageNet."""
+                 stride_on_3x3: bool = False, conv_impl: str = "xla", scan_blocks: bool = True,
+                 scan_conv_impl: str | None = None, remat: str = "none") -> nn.Module:
+    """Build a model by name. Shortcut defaults follow the paper: A on CIFAR, B on ImageNet.
+
+    `scan_blocks`: a stage's blocks after its first under one nn.scan (compile time and memory
+    independent of depth; parameters stacked, models/layout.py) or unrolled; `scan_conv_impl`:
+    conv_impl inside the scanned blocks (default: conv_impl; layers.stack_conv_impl); `remat` "block":
+    each block's activations recomputed in the backward pass (REMAT_OPTIONS)."""
     family, residual, depth = parse_model_name(name)
     if shortcut is not None and shortcut not in SHORTCUT_OPTIONS:
         raise ValueError(f"unknown shortcut option {shortcut!r}: expected one of {SHORTCUT_OPTIONS}")
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}: expected one of {sorted(DTYPES)}")
+    if scan_conv_impl is not None and scan_conv_impl not in CONV_IMPLS:
+        raise ValueError(f"unknown scan_conv_impl {scan_conv_impl!r}: expected one of {CONV_IMPLS}")
+    if remat not in REMAT_OPTIONS:
+        raise ValueError(f"unknown remat {remat!r}: expected one of {REMAT_OPTIONS}")
     common: dict[str, Any] = dict(depth=depth, residual=residual, bn_group_size=bn_group_size or None,
-                                  dtype=DTYPES[dtype])
+                                  dtype=DTYPES[dtype], scan_blocks=bool(scan_blocks),
+                                  scan_conv_impl=scan_conv_impl, remat=remat)
     if family == "cifar":
         if shortcut == "C":
             raise ValueError("shortcut option C is defined for the ImageNet nets only")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from resnet_jax.models.layers import BatchNorm, Shortcut, conv_factory, he_normal, norm_factory
+from resnet_jax.models.layers import (BatchNorm, Shortcut, block_class, conv_factory, he_normal,
+                                      norm_factory, repeated_blocks, stack_conv_impl)
+from resnet_jax.models.layout import block_name, stacked_name
 
 
 def blocks_per_stage(depth: int) -> int:
@@ -51,6 +54,9 @@ class CifarResNet(nn.Module):
     bn_group_size: int | None = None
     dtype: Any = jnp.float32
     conv_impl: str = "xla"  # or "im2col": same math as a matmul (layers.PatchConv)
+    scan_blocks: bool = True  # blocks 2..n of a stage under one nn.scan (layers.repeated_blocks)
+    scan_conv_impl: str | None = None  # conv_impl inside the scanned blocks (None: conv_impl)
+    remat: str = "none"  # "block": recompute each block's activations in the backward pass
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -60,11 +66,16 @@ class CifarResNet(nn.Module):
         x = x.astype(self.dtype)
         x = conv(self.widths[0], (3, 3), padding=1, name="conv1")(x)
         x = nn.relu(norm(name="bn1")(x))
+        block = block_class(BasicBlock, self.remat)
+        stack_conv = conv_factory(self.dtype, stack_conv_impl(self))
         for stage, features in enumerate(self.widths):
-            for block in range(n):
-                stride = 2 if stage > 0 and block == 0 else 1
-                x = BasicBlock(features, stride, self.residual, self.shortcut, conv, norm,
-                               name=f"stage{stage + 1}_block{block + 1}")(x)
+            key = f"stage{stage + 1}"
+            x = block(features, 2 if stage > 0 else 1, self.residual, self.shortcut, conv, norm,
+                      name=block_name(key, 1))(x)
+            same = functools.partial(block, features, 1, self.residual, self.shortcut, stack_conv,
+                                     norm)
+            x = repeated_blocks(same, x, n - 1, [block_name(key, b) for b in range(2, n + 1)],
+                                stacked_name(key), self.scan_blocks)
         x = x.mean(axis=(1, 2))
         # "We initialize the weights as in [13]" (Sec 3.4): the FC layer too, not flax's LeCun default.
         x = nn.Dense(self.num_classes, kernel_init=he_normal, dtype=self.dtype, param_dtype=jnp.float32,

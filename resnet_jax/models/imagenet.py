@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -9,7 +10,9 @@ import jax
 import jax.numpy as jnp
 
 from resnet_jax.models.cifar import BasicBlock
-from resnet_jax.models.layers import BatchNorm, Shortcut, conv_factory, he_normal, norm_factory
+from resnet_jax.models.layers import (BatchNorm, Shortcut, block_class, conv_factory, he_normal,
+                                      norm_factory, repeated_blocks, stack_conv_impl)
+from resnet_jax.models.layout import block_name, stacked_name
 
 # depth -> (block kind, blocks in conv2_x..conv5_x), straight from Table 1.
 STAGES = {
@@ -58,6 +61,9 @@ class ImageNetResNet(nn.Module):
     stride_on_3x3: bool = False
     bn_group_size: int | None = None
     dtype: Any = jnp.float32
+    scan_blocks: bool = True  # blocks 2..k of a stage under one nn.scan (layers.repeated_blocks)
+    scan_conv_impl: str | None = None  # "im2col": the scanned blocks' convs as matmuls
+    remat: str = "none"  # "block": recompute each block's activations in the backward pass
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -70,16 +76,20 @@ class ImageNetResNet(nn.Module):
         x = conv(64, (7, 7), strides=2, padding=3, name="conv1")(x)
         x = nn.relu(norm(name="bn1")(x))
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        if kind == "basic":
+            block = block_class(BasicBlock, self.remat)
+        else:
+            block = functools.partial(block_class(Bottleneck, self.remat),
+                                      stride_on_3x3=self.stride_on_3x3)
+        stack_conv = conv_factory(self.dtype, stack_conv_impl(self))
         for stage, (features, count) in enumerate(zip(WIDTHS, counts)):
-            for block in range(count):
-                stride = 2 if stage > 0 and block == 0 else 1
-                name = f"conv{stage + 2}_{block + 1}"
-                if kind == "basic":
-                    x = BasicBlock(features, stride, self.residual, self.shortcut, conv, norm,
-                                   name=name)(x)
-                else:
-                    x = Bottleneck(features, stride, self.residual, self.shortcut, conv, norm,
-                                   self.stride_on_3x3, name=name)(x)
+            key = f"conv{stage + 2}"  # Table 1's conv2_x .. conv5_x
+            x = block(features, 2 if stage > 0 else 1, self.residual, self.shortcut, conv, norm,
+                      name=block_name(key, 1))(x)
+            same = functools.partial(block, features, 1, self.residual, self.shortcut, stack_conv,
+                                     norm)
+            x = repeated_blocks(same, x, count - 1, [block_name(key, b) for b in range(2, count + 1)],
+                                stacked_name(key), self.scan_blocks)
         x = x.mean(axis=(1, 2))
         # "We initialize the weights as in [13]" (Sec 3.4): the FC layer too, not flax's LeCun default.
         x = nn.Dense(self.num_classes, kernel_init=he_normal, dtype=self.dtype, param_dtype=jnp.float32,

@@ -8,7 +8,7 @@ groups of `group_size` images, so a data-parallel run can reproduce the paper's 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
+REMAT_OPTIONS = ("none", "block")
 
 
 class BatchNorm(nn.Module):
@@ -150,3 +151,45 @@ class Shortcut(nn.Module):
         if changes_shape:  # option A, or identity-compatible B
             return subsample_and_zero_pad(x, self.stride, self.out_channels)
         return x
+
+
+def block_class(block: type[nn.Module], remat: str) -> type[nn.Module]:
+    """`block`, or with remat="block" the same block under jax.checkpoint: its activations are
+    recomputed in the backward pass instead of kept (memory of one block per stage, ~1/3 more
+    compute), same function and parameters."""
+    if remat not in REMAT_OPTIONS:
+        raise ValueError(f"unknown remat {remat!r}: expected one of {REMAT_OPTIONS}")
+    return nn.remat(block) if remat == "block" else block
+
+
+def stack_conv_impl(model: nn.Module) -> str:
+    """The conv implementation of a model's scanned blocks: `scan_conv_impl` if set, else the
+    model's `conv_impl` (ImageNet nets: "xla"). Unrolled blocks are outside any loop and keep
+    `conv_impl`. Why a separate choice: XLA:CPU runs convolutions inside a while loop (the scan)
+    several times slower than in straight-line code, but matmuls at full speed; PatchConv holds
+    the same parameter, so either choice reads the same checkpoints."""
+    default = getattr(model, "conv_impl", "xla")
+    return (model.scan_conv_impl or default) if model.scan_blocks else default
+
+
+def repeated_blocks(make_block: Callable[..., nn.Module], x: jax.Array, count: int,
+                    names: Sequence[str], stacked_name: str, scan: bool) -> jax.Array:
+    """The `count` identical blocks that follow a stage's first (same shapes, stride 1), in order.
+
+    `scan`: one block body under nn.scan (lax.scan), its parameters and batch statistics stacked on
+    a leading axis under `stacked_name` (models/layout.py converts to and from `names`), so the
+    program, and its compile time, do not grow with depth. Every slice gets its own init key
+    (split_rngs), so each block is drawn independently from the same He distribution as when
+    unrolled. Otherwise the blocks are unrolled as modules `names`.
+    """
+    if count == 0:
+        return x
+    if not scan:
+        for name in names:
+            x = make_block(name=name)(x)
+        return x
+    body = nn.scan(lambda block, carry, _: (block(carry), None),
+                   # intermediates too: capture_intermediates/sow inside a block stack per block
+                   variable_axes={"params": 0, "batch_stats": 0, "intermediates": 0},
+                   split_rngs={"params": True}, length=count)
+    return body(make_block(name=stacked_name), x, None)[0]

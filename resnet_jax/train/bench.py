@@ -10,10 +10,14 @@ One JSON object per measurement (stdout, and appended to --out):
 - seeds:     N seeds in one program per seeds_mode; aggregate images/s and speed-up over one model.
 - e2e:       the real loop (`train_and_evaluate`: augmentation, evaluation, logging, checkpoints)
              for --e2e_steps, and the projected wall time of the paper's 64k-step run.
+- compile:   compile seconds and peak host memory of init, one step and a scanned chunk per depth,
+             blocks scanned vs unrolled, each in a fresh process, and the step time of both
+             (compile_bench.py; --compile_models, --compile_forms, --unrolled_max_depth).
 Compile time is measured apart (ahead-of-time lowering), never inside a rate.
 
     resnet-jax bench --quick                    # CPU smoke test, < 2 minutes on 2 cores
     resnet-jax bench --out bench.jsonl          # the full set (GPU): R20/56/110, R50, f32/bf16
+    resnet-jax bench --parts compile --dtypes float32 --image_size 8   # depth 20..1202, CPU
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ from resnet_jax.configs import PAPER_CIFAR_STEPS, cifar_config
 from resnet_jax.data import synthetic
 from resnet_jax.models import DTYPES, input_shape, parse_model_name
 from resnet_jax.models.layers import CONV_IMPLS
+from resnet_jax.train import compile_bench
 from resnet_jax.train.engine import Engine, EpochOrders, create_engine, put_dataset
 from resnet_jax.train.metrics_log import MetricsLog, read_metrics
 from resnet_jax.train.seeds import SEEDS_MODES, SeedsEngine, seeds_mesh
 
 DEFAULT_MODELS = ("cifar_resnet20", "cifar_resnet56", "cifar_resnet110", "imagenet_resnet50")
-PARTS = ("step", "reference", "seeds", "e2e")
+PARTS = ("step", "reference", "seeds", "e2e", "compile")
+COMPILE_MODELS = ("cifar_resnet20", "cifar_resnet56", "cifar_resnet110", "cifar_resnet1202")
 
 
 # ---- setup ---------------------------------------------------------------------------------------
@@ -394,6 +400,7 @@ def summary_markdown(records: list[dict]) -> str:
                          f"{r['images_per_sec']:,.0f} | {r['e2e_images_per_sec']:,.0f} | "
                          f"{r['overhead_s']:.0f} | {r['projected_full_run_s']:,.0f} s | "
                          f"{f'<= {target} s' if target else ''} |")
+    lines += compile_bench.summary_rows(records)
     if rows := targets([r for r in records if r["backend"] != "cpu"]):  # accelerator targets
         lines += ["", "| issue 7 target | measured | target | met |", "|---|---:|---:|---|"]
         lines += [f"| {t['what']} | {t['value']} | {t['target']} | {'yes' if t['met'] else 'NO'} |"
@@ -431,6 +438,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--e2e_seeds", type=int, default=1,
                    help="seeds trained together in the e2e runs (images/s summed over them)")
     p.add_argument("--e2e_seeds_mode", default="loop", help="their formulation, as --seeds_modes")
+    p.add_argument("--compile_models", default=",".join(COMPILE_MODELS),
+                   help="models of the compile part (default: Table 6's depths 20 to 1202)")
+    p.add_argument("--compile_forms", default="scan,unrolled",
+                   help=f"block forms of the compile part: {','.join(compile_bench.FORMS)}")
+    p.add_argument("--unrolled_max_depth", type=int, default=110,
+                   help="compile part: skip unrolled forms deeper than this (ResNet-1202 unrolled "
+                        "exhausts 24 GB compiling its step on CPU)")
+    p.add_argument("--compile_chunk", type=int, default=None,
+                   help="steps in the compile part's scanned chunk (default: --steps_per_call)")
+    p.add_argument("--compile_timeout", type=float, default=900.0,
+                   help="seconds before a compile-part process is stopped and recorded as failed")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     p.add_argument("--summary", default=None, help="write the markdown tables to this file")
     p.add_argument("--summarize", metavar="JSONL", default=None,
@@ -452,16 +470,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.seeds_modes, errors = seeds_formulations(args.seeds_modes)
     errors += seeds_formulations(args.e2e_seeds_mode)[1]
     args.conv_impls = _csv(args.conv_impls)
+    args.compile_models = _csv(args.compile_models)
+    args.compile_forms = _csv(args.compile_forms)
+    args.compile_chunk = args.compile_chunk or args.steps_per_call
+    errors += [f"unknown compile form {x!r} (expected {', '.join(compile_bench.FORMS)})"
+               for x in args.compile_forms if x not in compile_bench.FORMS]
     errors += [f"unknown part {x!r} (expected {', '.join(PARTS)})" for x in args.parts if x not in PARTS]
     errors += [f"unknown dtype {x!r}" for x in args.dtypes if x not in DTYPES]
     errors += [f"unknown conv impl {x!r}" for x in args.conv_impls if x not in CONV_IMPLS]
-    for model in args.models:
+    for model in args.models + args.compile_models:
         try:
             parse_model_name(model)
         except ValueError as e:
             errors.append(str(e))
     for name in ("steps", "repeats", "steps_per_call", "seeds", "e2e_steps", "e2e_eval_every",
-                 "e2e_seeds"):
+                 "e2e_seeds", "compile_chunk", "compile_timeout"):
         if getattr(args, name) <= 0:
             errors.append(f"--{name} must be positive")
     if "e2e" in args.parts and args.e2e_steps < 2 * args.e2e_eval_every:
@@ -482,7 +505,7 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
         out.append(r)
         emit(r)
 
-    for model in args.models:
+    for model in args.models if set(args.parts) - {"compile"} else ():
         image_size = args.image_size or input_shape(model)[0]
         cifar = parse_model_name(model)[0] == "cifar"
         for dtype in args.dtypes:
@@ -512,8 +535,18 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
                            for r in refs}})
         if "e2e" in args.parts and cifar:
             for dtype in args.dtypes:
-                record(bench_e2e(model, dtype, args.e2e_steps, args.e2e_dataset, args.e2e_eval_every,
-                                 args.e2e_seeds, args.e2e_seeds_mode))
+                record(bench_e2e(model, dtype, args.e2e_steps, args.e2e_dataset,
+                                 args.e2e_eval_every, args.e2e_seeds, args.e2e_seeds_mode))
+    if "compile" in args.parts:
+        for model in args.compile_models:
+            depth = parse_model_name(model)[2]
+            forms = [f for f in args.compile_forms
+                     if depth <= args.unrolled_max_depth or not f.startswith("unrolled")]
+            for dtype in args.dtypes:
+                compile_bench.bench_compile(
+                    model, dtype, args.image_size or input_shape(model)[0],
+                    bench_config(model, dtype, args.batch_size).batch_size, forms,
+                    args.compile_chunk, args.steps, args.repeats, args.compile_timeout, record)
     return out
 
 

@@ -33,8 +33,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 from jax.experimental import multihost_utils
 
+from resnet_jax.models import layout
 from resnet_jax.train.engine import TrainState
 from resnet_jax.train.workdir import RunIOError, os_cause
 
@@ -125,8 +127,7 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
         _check_identity(meta, identity, step_dir(mngr, step))
         try:
             with _quiet_orbax():
-                state = mngr.restore(step, args=ocp.args.Composite(**{
-                    STATE: ocp.args.StandardRestore(target)}))[STATE]
+                state = _restore_state(mngr, step, target)
         except Exception as e:  # noqa: BLE001
             bad[step] = _reason(e)
             continue
@@ -143,6 +144,24 @@ def _reason(error: Exception) -> str:
     text = str(error).split(" [tensorstore_spec", 1)[0].split(". See full TensorStore", 1)[0].strip()
     text = text.splitlines()[0][:200] if text else ""
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _restore_state(mngr: ocp.CheckpointManager, step: int, target: TrainState) -> TrainState:
+    """The state saved at `step`, in `target`'s structure. One saved in the other parameter layout
+    (per block: written before blocks were scanned, or with scan_blocks=False; models/layout.py)
+    is restored in its own layout and converted, so such run folders resume and evaluate."""
+    saved = layout.layout_of(ocp.StandardCheckpointHandler().metadata(
+        epath.Path(step_dir(mngr, step)) / STATE).tree)
+    wanted = layout.layout_of(target)
+    if saved is None or wanted is None or saved == wanted:
+        return mngr.restore(step, args=ocp.args.Composite(**{
+            STATE: ocp.args.StandardRestore(target)}))[STATE]
+    axis = np.ndim(target.step)  # leaves lead with a seed axis in multi-seed states
+    state = mngr.restore(step, args=ocp.args.Composite(**{
+        STATE: ocp.args.StandardRestore(layout.convert(target, saved, axis))}))[STATE]
+    logging.info("converted the %s checkpoint of step %d to the %s layout", saved, step, wanted)
+    return jax.tree.map(lambda x, t: jax.device_put(x, t.sharding),
+                        layout.convert(state, wanted, axis), target)
 
 
 def _report_damaged(mngr: ocp.CheckpointManager, bad: dict[int, str], good: int,

@@ -306,11 +306,26 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     return optax.inject_hyperparams(sgd)(learning_rate=config.lr)
 
 
+def block_options(config: ml_collections.ConfigDict, mesh: Mesh) -> dict:
+    """The model's block options with "auto" resolved by backend (docs/speed.md, measured with
+    `resnet-jax bench --parts compile`): on CPU, the scanned blocks' convs as matmuls ("im2col":
+    XLA:CPU runs convolutions inside a loop several times slower than matmuls) and remat "block"
+    (faster there as well as leaner: recomputing a block beats storing its activations); on
+    accelerators, conv_impl and no remat (recomputation costs compute, memory is ample)."""
+    cpu = mesh.devices.flat[0].platform == "cpu"
+    impl, remat = config.get("scan_conv_impl", "auto"), config.get("remat", "auto")
+    return {"scan_blocks": config.get("scan_blocks", True),
+            "scan_conv_impl": ("im2col" if cpu else None) if impl == "auto" else impl,
+            "remat": ("block" if cpu else "none") if remat == "auto" else remat}
+
+
 def create_engine(config: ml_collections.ConfigDict, crop_padding: int, num_classes: int,
                   mesh: Mesh | None = None) -> Engine:
+    mesh = mesh or make_mesh()
     model = create_model(config.model, shortcut=config.shortcut, num_classes=num_classes,
                          bn_group_size=config.bn_group_size, dtype=config.dtype,
                          stride_on_3x3=config.get("stride_on_3x3", False),
-                         conv_impl=config.get("conv_impl", "xla"))
+                         conv_impl=config.get("conv_impl", "xla"),
+                         **block_options(config, mesh))
     schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay)
-    return Engine(config, model, make_optimizer(config), schedule, mesh or make_mesh(), crop_padding)
+    return Engine(config, model, make_optimizer(config), schedule, mesh, crop_padding)

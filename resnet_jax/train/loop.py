@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 from resnet_jax.analysis.complexity import complexity
 from resnet_jax.data import DATASETS, DatasetError
 from resnet_jax.models import DTYPES, parse_model_name
-from resnet_jax.models.layers import CONV_IMPLS, SHORTCUT_OPTIONS
+from resnet_jax.models.layers import CONV_IMPLS, REMAT_OPTIONS, SHORTCUT_OPTIONS
 from resnet_jax.train import checkpoint, inputs, seeds
 from resnet_jax.train.distributed import fetch
 from resnet_jax.train.engine import (DATA_AXIS, MOMENTUM_FORMS, create_engine, make_mesh,
@@ -58,6 +58,12 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int | None =
         raise ConfigError(problem)
     if config.dtype not in DTYPES:
         raise ConfigError(f"unknown dtype {config.dtype!r}: expected one of {sorted(DTYPES)}")
+    if not isinstance(config.get("scan_blocks", True), bool):
+        raise ConfigError(f"scan_blocks must be True or False, got {config.scan_blocks!r}")
+    for field, options in (("scan_conv_impl", ("auto", *CONV_IMPLS)), ("remat", ("auto", *REMAT_OPTIONS))):
+        if config.get(field, options[0]) not in options:
+            raise ConfigError(f"unknown {field} {config.get(field)!r}: expected one of "
+                              f"{', '.join(options)}")
     if config.get("conv_impl", "xla") not in CONV_IMPLS:
         raise ConfigError(f"unknown conv_impl {config.conv_impl!r}: expected one of "
                           f"{', '.join(CONV_IMPLS)}")
