@@ -13,7 +13,7 @@ from resnet_jax.analysis import imagenet_tables
 from resnet_jax.configs import imagenet_config, imagenet_net_config
 from resnet_jax.data import imagenet
 from resnet_jax.data.imagenet_transforms import TenCrop
-from resnet_jax.models import create_model
+from resnet_jax.models import create_model, layout
 from resnet_jax.train import imagenet_eval, inputs
 from resnet_jax.train.engine import make_mesh
 from resnet_jax.train.inputs import PlateauRule
@@ -107,6 +107,9 @@ def test_ten_crop_averages_the_scores_of_ten_views(fake_imagenet):
     assert got["test_error"] == pytest.approx(wrong / len(records))
 
 
+LAST = layout.stacked_name("conv5")
+
+
 def test_multi_scale_runs_the_net_fully_convolutionally_at_each_scale(fake_imagenet, monkeypatch):
     model = create_model("imagenet_resnet18", num_classes=1000)
     with jax.threefry_partitionable(False):  # as Engine.init_state: a fast XLA:CPU compile
@@ -116,7 +119,8 @@ def test_multi_scale_runs_the_net_fully_convolutionally_at_each_scale(fake_image
     def record(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
         path = "/".join(context.module.path)
-        if context.method_name == "__call__" and path in ("conv1", "conv5_2"):
+        # conv5_2 runs inside the scan over conv5's repeated blocks (models/layout.py)
+        if context.method_name == "__call__" and path in ("conv1", "conv5_2", LAST):
             seen.append((path, args[0].shape[1:3], out.shape[1:3]))
         return out
 
@@ -132,7 +136,7 @@ def test_multi_scale_runs_the_net_fully_convolutionally_at_each_scale(fake_image
     inputs = {shape for name, shape, _ in seen if name == "conv1"}
     # every scale ran on the whole (non-square) image, once per traced shape
     assert {min(s) for s in inputs} == set(scales) and any(s[0] != s[1] for s in inputs)
-    last = {out for name, _, out in seen if name == "conv5_2"}
+    last = {out for name, _, out in seen if name in ("conv5_2", LAST)}
     # the 2:3 image at 128: a 128x160 input -> a 4x5 map of fc scores, then averaged
     assert inputs == {(64, 64), (128, 160)}  # at 64 the 96-pixel long side is cut to 4/3 -> 64
     assert last == {(2, 2), (4, 5)}
