@@ -119,7 +119,7 @@ def scaled_steps(config: ml_collections.ConfigDict, steps: int) -> ml_collection
         raise ValueError(f"steps must be positive, got {steps}")
     ratio = steps / config.steps
     config.steps = steps
-    # at least every 10 steps for curves; checkpoints (~0.5 s each on CPU) at least 100 apart
+    # at least every 10 steps for curves; checkpoints (not free on CPU) at least 100 apart
     for field, floor in (("log_every", 10), ("eval_every", 10), ("checkpoint_every", 100)):
         scaled = max(floor, round(getattr(config, field) * ratio))
         setattr(config, field, min(scaled, steps))

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from resnet_jax.analysis.complexity import count_params, model_complexity
+from resnet_jax.models.complexity import count_params, model_complexity
 from resnet_jax.analysis.paper import CIFAR_MULT_ADDS_M, TABLE6
 from resnet_jax.models import create_model, layout, parse_model_name
 from resnet_jax.models.layers import PatchConv, Shortcut, subsample_and_zero_pad

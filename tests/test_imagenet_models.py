@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import pytest
 
 from resnet_jax.analysis import paper_imagenet as paper
-from resnet_jax.analysis.complexity import model_complexity as _model_complexity
+from resnet_jax.models.complexity import model_complexity as _model_complexity
 from resnet_jax.models import create_model, layout
 from resnet_jax.models.imagenet import STAGES, WIDTHS
 

@@ -1,9 +1,8 @@
 """`resnet-jax eval --workdir W [--mode single] [--json PATH]`: test error of a saved run.
 
 Loads `W/config.json` and the newest checkpoint in `W/checkpoints`, and evaluates with running BN
-statistics. CIFAR-10 and digits are tested on the single original view (Sec 4.2). ImageNet modes
-(centre crop, 10-crop, multi-scale fully-convolutional; Sec 3.4) register in `EVAL_MODES` with the
-dataset families they apply to.
+statistics. CIFAR-10 and digits are tested on the single original view (Sec 4.2); ImageNet runs are
+tested with `resnet-jax imagenet --eval_only` (centre crop, 10-crop, multi-scale; Sec 3.4).
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ import argparse
 import json
 import os
 import sys
-from typing import Callable
-
 import jax
 
 from resnet_jax.analysis.runs import Run, RunError, load_run, quiet_aborted_reads
@@ -25,28 +22,21 @@ def single_view(run: Run) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
-# mode -> (function of a loaded run returning {"test_error", "test_loss", ...}, datasets it serves)
-EVAL_MODES: dict[str, tuple[Callable[[Run], dict[str, float]], tuple[str, ...]]] = {
-    "single": (single_view, ("cifar10", "digits", "synthetic")),
-}
-
-
 def evaluate_run(workdir: str, mode: str = "single", data_dir: str | None = None) -> dict:
-    if mode not in EVAL_MODES:
-        raise RunError(f"unknown eval mode {mode!r}: expected one of {', '.join(EVAL_MODES)}")
+    if mode != "single":
+        raise RunError(f"unknown eval mode {mode!r}: expected 'single'")
     run = load_run(workdir, data_dir)
-    fn, datasets = EVAL_MODES[mode]
-    if run.config.dataset not in datasets:
-        raise RunError(f"eval mode {mode!r} does not apply to {run.config.dataset} runs")
+    if run.config.dataset == "imagenet":
+        raise RunError("ImageNet runs are tested with `resnet-jax imagenet --eval_only RUNS`")
     return {"workdir": workdir, "model": run.config.model, "dataset": run.dataset.name,
             "eval_split": run.dataset.eval_split, "mode": mode, "step": run.step,
-            "num_images": len(run.dataset.eval_images), **fn(run)}
+            "num_images": len(run.dataset.eval_images), **single_view(run)}
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="workdir written by resnet-jax train")
-    parser.add_argument("--mode", default="single", choices=sorted(EVAL_MODES),
+    parser.add_argument("--mode", default="single", choices=["single"],
                         help="test-time views (default: single, the CIFAR protocol)")
     parser.add_argument("--data_dir", default=None, help="override the run's dataset location")
     parser.add_argument("--json", default=None, help="also write the result to this JSON file")

@@ -1,4 +1,4 @@
-"""The paper's reported numbers, for tables that put ours beside them (../shared/paper_spec.md)."""
+"""The paper's reported numbers, for tables that put ours beside them (Table 6 and Sec 4.2)."""
 
 # Table 6: CIFAR-10 test error (%) and the parameter counts (exact, option A) the rounded column stands for.
 TABLE6 = {

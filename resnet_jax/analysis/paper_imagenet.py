@@ -40,6 +40,3 @@ TABLE4 = {
 
 # Fig 4: the nets whose curves are drawn (training error thin, centre-crop validation error bold).
 FIG4_NETS = ("plain18", "plain34", "resnet18", "resnet34")
-
-# Test-time scales of the multi-scale test (shorter side), Sec 3.4.
-MULTI_SCALE_SIZES = (224, 256, 384, 480, 640)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from resnet_jax.analysis.complexity import model_complexity
+from resnet_jax.models.complexity import model_complexity
 
 
 def format_table(rows) -> str:

@@ -11,7 +11,7 @@ import argparse
 import json
 
 from resnet_jax.analysis import paper_imagenet as paper
-from resnet_jax.analysis.complexity import model_complexity
+from resnet_jax.models.complexity import model_complexity
 
 
 def table1_rows() -> list[dict]:

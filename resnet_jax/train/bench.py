@@ -318,7 +318,7 @@ TARGET_R50_IMAGES_PER_SEC = 6_500
 
 
 def targets(records: list[dict]) -> list[dict]:
-    """Each issue-7 target this run measured: what, measured value, target, met."""
+    """Each speed target (docs/speed.md) this run measured: what, measured value, target, met."""
     by = lambda kind: [r for r in records if r["kind"] == kind]  # noqa: E731
     rows = []
     for r in by("ratio"):
@@ -402,7 +402,7 @@ def summary_markdown(records: list[dict]) -> str:
                          f"{f'<= {target} s' if target else ''} |")
     lines += compile_bench.summary_rows(records)
     if rows := targets([r for r in records if r["backend"] != "cpu"]):  # accelerator targets
-        lines += ["", "| issue 7 target | measured | target | met |", "|---|---:|---:|---|"]
+        lines += ["", "| speed target | measured | target | met |", "|---|---:|---:|---|"]
         lines += [f"| {t['what']} | {t['value']} | {t['target']} | {'yes' if t['met'] else 'NO'} |"
                   for t in rows]
     return "\n".join(lines) + "\n"
@@ -452,7 +452,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     p.add_argument("--summary", default=None, help="write the markdown tables to this file")
     p.add_argument("--summarize", metavar="JSONL", default=None,
-                   help="measure nothing: print the tables and issue-7 targets of the records in "
+                   help="measure nothing: print the tables and speed targets of the records in "
                         "JSONL (e.g. several partial runs appended to one --out file)")
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke test (< 2 min on 2 cores): ResNet-20 float32 on 8x8 inputs, "

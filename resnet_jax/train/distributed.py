@@ -3,8 +3,7 @@
 One process per host (or per GPU), all running the same command. `initialize` must run before
 anything touches a JAX backend. Datasets that fit in memory (CIFAR, digits) are replicated on all
 devices and need nothing more; a host-fed input pipeline has each process load only its own rows of
-the global batch (`process_batch_slice`) and assemble the global array with
-`global_batch_from_process_local`.
+the global batch and assemble the global array with `global_batch_from_process_local`.
 """
 
 from __future__ import annotations
@@ -64,22 +63,6 @@ def _env_int(name: str) -> int | None:
         return int(value)
     except ValueError:
         raise DistributedConfigError(f"{name} must be an integer, got {value!r}") from None
-
-
-def process_batch_slice(global_batch: int, mesh: Mesh) -> slice:
-    """The rows of a global batch that this process feeds: those of its devices on the data axis.
-
-    Devices are laid out process by process in `jax.devices()`, so each process owns one
-    contiguous block of `global_batch / process_count` rows.
-    """
-    sharding = NamedSharding(mesh, P(mesh.axis_names[0]))
-    rows = sorted({idx[0].start or 0 for idx in
-                   sharding.addressable_devices_indices_map((global_batch,)).values()})
-    per_device = global_batch // mesh.devices.size
-    start, stop = rows[0], rows[-1] + per_device
-    if stop - start != per_device * len(rows):
-        raise ValueError("this process's devices do not hold a contiguous block of the batch")
-    return slice(start, stop)
 
 
 def global_batch_from_process_local(local: np.ndarray, mesh: Mesh, batch_axis: int = 0) -> jax.Array:

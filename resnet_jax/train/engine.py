@@ -104,8 +104,8 @@ class Engine:
     def init_state(self, image_shape, seed: int | None = None) -> TrainState:
         """Fresh state for `seed` (default config.seed), replicated over the mesh."""
         seed = self.config.seed if seed is None else seed
-        # Partitionable threefry makes XLA:CPU compile He init ~8x slower (67 s vs 8 s for
-        # ResNet-20 on 2 cores); init is not sharded, so the classic scheme costs nothing.
+        # Partitionable threefry makes XLA:CPU compile He init several times slower (docs/speed.md);
+        # init is not sharded, so the classic scheme costs nothing.
         with jax.threefry_partitionable(False):
             return self._init(tuple(image_shape), jnp.asarray(seed, jnp.int32))
 
@@ -214,7 +214,7 @@ class Engine:
             return self.train_step(state, *self.training_batch(state.seed, state.step, data, orders,
                                                                verify))
 
-        if num_steps == 1:  # no loop: XLA:CPU runs convs inside a while loop ~7x slower
+        if num_steps == 1:  # no loop: XLA:CPU runs convs inside a while loop several times slower
             state, metrics = body(state, None)
             return state, jax.tree.map(lambda m: m[None], metrics)
         return jax.lax.scan(body, state, None, length=num_steps)

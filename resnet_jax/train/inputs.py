@@ -39,7 +39,7 @@ class HostDataset:
     num_classes: int
     image_shape: tuple[int, int, int]
     eval_split: str
-    crop_padding: int = 0  # unused: host-fed crops are taken by the input pipeline
+    crop_padding: int = 0  # the engine crops nothing: host-fed crops come from the input pipeline
 
 
 def validate(config: ml_collections.ConfigDict) -> str | None:
@@ -126,7 +126,7 @@ def train_on_batches(engine: Engine, state: TrainState, images: jax.Array, label
         x = normalize(batch[0], pixel_mean, engine.model.dtype, key, engine.config.pca_lighting)
         return engine.train_step(state, x, batch[1], lr_scale)
 
-    if images.shape[0] == 1:  # no loop: XLA:CPU runs convs inside a while loop ~7x slower
+    if images.shape[0] == 1:  # no loop: XLA:CPU runs convs inside a while loop several times slower
         state, metrics = body(state, (images[0], labels[0]))
         return state, jax.tree.map(lambda m: m[None], metrics)
     return jax.lax.scan(body, state, (images, labels))

@@ -15,7 +15,7 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from resnet_jax.analysis.complexity import complexity
+from resnet_jax.models.complexity import complexity
 from resnet_jax.data import DATASETS, DatasetError
 from resnet_jax.models import DTYPES, parse_model_name
 from resnet_jax.models.layers import CONV_IMPLS, REMAT_OPTIONS, SHORTCUT_OPTIONS
@@ -288,8 +288,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
                      f", seeds {run_seeds[0]}..{run_seeds[-1]} together ({config.seeds_mode})"
                      if num_seeds > 1 else "", f", resumed at step {start}" if start else "")
 
-    # XLA:CPU runs convolutions inside a while loop ~7x slower than straight-line code (measured on
-    # 2 cores), so on CPU each call runs one step; accelerators scan `steps_per_call` steps per call.
+    # XLA:CPU runs convolutions inside a while loop several times slower than straight-line code
+    # (docs/speed.md), so on CPU each call runs one step; accelerators scan `steps_per_call` steps per call.
     # Chunks end on every log/eval/checkpoint boundary, and checkpoints are only taken at chunk
     # ends, so a resumed run replays exactly the same sequence of jit calls.
     per_call = 1 if jax.default_backend() == "cpu" else config.steps_per_call
