@@ -57,7 +57,7 @@ def test_train_transform_crop_is_a_window_of_the_resized_image():
     out = T.TrainTransform(crop_size=20, scale_range=(50, 50))({"image": rng_image, "label": 0},
                                                              np.random.default_rng(2))["image"]
     # scale 50 keeps the image as is: the crop (or its mirror) must appear in it verbatim
-    windows = [rng_image[t:t + 20, l:l + 20] for t in range(31) for l in range(51)]
+    windows = [rng_image[t:t + 20, x:x + 20] for t in range(31) for x in range(51)]
     assert any(np.array_equal(out, w) or np.array_equal(out[:, ::-1], w) for w in windows)
 
 

@@ -61,7 +61,8 @@ def test_resnet18_training_steps_decrease_the_loss(fake_imagenet, tmp_path):
 
 def test_imagenet_configs_validate(fake_imagenet):
     validate_config(imagenet_net_config("resnet34_C"))  # option C is fine on ImageNet
-    bad = [small_config(scale_range=(16, 96)), small_config(lr_schedule="cosine"), small_config(model="cifar_resnet20"),
+    bad = [small_config(scale_range=(16, 96)), small_config(lr_schedule="cosine"),
+           small_config(model="cifar_resnet20"),
            small_config(batch_size=10)]  # not divisible by bn_group_size 4
     for config in bad:
         with pytest.raises(ConfigError):

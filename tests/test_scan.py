@@ -182,7 +182,10 @@ def test_a_per_block_run_folder_resumes_and_loads_in_the_scanned_form(tmp_path, 
     assert layout.layout_of(loaded.state.params) == layout.STACKED and loaded.step == 2
     assert loaded.engine.model.scan_blocks
     resumed = _small_run(tmp_path, 4, num_seeds=seeds)  # resumes at step 2, saves stacked
-    record = (lambda r: r["runs"][0] if seeds > 1 else r)
+
+    def record(r):
+        return r["runs"][0] if seeds > 1 else r
+
     assert record(resumed)["steps"] == 4 and np.isfinite(record(resumed)["test_error"])
     assert record(first)["steps"] == 2
     mngr = checkpoint.manager(str(tmp_path))

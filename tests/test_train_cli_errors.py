@@ -98,7 +98,8 @@ def test_help_lists_experiments_flags_and_every_config_field():
     assert any("experiments/table6.py:DEPTH" in line and "default 20" in line and "Table 6" in line
                for line in lines)
     assert any(line.strip().startswith("--workdir ") for line in lines)
-    fields = {line.split()[0]: line for line in lines if line.startswith("  ") and line.split()[0] in FIELD_DOCS}
+    fields = {line.split()[0]: line for line in lines
+              if line.startswith("  ") and line.split()[0] in FIELD_DOCS}
     assert set(fields) == set(cifar_config()) | set(imagenet_config())
     assert "0.1" in fields["lr"] and FIELD_DOCS["lr"] in fields["lr"]
     assert "'caffe'" in fields["momentum_form"] and "64 [32]" in fields["bn_group_size"]

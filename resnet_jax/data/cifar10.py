@@ -23,7 +23,7 @@ def read_split(name: str, split: str, data_dir: str | None) -> tuple[np.ndarray,
 
     try:
         source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except Exception as e:  # tfds raises several types (AssertionError, DatasetNotFoundError, ...)
+    except Exception as e:  # noqa: BLE001 (tfds raises AssertionError, DatasetNotFoundError, ...)
         where = data_dir or "the default tfds data_dir (~/tensorflow_datasets)"
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DatasetError(f"{name} {split} split not found in {where} ({reason}); "

@@ -38,7 +38,7 @@ def open_split(split: str, data_dir: str | None) -> Sequence[dict]:
     try:
         source = tfds.data_source(NAME, split=split, data_dir=data_dir, download=False,
                                   decoders={"image": tfds.decode.SkipDecoding()})
-    except Exception as e:  # tfds raises several types (AssertionError, DatasetNotFoundError, ...)
+    except Exception as e:  # noqa: BLE001 (tfds raises AssertionError, DatasetNotFoundError, ...)
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DatasetError(f"{NAME} {split} split not readable in {where} ({reason}); "
                            f"{PREPARE_HINT}") from None
@@ -108,7 +108,7 @@ def eval_batches(source: Sequence, transform: Callable[[dict], dict], local_batc
                                             batch)
         batch["mask"] = np.ones(n, np.float32)
         if n < local_batch:
-            batch = jax.tree.map(lambda x, t: np.concatenate([x, t[n:]]),
+            batch = jax.tree.map(lambda x, t: np.concatenate([x, t[n:]]),  # noqa: B023 (called here)
                                  batch, {**template, "mask": np.zeros(local_batch, np.float32)})
         num_batches -= 1
         yield batch

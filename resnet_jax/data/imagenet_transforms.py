@@ -91,7 +91,7 @@ def ten_crops(image: np.ndarray, size: int) -> np.ndarray:
     """4 corners + centre, then the same 5 of the horizontally flipped image: (10, size, size, 3)."""
     h, w = image.shape[:2]
     corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size)]
-    views = [crop(image, t, l, size) for t, l in corners] + [center_crop(image, size)]
+    views = [crop(image, top, left, size) for top, left in corners] + [center_crop(image, size)]
     return np.stack(views + [flip(v) for v in views])
 
 

@@ -31,7 +31,8 @@ def form_config(form: str) -> dict:
     scanned blocks' convs as nn.Conv whatever the backend (scan_conv_impl)."""
     base, *extras = form.split("+")
     fields = {"scan_blocks": base == "scan", "remat": "block" if "remat" in extras else "none"}
-    fields.update({"scan_conv_impl": x for x in extras if x in ("xla", "im2col")})
+    for impl in (x for x in extras if x in ("xla", "im2col")):
+        fields["scan_conv_impl"] = impl
     return fields
 
 
@@ -148,5 +149,6 @@ def summary_rows(records: list[dict]) -> list[str]:
             chunk_s = (f"{chunk_s[0]} ({chunk['chunk']})", chunk_s[1])
         lines.append(f"| {model} | {dtype} | {image} | {batch} | {form} | "
                      f"{' | '.join(cell(init, 'compile_s', '.1f'))} | "
-                     f"{' | '.join(cell(step, 'compile_s', '.1f'))} | {' | '.join(chunk_s)} | {ms} | {run_gb} |")
+                     f"{' | '.join(cell(step, 'compile_s', '.1f'))} | {' | '.join(chunk_s)} | {ms} | "
+                     f"{run_gb} |")
     return lines
