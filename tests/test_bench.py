@@ -109,22 +109,20 @@ def test_summarize_tabulates_appended_runs_with_the_targets(tmp_path, capsys):
 def test_compile_part_measures_each_program_in_its_own_process(tmp_path, capsys):
     out = tmp_path / "bench.jsonl"
     bench.main(["resnet-jax bench", "--parts", "compile", "--dtypes", "float32",
-                "--compile_models", "cifar_resnet8,cifar_resnet14", "--unrolled_max_depth", "8",
+                "--compile_models", "cifar_resnet8", "--unrolled_max_depth", "7",
                 "--image_size", "8", "--batch_size", "16", "--steps", "2", "--repeats", "1",
                 "--compile_chunk", "2", "--out", str(out)])
     records = [json.loads(line) for line in out.read_text().splitlines()]
     got = [(r["model"], r["form"], r["program"]) for r in records]
-    # unrolled only up to --unrolled_max_depth; init, one step and a chunk for each form
-    assert got == [(m, f, p) for m, forms in (("cifar_resnet8", ("scan", "unrolled")),
-                                              ("cifar_resnet14", ("scan",)))
-                   for f in forms for p in ("init", "step", "chunk")]
+    # unrolled only up to --unrolled_max_depth (8 > 7: scanned only); init, one step and a chunk
+    assert got == [("cifar_resnet8", "scan", p) for p in ("init", "step", "chunk")]
     for r in records:
         assert "error" not in r, r
         assert r["kind"] == "compile" and r["compile_s"] > 0 and r["peak_gb"] >= r["base_gb"] > 0
         assert r["steps_per_call"] == (2 if r["program"] == "chunk" else 1)
         assert ("step_ms" in r) == (r["program"] == "step")
     markdown = capsys.readouterr().err
-    assert "| cifar_resnet14 | float32 | 8 | 16 | scan |" in markdown
+    assert "| cifar_resnet8 | float32 | 8 | 16 | scan |" in markdown
 
 
 def test_compile_part_records_a_failed_process_instead_of_stopping(monkeypatch):

@@ -95,10 +95,13 @@ def run_probe(spec: dict, timeout_s: float) -> dict:
     as `error` with the exit status instead of a measurement."""
     code = "import json, sys; from resnet_jax.train import compile_bench as c; " \
            "print(json.dumps(c.probe(json.loads(sys.argv[1]))))"
+    # A persistent compilation cache would turn a compile into a cache read: off in the probe.
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env.update(PYTHONWARNINGS="ignore", JAX_ENABLE_COMPILATION_CACHE="false")
     t = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True,
-                              text=True, timeout=timeout_s, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                              text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s:.0f} s"}
     wall = round(time.perf_counter() - t, 2)
