@@ -1,4 +1,4 @@
-"""`resnet-jax table1`: Table 1's complexity column, ours (measured on the models) beside the paper's.
+"""Table 1 (`resnet-jax table1`)'s complexity column, ours (measured on the models) beside the paper's.
 
 ResNet-18/34 are counted with parameter-free shortcuts (option A) as the paper's FLOPs are; the
 option-B cost is shown too. The paper prints one decimal: "agrees" means within one unit of it
@@ -6,9 +6,6 @@ option-B cost is shown too. The paper prints one decimal: "agrees" means within 
 """
 
 from __future__ import annotations
-
-import argparse
-import json
 
 from resnet_jax.analysis import paper_imagenet as paper
 from resnet_jax.models.complexity import model_complexity
@@ -39,17 +36,3 @@ def markdown(rows: list[dict]) -> str:
                      f"{r['gmacs_B']:.3f} | {r['paper_gflops']:.1f}e9 | "
                      f"{'yes' if r['agrees'] else 'NO'} |")
     return "\n".join(lines)
-
-
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    args = parser.parse_args(argv[1:])
-    rows = table1_rows()
-    print(markdown(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
-    if not all(r["agrees"] for r in rows):
-        raise SystemExit(1)

@@ -1,0 +1,92 @@
+"""`resnet-jax COMMAND ...`: the one place that parses command lines.
+
+Each command is a small module here that parses its arguments and calls the library. They are
+imported when their command runs (statically, so import-linter sees them), which keeps
+`resnet-jax --help` from loading JAX.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+
+def _train(argv):
+    from resnet_jax.cli import train  # noqa: PLC0415 (loaded when the command runs)
+    train.main(argv)
+
+
+def _eval(argv):
+    from resnet_jax.analysis import evaluate  # noqa: PLC0415
+    evaluate.main(argv)
+
+
+def _summary(argv):
+    from resnet_jax.cli import summary  # noqa: PLC0415
+    summary.main(argv)
+
+
+def _table1(argv):
+    from resnet_jax.cli import table1  # noqa: PLC0415
+    table1.main(argv)
+
+
+def _imagenet(argv):
+    from resnet_jax.analysis import imagenet_tables  # noqa: PLC0415
+    imagenet_tables.main(argv)
+
+
+def _report(argv):
+    from resnet_jax.analysis import report  # noqa: PLC0415
+    report.main(argv)
+
+
+def _plot(argv):
+    from resnet_jax.analysis import plots  # noqa: PLC0415
+    plots.main(argv)
+
+
+def _fig7(argv):
+    from resnet_jax.analysis import fig7  # noqa: PLC0415
+    fig7.main(argv)
+
+
+def _bench(argv):
+    from resnet_jax.train import bench  # noqa: PLC0415
+    bench.main(argv)
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
+    "train": (_train, "train a model from an experiments/ config"),
+    "summary": (_summary, "parameters and multiply-adds of models"),
+    "table1": (_table1, "Table 1 complexity: ours beside the paper's FLOPs"),
+    "imagenet": (_imagenet, "ImageNet Tables 2-4 / Fig 4: train, evaluate, tabulate"),
+    "report": (_report, "paper-vs-ours tables from finished runs"),
+    "plot": (_plot, "training curves (Fig 1/4/6 style) from runs"),
+    "eval": (_eval, "test error of a saved run's latest checkpoint"),
+    "fig7": (_fig7, "Fig 7: std of the 3x3 layers' responses of runs"),
+    "bench": (_bench, "training images/s: our engine vs a plain Flax step, e2e, compile"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: resnet-jax COMMAND [ARGS]", "", "commands:"]
+    lines += [f"  {name:<10}{help_}" for name, (_, help_) in COMMANDS.items()]
+    lines.append("\n`resnet-jax COMMAND --help` for a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0 if len(argv) >= 2 else 2)
+    command = argv[1]
+    if command not in COMMANDS:
+        print(f"resnet-jax: error: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        sys.exit(2)
+    COMMANDS[command][0]([f"resnet-jax {command}", *argv[2:]])
+
+
+if __name__ == "__main__":
+    main()

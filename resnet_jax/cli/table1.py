@@ -1,0 +1,25 @@
+"""`resnet-jax table1 [--json PATH]`: Table 1's complexity column, ours beside the paper's FLOPs.
+
+Exits 1 if a net's measured cost disagrees with the paper's (resnet_jax/analysis/table1.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from resnet_jax.analysis.table1 import markdown, table1_rows
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    args = parser.parse_args(argv[1:])
+    rows = table1_rows()
+    print(markdown(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    if not all(r["agrees"] for r in rows):
+        raise SystemExit(1)
