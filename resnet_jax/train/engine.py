@@ -290,7 +290,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     """
 
     def sgd(learning_rate):
-        if config.momentum_form == "caffe":  # scale by -lr first, then accumulate: the velocity is in weight units
+        if config.momentum_form == "caffe":  # scale by -lr, then accumulate: velocity in weight units
             return optax.chain(optax.add_decayed_weights(config.weight_decay),
                                optax.scale_by_learning_rate(learning_rate),
                                optax.trace(decay=config.momentum))
