@@ -1,10 +1,19 @@
-"""Paper recipes as ml_collections configs; `experiments/*.py` pick one per table or figure."""
+"""One config schema for every experiment, as ml_collections configs.
+
+`base_config()` holds every field; `cifar_config` (Sec 4.2) and `imagenet_config` (Sec 3.4) overlay
+the paper's two recipes on it; `experiments/*.py` pick one per table or figure. `validate` is every
+check of a config, before anything runs; `from_saved` reads a run's config.json, including one
+written before some fields existed.
+"""
 
 from __future__ import annotations
 
+import math
+
 import ml_collections
 
-from resnet_jax.models import parse_model_name
+from resnet_jax.data import DATASETS
+from resnet_jax.models import create_model, parse_model_name
 
 PAPER_CIFAR_STEPS = 64_000
 
@@ -31,7 +40,8 @@ FIELD_DOCS = {
     "bn_group_size": "images per BN statistics group (as one GPU's batch in the paper); 0 = whole batch",
     "steps": "SGD iterations",
     "lr": "learning rate",
-    "lr_schedule": "plateau: /lr_decay when the validation error stops improving; fixed: at lr_boundaries",
+    "lr_schedule": "fixed: lr drops at lr_boundaries; plateau (ImageNet): /lr_decay when the validation "
+                   "error stops improving",
     "lr_boundaries": "lr drops at these fractions of steps",
     "lr_decay": "lr factor at each drop",
     "plateau_patience": "evaluations without a better validation error before an lr drop",
@@ -64,6 +74,84 @@ FIELD_DOCS = {
     "progress": "show a progress bar",
 }
 
+PAPER_CIFAR_STEPS = 64_000
+PAPER_IMAGENET_STEPS = 600_000  # "up to 60e4 iterations" = 120 epochs of 1.28M images at 256
+
+LR_SCHEDULES = ("fixed", "plateau")
+MOMENTUM_FORMS = ("caffe", "optax")
+SEEDS_MODES = ("loop", "vmap", "devices")
+HOST_FED = ("imagenet",)  # decoded and augmented on the hosts (train/inputs.py), not device-resident
+# Fields only the host-fed ImageNet pipeline reads: elsewhere they keep base_config()'s values.
+HOST_FED_FIELDS = ("image_size", "scale_range", "eval_resize", "test_scales", "pca_lighting",
+                   "mean_images", "mean_cache_dir", "num_workers", "max_eval_images",
+                   "plateau_patience", "plateau_min_delta", "plateau_max_drops")
+
+# What a config.json or checkpoint written before a field existed meant by its absence, where that
+# differs from (or, in a checkpoint's meta, has no) base_config() value: optax's momentum was the
+# only form, and a run trained one seed. Absent speed choices (scan_blocks, scan_conv_impl, remat,
+# conv_impl) take today's values: same function, and the checkpoints convert (models/layout.py).
+LEGACY_DEFAULTS = {"momentum_form": "optax", "num_seeds": 1}
+
+
+class ConfigError(ValueError):
+    """An invalid configuration, reported before anything is written."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field, with the values both recipes share; the fields a recipe sets are empty here
+    (a bare base config does not validate), and the ImageNet pipeline's are neutral."""
+    c = ml_collections.ConfigDict()
+    c.model = ""
+    c.shortcut = ""
+    c.stride_on_3x3 = False
+    c.dtype = "float32"
+
+    c.dataset = ""
+    c.data_dir = ml_collections.config_dict.placeholder(str)
+    c.eval_split = ""
+    c.image_size = 0
+    c.scale_range = ()
+    c.eval_resize = 0
+    c.test_scales = ()
+    c.pca_lighting = 0.0
+    c.mean_images = 0
+    c.mean_cache_dir = ml_collections.config_dict.placeholder(str)
+    c.num_workers = 0
+    c.max_eval_images = 0
+
+    c.batch_size = 0
+    c.bn_group_size = 0
+    c.steps = 0
+    c.lr = 0.1
+    c.lr_schedule = "fixed"
+    c.lr_boundaries = ()
+    c.lr_decay = 0.1
+    c.plateau_patience = 0
+    c.plateau_min_delta = 0.0
+    c.plateau_max_drops = 0
+    c.momentum = 0.9
+    c.momentum_form = "caffe"
+    c.weight_decay = 1e-4
+    c.warmup = False
+    c.warmup_lr = 0.0
+    c.warmup_until_error = 1.0
+    c.warmup_error_ema = 0.9
+
+    c.seed = 0
+    c.num_seeds = 1
+    c.seeds_mode = "loop"
+    c.conv_impl = "xla"
+    c.steps_per_call = 0
+    c.scan_blocks = True
+    c.scan_conv_impl = "auto"
+    c.remat = "auto"
+    c.log_every = 0
+    c.eval_every = 0
+    c.eval_batch_size = 0
+    c.checkpoint_every = 0
+    c.keep_checkpoints = 2
+    c.progress = True
+    return c
 
 
 def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
@@ -71,44 +159,41 @@ def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     try:
         _, _, depth = parse_model_name(model)
     except ValueError:
-        depth = 0  # reported as one line by validate_config, not as a flag-parsing traceback
-    c = ml_collections.ConfigDict()
-    c.model = model
-    c.shortcut = "A"
-    c.dtype = "float32"
+        depth = 0  # reported as one line by validate, not as a flag-parsing traceback
+    c = base_config()
+    c.update(model=model, shortcut="A", dataset="cifar10", eval_split="test",
+             batch_size=128, bn_group_size=64,  # the paper: 128 on 2 GPUs
+             steps=PAPER_CIFAR_STEPS, lr_boundaries=(0.5, 0.75),  # 32k and 48k of 64k
+             warmup=depth >= 110, warmup_lr=0.01, warmup_until_error=0.8,  # ResNet-110/1202
+             steps_per_call=50, log_every=100, eval_every=1_000, eval_batch_size=1_000,
+             checkpoint_every=4_000)
+    return c
 
-    c.dataset = "cifar10"
-    c.data_dir = ml_collections.config_dict.placeholder(str)
-    c.eval_split = "test"
 
-    c.batch_size = 128
-    c.bn_group_size = 64  # the paper: 128 on 2 GPUs
-    c.steps = PAPER_CIFAR_STEPS
-    c.lr = 0.1
-    c.lr_boundaries = (0.5, 0.75)  # 32k and 48k of 64k
-    c.lr_decay = 0.1
-    c.momentum = 0.9
-    c.momentum_form = "caffe"
-    c.weight_decay = 1e-4
-    c.warmup = depth >= 110  # ResNet-110/1202 (Sec 4.2)
-    c.warmup_lr = 0.01
-    c.warmup_until_error = 0.8
-    c.warmup_error_ema = 0.9
+def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
+                    shortcut: str = "B") -> ml_collections.ConfigDict:
+    """Sec 3.4: batch 256 (BN over 32 per GPU of 8), SGD 0.9, wd 1e-4, lr 0.1 /10 on plateaus, 60e4 steps.
 
-    c.seed = 0
-    c.num_seeds = 1
-    c.seeds_mode = "loop"
-    c.conv_impl = "xla"
-    c.steps_per_call = 50
-    c.scan_blocks = True
-    c.scan_conv_impl = "auto"
-    c.remat = "auto"
-    c.log_every = 100
-    c.eval_every = 1_000
-    c.eval_batch_size = 1_000
-    c.checkpoint_every = 4_000
-    c.keep_checkpoints = 2
-    c.progress = True
+    schedule "plateau": lr /10 when the centre-crop validation error stops improving (the paper);
+    "fixed": /10 at epochs 30, 60 and 90 of 120 (the usual reproducible stand-in).
+    """
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown ImageNet schedule {schedule!r}: expected one of {LR_SCHEDULES}")
+    parse_model_name(model)
+    c = base_config()
+    c.update(model=model, shortcut=shortcut,  # Table 2 / Fig 4 use A
+             dataset="imagenet", eval_split="validation", image_size=224, scale_range=(256, 480),
+             eval_resize=256, test_scales=(224, 256, 384, 480, 640), pca_lighting=0.1,
+             mean_images=10_000, num_workers=12,
+             batch_size=256, bn_group_size=32,  # 8 GPUs x 32 images
+             steps=PAPER_IMAGENET_STEPS, lr_schedule=schedule,
+             lr_boundaries=() if schedule == "plateau" else (0.25, 0.5, 0.75),  # epochs 30/60/90 of 120
+             plateau_patience=3, plateau_min_delta=0.001, plateau_max_drops=3,  # 0.1 -> 1e-4 at most
+             warmup_lr=0.1,
+             steps_per_call=10, log_every=500,
+             eval_every=5_000,  # about one epoch (5,005 steps)
+             eval_batch_size=200,  # divides 50,000 and 8 devices
+             checkpoint_every=5_000)
     return c
 
 
@@ -126,71 +211,6 @@ def scaled_steps(config: ml_collections.ConfigDict, steps: int) -> ml_collection
     return config
 
 
-PAPER_IMAGENET_STEPS = 600_000  # "up to 60e4 iterations" = 120 epochs of 1.28M images at 256
-IMAGENET_SCHEDULES = ("plateau", "fixed")
-
-
-def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
-                    shortcut: str = "B") -> ml_collections.ConfigDict:
-    """Sec 3.4: batch 256 (BN over 32 per GPU of 8), SGD 0.9, wd 1e-4, lr 0.1 /10 on plateaus, 60e4 steps.
-
-    schedule "plateau": lr /10 when the centre-crop validation error stops improving (the paper);
-    "fixed": /10 at epochs 30, 60 and 90 of 120 (the usual reproducible stand-in).
-    """
-    if schedule not in IMAGENET_SCHEDULES:
-        raise ValueError(f"unknown ImageNet schedule {schedule!r}: expected one of {IMAGENET_SCHEDULES}")
-    parse_model_name(model)
-    c = ml_collections.ConfigDict()
-    c.model = model
-    c.shortcut = shortcut  # Table 2 / Fig 4 use A
-    c.stride_on_3x3 = False
-    c.dtype = "float32"
-
-    c.dataset = "imagenet"
-    c.data_dir = ml_collections.config_dict.placeholder(str)
-    c.eval_split = "validation"
-    c.image_size = 224
-    c.scale_range = (256, 480)
-    c.eval_resize = 256
-    c.test_scales = (224, 256, 384, 480, 640)
-    c.pca_lighting = 0.1
-    c.mean_images = 10_000
-    c.mean_cache_dir = ml_collections.config_dict.placeholder(str)
-    c.num_workers = 12
-    c.max_eval_images = 0
-
-    c.batch_size = 256
-    c.bn_group_size = 32  # 8 GPUs x 32 images
-    c.steps = PAPER_IMAGENET_STEPS
-    c.lr = 0.1
-    c.lr_decay = 0.1
-    c.lr_schedule = schedule
-    c.lr_boundaries = () if schedule == "plateau" else (0.25, 0.5, 0.75)  # epochs 30/60/90 of 120
-    c.plateau_patience = 3
-    c.plateau_min_delta = 0.001
-    c.plateau_max_drops = 3  # 0.1 -> 1e-4 at most
-    c.momentum = 0.9
-    c.momentum_form = "caffe"
-    c.weight_decay = 1e-4
-    c.warmup = False
-    c.warmup_lr = 0.1
-    c.warmup_until_error = 1.0
-    c.warmup_error_ema = 0.9
-
-    c.seed = 0
-    c.steps_per_call = 10
-    c.scan_blocks = True
-    c.scan_conv_impl = "auto"
-    c.remat = "auto"
-    c.log_every = 500
-    c.eval_every = 5_000  # about one epoch (5,005 steps)
-    c.eval_batch_size = 200  # divides 50,000 and 8 devices
-    c.checkpoint_every = 5_000
-    c.keep_checkpoints = 2
-    c.progress = True
-    return c
-
-
 def imagenet_net_config(net: str, default_shortcut: str = "B") -> ml_collections.ConfigDict:
     """A net of the ImageNet tables by short name: `plain34`, `resnet50`, `resnet34_C`, `resnet50:fixed`.
 
@@ -200,3 +220,126 @@ def imagenet_net_config(net: str, default_shortcut: str = "B") -> ml_collections
     net, _, schedule = net.partition(":")
     kind_depth, _, shortcut = net.partition("_")
     return imagenet_config(f"imagenet_{kind_depth}", schedule or "plateau", shortcut or default_shortcut)
+
+
+# The nets each ImageNet experiment trains, and the shortcut option a name without `_X` means
+# there. Table 2 and Fig 4 are the same four runs; Table 4 tests Table 3's nets at several scales.
+_TABLE2 = ("Table 2", ("plain18", "plain34", "resnet18", "resnet34"), "A")
+IMAGENET_EXPERIMENTS = {
+    "table2": _TABLE2,
+    "fig4": ("Fig 4", *_TABLE2[1:]),
+    "table3": ("Table 3", ("plain34", "resnet34_A", "resnet34_B", "resnet34_C", "resnet50",
+                           "resnet101", "resnet152"), "B"),
+    "table4": ("Table 4", ("resnet34_B", "resnet34_C", "resnet50", "resnet101", "resnet152"), "B"),
+}
+
+
+def imagenet_experiment(experiment: str, net: str) -> ml_collections.ConfigDict:
+    """`net` (as imagenet_net_config names it) of one ImageNet experiment; ValueError naming the
+    experiment's nets for another."""
+    title, nets, default_shortcut = IMAGENET_EXPERIMENTS[experiment]
+    if net.partition(":")[0] not in nets:
+        raise ValueError(f"{title} trains {nets}; got {net!r}")
+    return imagenet_net_config(net, default_shortcut)
+
+
+def from_saved(saved: dict) -> ml_collections.ConfigDict:
+    """The config a run's config.json describes: its fields over its family's recipe, a field it
+    lacks (written before the field existed) as that release meant it (LEGACY_DEFAULTS)."""
+    try:
+        family, _, _ = parse_model_name(saved["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"no valid model: {e}") from None
+    config = cifar_config(saved["model"]) if family == "cifar" else imagenet_config(saved["model"])
+    for field, value in LEGACY_DEFAULTS.items():
+        config[field] = value
+    if unknown := sorted(set(saved) - set(config)):
+        raise ConfigError(f"unknown config fields {', '.join(unknown)}")
+    try:
+        config.update(saved)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    return config
+
+
+def seed_groups(num_seeds: int, mode: str, num_devices: int) -> int:
+    """Size of a multi-seed run's seed mesh axis (train/seeds.py): gcd(N, D) device groups in mode
+    "devices", else 1."""
+    return math.gcd(num_seeds, num_devices) if mode == "devices" else 1
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
+    """Every check of a config, before anything runs: ConfigError with one clear sentence (model
+    options, dataset, schedule, several seeds, batch over devices, hosts and BN groups).
+
+    The model's options (shortcut, dtype, conv_impl, scan_conv_impl, remat, stride_on_3x3) are
+    checked by building the model (models.create_model, whose checks serve direct library use too).
+    """
+    import jax  # noqa: PLC0415 (device and host counts; importing this module stays cheap)
+
+    num_devices = num_devices or jax.device_count()
+    try:
+        family, _, _ = parse_model_name(config.model)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if config.dataset not in (*DATASETS, *HOST_FED):
+        raise ConfigError(f"unknown dataset {config.dataset!r}: expected one of "
+                          f"{', '.join((*DATASETS, *HOST_FED))}")
+    if (family == "imagenet") != (config.dataset in HOST_FED):
+        raise ConfigError(f"{config.model} cannot train on {config.dataset}: ImageNet nets train on "
+                          "imagenet (experiments/table2.py etc.), CIFAR nets on the other datasets")
+    try:
+        create_model(config.model, shortcut=config.shortcut, bn_group_size=config.bn_group_size,
+                     dtype=config.dtype, stride_on_3x3=config.stride_on_3x3,
+                     conv_impl=config.conv_impl, scan_blocks=config.scan_blocks,
+                     scan_conv_impl=None if config.scan_conv_impl == "auto" else config.scan_conv_impl,
+                     remat="none" if config.remat == "auto" else config.remat)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if not isinstance(config.scan_blocks, bool):
+        raise ConfigError(f"scan_blocks must be True or False, got {config.scan_blocks!r}")
+    for field, options in (("lr_schedule", LR_SCHEDULES), ("momentum_form", MOMENTUM_FORMS),
+                           ("seeds_mode", SEEDS_MODES)):
+        if config[field] not in options:
+            raise ConfigError(f"unknown {field} {config[field]!r}: expected one of {', '.join(options)}")
+    for field in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
+                  "eval_batch_size", "steps_per_call", "num_seeds", "keep_checkpoints"):
+        if int(config[field]) <= 0:
+            raise ConfigError(f"{field} must be positive, got {config[field]}")
+    if config.num_seeds > 1 and config.dataset not in DATASETS:
+        raise ConfigError(f"several seeds per run need a device-resident dataset "
+                          f"({', '.join(DATASETS)}), not {config.dataset!r}")
+    if config.dataset in HOST_FED:
+        _validate_host_fed(config, jax.process_count())
+    else:
+        base = base_config()
+        if config.lr_schedule == "plateau":
+            raise ConfigError(f"lr_schedule 'plateau' is the ImageNet pipeline's (it follows the "
+                              f"validation error), not {config.dataset}'s: use lr_boundaries")
+        if changed := [f for f in HOST_FED_FIELDS if config[f] != base[f]]:
+            raise ConfigError(f"{', '.join(changed)}: ImageNet pipeline settings, not read for "
+                              f"{config.dataset}")
+    # Each seed's batch is split over the mesh's data axis: every device, or with seeds_mode
+    # "devices" the devices that seed gets.
+    data_devices = num_devices // seed_groups(config.num_seeds, config.seeds_mode, num_devices)
+    devices = (f"{data_devices} devices each seed gets" if data_devices != num_devices
+               else f"{num_devices} devices")
+    for field in ("batch_size", "eval_batch_size"):
+        if config[field] % data_devices:
+            raise ConfigError(f"{field} {config[field]} is not divisible by the {devices}")
+    if config.bn_group_size < 0:
+        raise ConfigError(f"bn_group_size must be >= 0 (0 = whole batch), got {config.bn_group_size}")
+    if config.bn_group_size and config.batch_size % config.bn_group_size:
+        raise ConfigError(f"batch_size {config.batch_size} is not divisible by bn_group_size "
+                          f"{config.bn_group_size}")
+
+
+def _validate_host_fed(config: ml_collections.ConfigDict, num_processes: int) -> None:
+    """The host-fed pipeline's own checks: every host takes an equal share of each batch."""
+    for field in ("batch_size", "eval_batch_size"):
+        if config[field] % num_processes:
+            raise ConfigError(f"{field} {config[field]} is not divisible by the {num_processes} hosts")
+    if (not config.scale_range or min(config.scale_range) < config.image_size
+            or config.eval_resize < config.image_size):
+        raise ConfigError(f"scale_range {tuple(config.scale_range)} and eval_resize "
+                          f"{config.eval_resize} must not be below image_size {config.image_size}")

@@ -65,7 +65,7 @@ def group_bn_vs_group_by_group() -> dict:
     """BN over groups of 16 with the batch split over 8 devices (4 images each, so every group spans
     4 devices) vs. sync BN applied to each group alone on one device."""
     grouped = create_model("cifar_resnet8", bn_group_size=GROUP)
-    single = create_model("cifar_resnet8", bn_group_size=None)
+    single = create_model("cifar_resnet8", bn_group_size=0)
     rng = np.random.default_rng(1)
     images = rng.normal(size=(BATCH, 8, 8, 3)).astype(np.float32)
     labels = rng.integers(0, 10, BATCH).astype(np.int32)

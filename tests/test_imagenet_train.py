@@ -10,14 +10,14 @@ import pytest
 from imagenet_fakes import fake_records, jpeg
 
 from resnet_jax.analysis import imagenet_tables
-from resnet_jax.configs import imagenet_config, imagenet_net_config
+from resnet_jax.configs import imagenet_config, imagenet_net_config, validate
 from resnet_jax.data import imagenet
 from resnet_jax.data.imagenet_transforms import TenCrop
 from resnet_jax.models import create_model, layout
 from resnet_jax.train import imagenet_eval, inputs
 from resnet_jax.train.engine import make_mesh
 from resnet_jax.train.inputs import PlateauRule
-from resnet_jax.train.loop import ConfigError, train_and_evaluate, validate_config
+from resnet_jax.train.loop import ConfigError, train_and_evaluate
 
 
 @pytest.fixture()
@@ -60,13 +60,13 @@ def test_resnet18_training_steps_decrease_the_loss(fake_imagenet, tmp_path):
 
 
 def test_imagenet_configs_validate(fake_imagenet):
-    validate_config(imagenet_net_config("resnet34_C"))  # option C is fine on ImageNet
+    validate(imagenet_net_config("resnet34_C"))  # option C is fine on ImageNet
     bad = [small_config(scale_range=(16, 96)), small_config(lr_schedule="cosine"),
            small_config(model="cifar_resnet20"),
            small_config(batch_size=10)]  # not divisible by bn_group_size 4
     for config in bad:
         with pytest.raises(ConfigError):
-            validate_config(config, num_devices=1)
+            validate(config, num_devices=1)
 
 
 def test_plateau_rule_divides_lr_after_patience():

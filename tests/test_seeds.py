@@ -16,7 +16,7 @@ from resnet_jax.data import load_dataset
 from resnet_jax.train import checkpoint
 from resnet_jax.train.engine import create_engine, put_dataset
 from resnet_jax.train.loop import ConfigError, TrainingDiverged, _check_finite, train_and_evaluate
-from resnet_jax.train.loop import validate_config
+from resnet_jax.configs import validate
 from resnet_jax.train.seeds import SeedsEngine, SeedsFeed, seeds_mesh
 
 SEEDS = (3, 4)
@@ -186,14 +186,14 @@ def test_seeds_over_two_processes_train_as_alone(alone, tmp_path):
 ])
 def test_bad_seed_configs_rejected(overrides, match):
     with pytest.raises(ConfigError, match=match):
-        validate_config(small_config(**overrides))
+        validate(small_config(**overrides))
 
 
 def test_devices_mode_splits_each_batch_over_its_seeds_devices_only():
     # 2 seeds on 8 devices: 4 devices per seed, batch 30 does not split over 4.
     with pytest.raises(ConfigError, match="4 devices each seed gets"):
-        validate_config(small_config(num_seeds=2, seeds_mode="devices", batch_size=30), num_devices=8)
-    validate_config(small_config(num_seeds=2, seeds_mode="devices", batch_size=32), num_devices=8)
+        validate(small_config(num_seeds=2, seeds_mode="devices", batch_size=30), num_devices=8)
+    validate(small_config(num_seeds=2, seeds_mode="devices", batch_size=32), num_devices=8)
     # 5 seeds on 5 devices: one each, so the paper's batch 128 needs no split at all.
-    validate_config(small_config(num_seeds=5, seeds_mode="devices", batch_size=128,
+    validate(small_config(num_seeds=5, seeds_mode="devices", batch_size=128,
                                  eval_batch_size=128), num_devices=5)

@@ -9,10 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from resnet_jax.configs import cifar_config, scaled_steps
+from resnet_jax.configs import cifar_config, scaled_steps, validate
 from resnet_jax.data import load_dataset
 from resnet_jax.train.engine import Engine, create_engine, put_dataset
-from resnet_jax.train.loop import ConfigError, train_and_evaluate, validate_config
+from resnet_jax.train.loop import ConfigError, train_and_evaluate
 
 
 STEPS = 120  # lr 0.1 -> 0.01 at 60 -> 0.001 at 90
@@ -122,7 +122,7 @@ def test_bad_configs_rejected(field, value, match):
     config = cifar_config()
     setattr(config, field, value)
     with pytest.raises(ConfigError, match=match):
-        validate_config(config)
+        validate(config)
 
 
 @pytest.mark.parametrize("override,message", [

@@ -55,7 +55,7 @@ def _cases(tmp_path):
             ("missing experiment file", "experiments/nonexist.py:20", "no experiment file "
              "'experiments/nonexist.py' (the experiments: experiments/cifar10.py:ARG"),
             ("bad experiment argument", "experiments/table2.py:resnet35", "experiments/table2.py:resnet35: "
-             "ValueError: Table 2 compares")]:
+             "ValueError: Table 2 trains")]:
         argvs[name] = (["train", f"--config={config}", f"--workdir={_workdir(tmp_path, name)}"], expected)
     argvs["missing workdir"] = (["train", "--config=experiments/table6.py:20"], "missing --workdir")
     argvs["missing config"] = (["train", f"--workdir={_workdir(tmp_path, 'missing config')}"],

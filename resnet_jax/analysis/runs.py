@@ -15,10 +15,10 @@ import sys
 import jax
 import ml_collections
 
+from resnet_jax import configs
 from resnet_jax.data import ArrayDataset, DatasetError, load_dataset
 from resnet_jax.train import checkpoint
 from resnet_jax.train.engine import DeviceData, Engine, TrainState, create_engine, put_dataset
-from resnet_jax.train.loop import ConfigError, validate_config
 
 
 class RunError(RuntimeError):
@@ -47,14 +47,15 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     path = os.path.join(workdir, "config.json")
     try:
         with open(path) as f:
-            config = ml_collections.ConfigDict(json.load(f))
+            saved = json.load(f)
     except FileNotFoundError:
         raise RunError(f"{workdir!r} is not a training run: no config.json") from None
     except (OSError, ValueError) as e:
         raise RunError(f"cannot read {path}: {e}") from None
     try:
-        validate_config(config)
-    except (ConfigError, AttributeError, KeyError, TypeError) as e:
+        config = configs.from_saved(saved)
+        configs.validate(config)
+    except configs.ConfigError as e:
         raise RunError(f"{path} is not a valid run config: {e}") from None
     return config
 
@@ -92,10 +93,10 @@ def _multi_seed_run(workdir: str, seed: int) -> tuple[str, int, int] | None:
     parent = os.path.dirname(os.path.abspath(workdir))
     try:
         with open(os.path.join(parent, "config.json")) as f:
-            run = json.load(f)
-    except (OSError, ValueError):
+            run = configs.from_saved(json.load(f))
+    except (OSError, ValueError):  # (ConfigError is a ValueError)
         return None
-    first, num_seeds = run.get("seed", 0), run.get("num_seeds", 1)
+    first, num_seeds = run.seed, run.num_seeds
     if (num_seeds > 1 and first <= seed < first + num_seeds
             and os.path.basename(os.path.abspath(workdir)) == f"seed{seed}"):
         return parent, seed - first, num_seeds

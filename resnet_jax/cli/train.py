@@ -97,11 +97,9 @@ def _help() -> str:
     lines += ["", "config fields (--config.FIELD=VALUE; default of the CIFAR experiments, "
               "[ImageNet's where it differs]):"]
     cifar, imagenet = cifar_config(), imagenet_config()
-    for field in [*cifar, *(f for f in imagenet if f not in cifar)]:
-        default = repr(cifar[field]) if field in cifar else ""
-        if field in imagenet and (field not in cifar or imagenet[field] != cifar[field]):
-            default += f" [{imagenet[field]!r}]"
-        lines.append(f"  {field:<19} {default.strip():<26} {FIELD_DOCS[field]}")
+    for field in cifar:
+        default = repr(cifar[field]) + (f" [{imagenet[field]!r}]" if imagenet[field] != cifar[field] else "")
+        lines.append(f"  {field:<19} {default:<26} {FIELD_DOCS[field]}")
     lines += ["", "exit codes: 0 finished or preempted after a checkpoint, 1 diverged, 2 bad input, "
               "3 I/O failure", "--helpfull lists absl's and JAX's flags too."]
     return "\n".join(lines)
@@ -184,7 +182,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def _data_dir_problem(config) -> str | None:
     """A data_dir that does not exist, or one given to a dataset that reads none."""
-    data_dir = config.get("data_dir")
+    data_dir = config.data_dir
     if data_dir is None:
         return None
     if config.dataset not in _READS_DATA_DIR:
@@ -207,10 +205,9 @@ def _main(argv):
     except distributed.DistributedConfigError as e:
         _fail(str(e), 2)
 
-    from resnet_jax.configs import scaled_steps  # noqa: PLC0415
+    from resnet_jax.configs import ConfigError, scaled_steps, validate  # noqa: PLC0415
     from resnet_jax.train.loop import (  # noqa: PLC0415
-        ConfigError, Preempted, RunIOError, TrainingDiverged, check_workdir, train_and_evaluate,
-        validate_config)
+        Preempted, RunIOError, TrainingDiverged, check_workdir, train_and_evaluate)
 
     logging.set_verbosity(logging.INFO)
     # Our progress at INFO; other libraries (orbax narrates every save, jax lists absent backends)
@@ -225,12 +222,10 @@ def _main(argv):
                 raise ConfigError(f"--steps must be positive, got {_STEPS.value}")
             config = scaled_steps(config.copy_and_resolve_references(), _STEPS.value)
         if _SEEDS.value is not None:
-            if "num_seeds" not in config:
-                raise ConfigError(f"--seeds: {config.model} configs train one seed per run")
             config = config.copy_and_resolve_references()
             config.num_seeds = _SEEDS.value
         # Checked before logging turns verbose, so a bad input prints exactly one line.
-        validate_config(config)
+        validate(config)
         if problem := _data_dir_problem(config):
             raise ConfigError(problem)
         check_workdir(_WORKDIR.value)

@@ -37,11 +37,12 @@ def parse_model_name(name: str) -> tuple[str, bool, int]:
 
 
 def create_model(name: str, *, shortcut: str | None = None, num_classes: int | None = None,
-                 bn_group_size: int | None = None, dtype: str = "float32",
+                 bn_group_size: int = 0, dtype: str = "float32",
                  stride_on_3x3: bool = False, conv_impl: str = "xla", scan_blocks: bool = True,
                  scan_conv_impl: str | None = None, remat: str = "none") -> nn.Module:
     """Build a model by name. Shortcut defaults follow the paper: A on CIFAR, B on ImageNet.
 
+    `bn_group_size`: images per BN statistics group (layers.BatchNorm), 0 the whole batch.
     `scan_blocks`: a stage's blocks after its first under one nn.scan (compile time and memory
     independent of depth; parameters stacked, models/layout.py) or unrolled; `scan_conv_impl`:
     conv_impl inside the scanned blocks (default: conv_impl; layers.stack_conv_impl); `remat` "block":
@@ -55,7 +56,7 @@ def create_model(name: str, *, shortcut: str | None = None, num_classes: int | N
         raise ValueError(f"unknown scan_conv_impl {scan_conv_impl!r}: expected one of {CONV_IMPLS}")
     if remat not in REMAT_OPTIONS:
         raise ValueError(f"unknown remat {remat!r}: expected one of {REMAT_OPTIONS}")
-    common: dict[str, Any] = dict(depth=depth, residual=residual, bn_group_size=bn_group_size or None,
+    common: dict[str, Any] = dict(depth=depth, residual=residual, bn_group_size=bn_group_size,
                                   dtype=DTYPES[dtype], scan_blocks=bool(scan_blocks),
                                   scan_conv_impl=scan_conv_impl, remat=remat)
     if family == "cifar":

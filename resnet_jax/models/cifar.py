@@ -51,7 +51,7 @@ class CifarResNet(nn.Module):
     shortcut: str = "A"
     num_classes: int = 10
     widths: Sequence[int] = (16, 32, 64)
-    bn_group_size: int | None = None
+    bn_group_size: int = 0  # images per BN statistics group; 0: the whole batch
     dtype: Any = jnp.float32
     conv_impl: str = "xla"  # or "im2col": same math as a matmul (layers.PatchConv)
     scan_blocks: bool = True  # blocks 2..n of a stage under one nn.scan (layers.repeated_blocks)

@@ -59,7 +59,7 @@ class ImageNetResNet(nn.Module):
     shortcut: str = "B"
     num_classes: int = 1000
     stride_on_3x3: bool = False
-    bn_group_size: int | None = None
+    bn_group_size: int = 0  # images per BN statistics group; 0: the whole batch
     dtype: Any = jnp.float32
     scan_blocks: bool = True  # blocks 2..k of a stage under one nn.scan (layers.repeated_blocks)
     scan_conv_impl: str | None = None  # "im2col": the scanned blocks' convs as matmuls

@@ -24,12 +24,12 @@ REMAT_OPTIONS = ("none", "block")
 class BatchNorm(nn.Module):
     """Batch normalization whose statistics are taken over groups of `group_size` images.
 
-    `group_size=None` normalizes over the whole (global, possibly multi-device) batch, i.e. sync BN.
+    `group_size=0` normalizes over the whole (global, possibly multi-device) batch, i.e. sync BN.
     Running statistics average the per-group statistics, so they do not depend on the device count.
     """
 
     use_running_average: bool = False
-    group_size: int | None = None
+    group_size: int = 0
     momentum: float = 0.9
     epsilon: float = 1e-5
     dtype: Any = jnp.float32
@@ -118,7 +118,7 @@ def conv_factory(dtype: Any, impl: str = "xla") -> Callable[..., nn.Module]:
                              kernel_init=he_normal, dtype=dtype, param_dtype=jnp.float32)
 
 
-def norm_factory(train: bool, group_size: int | None, dtype: Any) -> Callable[..., BatchNorm]:
+def norm_factory(train: bool, group_size: int, dtype: Any) -> Callable[..., BatchNorm]:
     return functools.partial(BatchNorm, use_running_average=not train, group_size=group_size,
                              dtype=dtype)
 

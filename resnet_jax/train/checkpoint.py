@@ -36,6 +36,7 @@ from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
 
+from resnet_jax.configs import LEGACY_DEFAULTS
 from resnet_jax.models import layout
 from resnet_jax.train.engine import TrainState
 from resnet_jax.train.workdir import RunIOError, os_cause
@@ -46,8 +47,6 @@ TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's name for a checkpoint still bein
 # Settings that fix the trajectory: resuming under different ones could not continue the same run.
 IDENTITY_FIELDS = ("model", "shortcut", "dataset", "seed", "batch_size", "bn_group_size", "num_seeds",
                    "momentum_form")
-IDENTITY_DEFAULTS = {"num_seeds": 1,  # what a config or checkpoint without the field means
-                     "momentum_form": "optax"}  # the only form before the field existed
 
 
 class CheckpointError(RuntimeError):
@@ -392,7 +391,7 @@ def _silence_aborted_writes() -> None:
 
 def _check_identity(meta: dict, identity: dict, where: str) -> None:
     for field in IDENTITY_FIELDS:
-        saved = meta.get(field, IDENTITY_DEFAULTS.get(field))
+        saved = meta.get(field, LEGACY_DEFAULTS.get(field))  # a field older checkpoints lack
         if field in identity and saved != identity[field]:
             raise CheckpointError(f"{where} is from a run with {field}={saved!r}, not "
                                   f"{identity[field]!r}: use a new workdir, or the same settings to resume")

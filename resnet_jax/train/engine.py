@@ -278,9 +278,6 @@ class EpochOrders:
         return self.orders, np.int32(self.first)
 
 
-MOMENTUM_FORMS = ("caffe", "optax")
-
-
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
     """SGD with momentum and L2 weight decay on all parameters; lr injected per step.
 
@@ -289,14 +286,11 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     it was accumulated with, so after an lr drop, or the warm-up's 0.01 -> 0.1 switch, the step size
     moves to its new value over ~1/(1-m) steps. "optax" (optax.sgd): v := m*v + (g + wd*w);
     w := w - lr*v, where a new lr rescales the whole velocity at once. The two agree while the lr is
-    constant.
+    constant. (configs.validate checks the form.)
     """
-    form = config.get("momentum_form", "optax")
-    if form not in MOMENTUM_FORMS:
-        raise ValueError(f"unknown momentum_form {form!r}: expected one of {', '.join(MOMENTUM_FORMS)}")
 
     def sgd(learning_rate):
-        if form == "caffe":  # scale by -lr first, then accumulate: the velocity is in weight units
+        if config.momentum_form == "caffe":  # scale by -lr, then accumulate: velocity in weight units
             return optax.chain(optax.add_decayed_weights(config.weight_decay),
                                optax.scale_by_learning_rate(learning_rate),
                                optax.trace(decay=config.momentum))
@@ -313,8 +307,8 @@ def block_options(config: ml_collections.ConfigDict, mesh: Mesh) -> dict:
     (faster there as well as leaner: recomputing a block beats storing its activations); on
     accelerators, conv_impl and no remat (recomputation costs compute, memory is ample)."""
     cpu = mesh.devices.flat[0].platform == "cpu"
-    impl, remat = config.get("scan_conv_impl", "auto"), config.get("remat", "auto")
-    return {"scan_blocks": config.get("scan_blocks", True),
+    impl, remat = config.scan_conv_impl, config.remat
+    return {"scan_blocks": config.scan_blocks,
             "scan_conv_impl": ("im2col" if cpu else None) if impl == "auto" else impl,
             "remat": ("block" if cpu else "none") if remat == "auto" else remat}
 
@@ -324,8 +318,7 @@ def create_engine(config: ml_collections.ConfigDict, crop_padding: int, num_clas
     mesh = mesh or make_mesh()
     model = create_model(config.model, shortcut=config.shortcut, num_classes=num_classes,
                          bn_group_size=config.bn_group_size, dtype=config.dtype,
-                         stride_on_3x3=config.get("stride_on_3x3", False),
-                         conv_impl=config.get("conv_impl", "xla"),
+                         stride_on_3x3=config.stride_on_3x3, conv_impl=config.conv_impl,
                          **block_options(config, mesh))
     schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay)
     return Engine(config, model, make_optimizer(config), schedule, mesh, crop_padding)

@@ -18,6 +18,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from resnet_jax.configs import HOST_FED
 from resnet_jax.data import imagenet, load_dataset
 from resnet_jax.data.base import ArrayDataset
 from resnet_jax.data.lighting import normalize
@@ -25,9 +26,6 @@ from resnet_jax.train import imagenet_eval
 from resnet_jax.train.distributed import global_batch_from_process_local
 from resnet_jax.train.engine import Engine, EpochOrders, TrainState, put_dataset, replicate_from_host
 from resnet_jax.train.metrics_log import read_metrics
-
-HOST_FED = ("imagenet",)
-
 
 @dataclasses.dataclass(frozen=True)
 class HostDataset:
@@ -40,23 +38,6 @@ class HostDataset:
     image_shape: tuple[int, int, int]
     eval_split: str
     crop_padding: int = 0  # the engine crops nothing: host-fed crops come from the input pipeline
-
-
-def validate(config: ml_collections.ConfigDict) -> str | None:
-    """The host-fed datasets' own config problems, as one sentence (None if fine)."""
-    if config.dataset not in HOST_FED:
-        return None
-    if config.batch_size % jax.process_count():
-        return f"batch_size {config.batch_size} is not divisible by the {jax.process_count()} hosts"
-    if min(config.scale_range) < config.image_size or config.eval_resize < config.image_size:
-        return (f"scale_range {tuple(config.scale_range)} and eval_resize {config.eval_resize} must "
-                f"not be below image_size {config.image_size}")
-    if config.eval_batch_size % jax.process_count():
-        return (f"eval_batch_size {config.eval_batch_size} is not divisible by the "
-                f"{jax.process_count()} hosts")
-    if config.lr_schedule not in ("plateau", "fixed"):
-        return f"unknown lr_schedule {config.lr_schedule!r}: expected 'plateau' or 'fixed'"
-    return None
 
 
 def load(config: ml_collections.ConfigDict) -> ArrayDataset | HostDataset:

@@ -15,80 +15,20 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
+from resnet_jax import configs
+from resnet_jax.configs import ConfigError
+from resnet_jax.data import DatasetError
 from resnet_jax.models.complexity import complexity
-from resnet_jax.data import DATASETS, DatasetError
-from resnet_jax.models import DTYPES, parse_model_name
-from resnet_jax.models.layers import CONV_IMPLS, REMAT_OPTIONS, SHORTCUT_OPTIONS
 from resnet_jax.train import checkpoint, inputs, seeds
 from resnet_jax.train.distributed import fetch
-from resnet_jax.train.engine import (DATA_AXIS, MOMENTUM_FORMS, create_engine, make_mesh,
-                                     put_dataset)
+from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset
 from resnet_jax.train.metrics_log import MetricsLog, progress_bar
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
 from resnet_jax.train.workdir import RunIOError, WorkdirBusy, exclusive, os_cause
 
 
-class ConfigError(ValueError):
-    """An invalid configuration, reported before anything is written."""
-
-
 class TrainingDiverged(FloatingPointError):
     """The loss (or the parameters) became NaN/inf; names the step and the last good checkpoint."""
-
-
-def validate_config(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
-    """Reject bad configs with one clear sentence (model, dataset, steps, batch/device/BN groups,
-    several seeds)."""
-    num_devices = num_devices or jax.device_count()
-    try:
-        family, _, _ = parse_model_name(config.model)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    if config.dataset not in (*DATASETS, *inputs.HOST_FED):
-        raise ConfigError(f"unknown dataset {config.dataset!r}: expected one of "
-                          f"{', '.join((*DATASETS, *inputs.HOST_FED))}")
-    if (family == "imagenet") != (config.dataset == "imagenet"):
-        raise ConfigError(f"{config.model} cannot train on {config.dataset}: ImageNet nets train on "
-                          "imagenet (experiments/table2.py etc.), CIFAR nets on the other datasets")
-    if config.shortcut not in (SHORTCUT_OPTIONS if family == "imagenet" else SHORTCUT_OPTIONS[:2]):
-        raise ConfigError(f"{family} shortcut must be one of "
-                          f"{SHORTCUT_OPTIONS if family == 'imagenet' else SHORTCUT_OPTIONS[:2]}, "
-                          f"got {config.shortcut!r}")
-    if problem := seeds.validate(config) or inputs.validate(config):
-        raise ConfigError(problem)
-    if config.dtype not in DTYPES:
-        raise ConfigError(f"unknown dtype {config.dtype!r}: expected one of {sorted(DTYPES)}")
-    if not isinstance(config.get("scan_blocks", True), bool):
-        raise ConfigError(f"scan_blocks must be True or False, got {config.scan_blocks!r}")
-    for field, options in (("scan_conv_impl", ("auto", *CONV_IMPLS)), ("remat", ("auto", *REMAT_OPTIONS))):
-        if config.get(field, options[0]) not in options:
-            raise ConfigError(f"unknown {field} {config.get(field)!r}: expected one of "
-                              f"{', '.join(options)}")
-    if config.get("conv_impl", "xla") not in CONV_IMPLS:
-        raise ConfigError(f"unknown conv_impl {config.conv_impl!r}: expected one of "
-                          f"{', '.join(CONV_IMPLS)}")
-    if config.get("momentum_form", "optax") not in MOMENTUM_FORMS:
-        raise ConfigError(f"unknown momentum_form {config.momentum_form!r}: expected one of "
-                          f"{', '.join(MOMENTUM_FORMS)}")
-    for field in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
-                  "eval_batch_size", "steps_per_call"):
-        if int(getattr(config, field)) <= 0:
-            raise ConfigError(f"{field} must be positive, got {getattr(config, field)}")
-    # Each seed's batch is split over the mesh's data axis: every device, or with
-    # seeds_mode=devices the devices that seed gets.
-    data_devices = seeds.data_devices(config, num_devices)
-    devices = (f"{data_devices} devices each seed gets" if data_devices != num_devices
-               else f"{num_devices} devices")
-    if config.batch_size % data_devices:
-        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {devices}")
-    if config.eval_batch_size % data_devices:
-        raise ConfigError(f"eval_batch_size {config.eval_batch_size} is not divisible by the {devices}")
-    if config.bn_group_size < 0 or config.keep_checkpoints < 1:
-        raise ConfigError(f"bn_group_size must be >= 0 (0 = whole batch) and keep_checkpoints >= 1, "
-                          f"got {config.bn_group_size} and {config.keep_checkpoints}")
-    if config.bn_group_size and config.batch_size % config.bn_group_size:
-        raise ConfigError(f"batch_size {config.batch_size} is not divisible by bn_group_size "
-                          f"{config.bn_group_size}")
 
 
 def check_workdir(workdir: str) -> None:
@@ -128,8 +68,7 @@ def lock_workdir(workdir: str):
 
 
 def run_identity(config: ml_collections.ConfigDict) -> dict:
-    return {field: config.get(field, checkpoint.IDENTITY_DEFAULTS.get(field))
-            for field in checkpoint.IDENTITY_FIELDS}
+    return {field: config[field] for field in checkpoint.IDENTITY_FIELDS}
 
 
 @jax.jit
@@ -229,7 +168,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     another run holds `workdir` (nothing is written then), RunIOError (CheckpointWriteError for a
     checkpoint) when a write fails, naming the cause and the last good checkpoint.
     """
-    validate_config(config)
+    configs.validate(config)
     check_workdir(workdir)
     with lock_workdir(workdir):
         return _train_and_evaluate(config, workdir)
@@ -240,7 +179,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     if len(dataset.train_images) < config.batch_size:
         raise DatasetError(f"{dataset.name} has {len(dataset.train_images)} training images, fewer "
                            f"than one batch of {config.batch_size}")
-    num_seeds = config.get("num_seeds", 1)
+    num_seeds = config.num_seeds
     mesh = seeds.seeds_mesh(num_seeds, config.seeds_mode) if num_seeds > 1 else make_mesh()
     data_devices = mesh.shape[DATA_AXIS]
     config = ml_collections.ConfigDict(config)  # local copy; the caller's stays untouched

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -29,17 +28,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from resnet_jax.data import DATASETS
+from resnet_jax.configs import SEEDS_MODES, seed_groups
 from resnet_jax.train.distributed import fetch
 from resnet_jax.train.engine import DATA_AXIS, DeviceData, Engine, EpochOrders, TrainState
 
 SEED_AXIS = "seed"
-SEEDS_MODES = ("loop", "vmap", "devices")
-
-
-def seed_groups(num_seeds: int, mode: str, num_devices: int) -> int:
-    """Size of the mesh's seed axis: gcd(N, D) device groups in mode "devices", else 1."""
-    return math.gcd(num_seeds, num_devices) if mode == "devices" else 1
 
 
 def seeds_mesh(num_seeds: int, mode: str, devices=None) -> Mesh:
@@ -202,26 +195,3 @@ class SeedsFeed:
 
     def evaluate(self, state: TrainState) -> dict:
         return self.multi.evaluate(state, self.data)
-
-
-def validate(config) -> str | None:
-    """The multi-seed config problems, as one sentence (None if fine)."""
-    num_seeds = config.get("num_seeds", 1)  # ImageNet configs train one seed per run
-    if num_seeds < 1:
-        return f"num_seeds must be positive, got {num_seeds}"
-    if num_seeds == 1:
-        return None
-    if config.seeds_mode not in SEEDS_MODES:
-        return f"unknown seeds_mode {config.seeds_mode!r}: expected one of {', '.join(SEEDS_MODES)}"
-    if config.dataset not in DATASETS:
-        return (f"several seeds per run need a device-resident dataset ({', '.join(DATASETS)}), "
-                f"not {config.dataset!r}")
-    return None
-
-
-def data_devices(config, num_devices: int) -> int:
-    """Devices each seed's batch is split over: the size of seeds_mesh's data axis."""
-    num_seeds = config.get("num_seeds", 1)
-    if num_seeds == 1:
-        return num_devices
-    return num_devices // seed_groups(num_seeds, config.seeds_mode, num_devices)
