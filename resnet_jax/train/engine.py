@@ -286,8 +286,10 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     it was accumulated with, so after an lr drop, or the warm-up's 0.01 -> 0.1 switch, the step size
     moves to its new value over ~1/(1-m) steps. "optax" (optax.sgd): v := m*v + (g + wd*w);
     w := w - lr*v, where a new lr rescales the whole velocity at once. The two agree while the lr is
-    constant. (configs.validate checks the form.)
+    constant.
     """
+    if config.momentum_form not in ("caffe", "optax"):  # configs.validate says so in one line
+        raise ValueError(f"unknown momentum_form {config.momentum_form!r}")
 
     def sgd(learning_rate):
         if config.momentum_form == "caffe":  # scale by -lr, then accumulate: velocity in weight units
