@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from resnet_jax.train.metrics_log import read_metrics
+from resnet_jax.runs import read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -61,7 +61,7 @@ def test_old_config_json_reads_as_its_release_meant(saved, tmp_path):
         assert config.lr_schedule == "fixed" and config.image_size == 0 and config.test_scales == ()
     validate(config, num_devices=8)
 
-    from resnet_jax.analysis.runs import read_config  # noqa: PLC0415 (the run-folder reader uses it)
+    from resnet_jax.analysis.load import read_config  # noqa: PLC0415 (the run-folder reader uses it)
 
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert read_config(str(tmp_path)).to_dict() == config.to_dict()

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from resnet_jax.analysis.report import load_results, table6_markdown, table6_rows
+from resnet_jax.analysis.report import table6_markdown, table6_rows
+from resnet_jax.runs import load_results
 
 
 def write(tmp_path, name, **fields):

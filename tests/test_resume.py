@@ -113,7 +113,7 @@ def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(diverging_run):
 
 
 def test_metrics_log_drops_a_partial_last_line_and_records_past_the_checkpoint(tmp_path):
-    from resnet_jax.train.metrics_log import MetricsLog
+    from resnet_jax.runs import MetricsLog
 
     log = MetricsLog(str(tmp_path / "metrics.jsonl"))
     for step in (4, 8, 12):

@@ -94,10 +94,9 @@ def test_a_failed_checkpoint_write_stops_the_run_with_exit_3_and_the_rerun_resum
 
 
 def test_a_failed_metrics_write_leaves_no_partial_record(tmp_path, monkeypatch):
-    from resnet_jax.train import metrics_log
-    from resnet_jax.train.workdir import RunIOError
+    from resnet_jax import runs
 
-    log = metrics_log.MetricsLog(str(tmp_path / "metrics.jsonl"))
+    log = runs.MetricsLog(str(tmp_path / "metrics.jsonl"))
     log.append({"step": 4, "wall_time": 1.0})
     real_write = os.write
 
@@ -105,8 +104,8 @@ def test_a_failed_metrics_write_leaves_no_partial_record(tmp_path, monkeypatch):
         real_write(fd, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(metrics_log.os, "write", disk_fills_up)
-    with pytest.raises(RunIOError, match=r"cannot write .*metrics.jsonl \(No space left on device\)"):
+    monkeypatch.setattr(runs.os, "write", disk_fills_up)
+    with pytest.raises(runs.RunIOError, match=r"cannot write .*metrics.jsonl \(No space left on device\)"):
         log.append({"step": 8, "wall_time": 2.0})
     monkeypatch.undo()
     with open(log.path) as f:
@@ -116,7 +115,7 @@ def test_a_failed_metrics_write_leaves_no_partial_record(tmp_path, monkeypatch):
 
 
 def test_the_os_cause_of_an_orbax_write_error_is_named():
-    from resnet_jax.train.workdir import os_cause
+    from resnet_jax.runs import os_cause
 
     tensorstore = ValueError('OUT_OF_RANGE: Error writing "params.w/0" in OCDBT database: Failed to '
                              "write 229680 bytes to file 4: No space left [os_error_code='28']")

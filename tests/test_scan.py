@@ -168,7 +168,7 @@ def _small_run(workdir, steps, **fields):
 def test_a_per_block_run_folder_resumes_and_loads_in_the_scanned_form(tmp_path, seeds):
     """A run folder written by the unrolled net, the layout of every checkpoint written before
     blocks were scanned, resumes and evaluates with the scanned default (converted on restore)."""
-    from resnet_jax.analysis import runs  # noqa: PLC0415
+    from resnet_jax.analysis.load import load_run  # noqa: PLC0415
     from resnet_jax.train import checkpoint  # noqa: PLC0415
 
     first = _small_run(tmp_path, 2, scan_blocks=False, num_seeds=seeds)
@@ -178,7 +178,7 @@ def test_a_per_block_run_folder_resumes_and_loads_in_the_scanned_form(tmp_path, 
                                     if k not in ("scan_blocks", "scan_conv_impl", "remat")}))
     saved = ocp.StandardCheckpointHandler().metadata(epath.Path(tmp_path) / "checkpoints/2/state")
     assert layout.layout_of(saved.tree) == layout.PER_BLOCK
-    loaded = runs.load_run(str(tmp_path) if seeds == 1 else str(tmp_path / "seed1"))
+    loaded = load_run(str(tmp_path) if seeds == 1 else str(tmp_path / "seed1"))
     assert layout.layout_of(loaded.state.params) == layout.STACKED and loaded.step == 2
     assert loaded.engine.model.scan_blocks
     resumed = _small_run(tmp_path, 4, num_seeds=seeds)  # resumes at step 2, saves stacked

@@ -9,10 +9,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from resnet_jax.analysis.report import load_results, table6_rows
-from resnet_jax.analysis.runs import load_run
+from resnet_jax.analysis.load import load_run
+from resnet_jax.analysis.report import table6_rows
 from resnet_jax.configs import cifar_config
 from resnet_jax.data import load_dataset
+from resnet_jax.runs import load_results
 from resnet_jax.train import checkpoint
 from resnet_jax.train.engine import create_engine, put_dataset
 from resnet_jax.train.loop import ConfigError, TrainingDiverged, _check_finite, train_and_evaluate

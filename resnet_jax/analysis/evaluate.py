@@ -8,12 +8,11 @@ tested with `resnet-jax imagenet --eval_only` (centre crop, 10-crop, multi-scale
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import jax
 
-from resnet_jax.analysis.runs import Run, RunError, load_run, quiet_aborted_reads
+from resnet_jax import runs
+from resnet_jax.analysis.load import Run, RunError, load_run, quiet_aborted_reads
 
 
 def single_view(run: Run) -> dict[str, float]:
@@ -50,8 +49,5 @@ def main(argv: list[str]) -> None:
           f"{result['num_images']} images, {result['mode']} view) at step {result['step']}: "
           f"test error {100 * result['test_error']:.2f}%, loss {result['test_loss']:.4f}")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, args.json)
+        runs.write_json(args.json, result)
     sys.stdout.flush()

@@ -8,15 +8,15 @@ paper's two panels: stds in the layers' original order (top) and sorted descendi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from resnet_jax import runs
 from resnet_jax.analysis import responses as resp
-from resnet_jax.analysis.runs import RunError, load_run, quiet_aborted_reads
+from resnet_jax.analysis.load import RunError, load_run, quiet_aborted_reads
 from resnet_jax.models import parse_model_name
 
 NETS = ("plain20", "plain56", "resnet20", "resnet56", "resnet110")
@@ -37,13 +37,8 @@ def run_record(workdir: str, data_dir: str | None = None) -> dict:
         raise RunError(f"{workdir}: found {len(layers.names)} response layers, expected "
                        f"{resp.expected_num_layers(depth)} for depth {depth}")
     # The training run's final evaluation (no second compiled forward pass); None if unfinished.
-    results_path = os.path.join(workdir, "results.json")
-    test_error = None
-    if os.path.exists(results_path):
-        with open(results_path) as f:
-            results = json.load(f)
-        if results.get("steps") == run.step:
-            test_error = results["test_error"]
+    results = runs.read_results(workdir)
+    test_error = results["test_error"] if results and results.get("steps") == run.step else None
     return {"workdir": workdir, "model": run.config.model, "label": net_label(run.config.model),
             "dataset": run.dataset.name, "eval_split": run.dataset.eval_split, "step": run.step,
             "test_error": test_error, "layers": layers.names, "std": layers.std.tolist(),
@@ -92,10 +87,7 @@ def write_json(records: list[dict], path: str) -> None:
                              "pooled over eval images, positions and channels; running BN "
                              "statistics. mean_channel_std: mean over channels of per-channel std.",
            "runs": records}
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=2)
-    os.replace(tmp, path)
+    runs.write_json(path, doc)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,10 +10,10 @@ the checkpoints found there. Writes `<out>/<table>_imagenet.md` and `.json`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
+from resnet_jax import runs as run_folder
 from resnet_jax.analysis import paper_imagenet as paper
 from resnet_jax.configs import imagenet_net_config, scaled_steps
 from resnet_jax.models import parse_model_name
@@ -51,7 +51,7 @@ def evaluate_run(config, workdir: str, mode: str) -> dict | None:
     from resnet_jax.train import checkpoint, imagenet_eval  # noqa: PLC0415
     from resnet_jax.train.engine import create_engine, replicate_from_host  # noqa: PLC0415
 
-    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    if not run_folder.has_checkpoints(workdir):
         return None
     engine = create_engine(config, 0, imagenet.NUM_CLASSES)
     mngr = checkpoint.manager(workdir, read_only=True)
@@ -74,14 +74,13 @@ def evaluate_run(config, workdir: str, mode: str) -> dict | None:
 
 
 def curves(workdir: str) -> dict:
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.exists(path):
+    """Fig 4's curves of a run: training error and centre-crop validation error by step; {} if
+    the run has logged nothing yet."""
+    train, val = run_folder.curves(workdir)
+    if not train:
         return {}
-    with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    return {"step": [r["step"] for r in records], "train_error": [r["train_error"] for r in records],
-            "val_step": [r["step"] for r in records if "test_error" in r],
-            "val_error": [r["test_error"] for r in records if "test_error" in r]}
+    return {"step": [s for s, _ in train], "train_error": [e for _, e in train],
+            "val_step": [s for s, _ in val], "val_error": [e for _, e in val]}
 
 
 def pct(x) -> str:
@@ -160,10 +159,8 @@ def main(argv: list[str]) -> None:
     stem = os.path.join(args.out, f"table{args.table}_imagenet" if args.table != "fig4"
                         else "fig4_imagenet")
     text = markdown(args.table, mode, rows)
-    with open(stem + ".md", "w") as f:
-        f.write(text + "\n")
-    with open(stem + ".json", "w") as f:
-        json.dump(rows, f, indent=2)
+    run_folder.write_text(stem + ".md", text + "\n")
+    run_folder.write_json(stem + ".json", rows)
     print(text)
     if mode == "center":  # Fig 4 itself: left plain, right ResNet, as the paper draws it
         from resnet_jax.analysis import plots  # noqa: PLC0415 (matplotlib only when drawing)

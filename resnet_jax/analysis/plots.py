@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from resnet_jax.train.metrics_log import read_metrics  # noqa: E402
+from resnet_jax import runs as run_folder  # noqa: E402
 
 FIG1_NETS = ("plain20", "plain56")
 FIG6_PANELS = {
@@ -24,13 +24,6 @@ FIG6_PANELS = {
 }
 
 
-def curves(workdir: str):
-    records = read_metrics(workdir)
-    train = [(r["step"], 100 * r["train_error"]) for r in records]
-    test = [(r["step"], 100 * r["test_error"]) for r in records if "test_error" in r]
-    return train, test
-
-
 def _label(net: str) -> str:
     return net.replace("plain", "plain-").replace("resnet", "ResNet-")
 
@@ -38,7 +31,8 @@ def _label(net: str) -> str:
 def draw(ax, runs: dict[str, str], title: str, which=("train", "test")) -> None:
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, workdir) in enumerate(runs.items()):
-        train, test = curves(workdir)
+        train, test = ([(step, 100 * error) for step, error in curve]
+                       for curve in run_folder.curves(workdir))
         color = colors[i % len(colors)]
         if "train" in which and train:
             ax.plot(*zip(*train), color=color, lw=0.8, alpha=0.8,
@@ -53,9 +47,8 @@ def draw(ax, runs: dict[str, str], title: str, which=("train", "test")) -> None:
 
 
 def existing(runs_dir: str, nets) -> dict[str, str]:
-    found = {_label(n): os.path.join(runs_dir, n) for n in nets
-             if os.path.exists(os.path.join(runs_dir, n, "metrics.jsonl"))}
-    return found
+    """{legend label: workdir} of the nets that have a run (with metrics) in `runs_dir`."""
+    return {_label(n): workdir for n, workdir in run_folder.named_runs(runs_dir, nets).items()}
 
 
 def plot_fig1(runs_dir: str, out: str) -> None:
@@ -101,13 +94,13 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv[1:])
     if args.figure == "curves":
         runs = dict(pair.split("=", 1) for pair in args.runs.split(","))
-        missing = [w for w in runs.values() if not os.path.exists(os.path.join(w, "metrics.jsonl"))]
+        missing = [w for w in runs.values() if not run_folder.has_metrics(w)]
     else:
         nets = FIG1_NETS if args.figure == "fig1" else sorted({n for v in FIG6_PANELS.values() for n in v})
         runs = existing(args.runs, nets)
         missing = [] if runs else [args.runs]
     if missing:
-        parser.exit(2, f"{argv[0]}: error: no metrics.jsonl in {', '.join(missing)}\n")
+        parser.exit(2, f"{argv[0]}: error: no {run_folder.METRICS} in {', '.join(missing)}\n")
     {"fig1": plot_fig1, "fig6": plot_fig6}.get(args.figure, plot_runs)(
         *((args.runs, args.out) if args.figure != "curves" else (runs, args.out)))
     print(f"wrote {args.out}")

@@ -7,24 +7,12 @@ several seeds are averaged (mean ± std, as the paper reports for ResNet-110).
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import os
 import statistics
 
+from resnet_jax import runs
 from resnet_jax.analysis.paper import TABLE6
 from resnet_jax.models import parse_model_name
-
-
-def load_results(runs_dir: str) -> list[dict]:
-    paths = sorted(glob.glob(os.path.join(runs_dir, "**", "results.json"), recursive=True))
-    results = []
-    for path in paths:
-        with open(path) as f:
-            r = json.load(f)
-        r["workdir"] = os.path.dirname(path)
-        results.append(r)
-    return results
 
 
 def _wall_time(runs: list[dict]) -> float:
@@ -87,13 +75,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--runs", required=True, help="folder holding one workdir per run")
     parser.add_argument("--out", required=True, help="folder for table6.md and table6.json")
     args = parser.parse_args(argv[1:])
-    rows = table6_rows(load_results(args.runs))
+    rows = table6_rows(runs.load_results(args.runs))
     if not rows:
         parser.exit(2, f"{argv[0]}: error: no finished runs (results.json) under {args.runs}\n")
     os.makedirs(args.out, exist_ok=True)
     markdown = table6_markdown(rows)
-    with open(os.path.join(args.out, "table6.md"), "w") as f:
-        f.write(markdown)
-    with open(os.path.join(args.out, "table6.json"), "w") as f:
-        json.dump(rows, f, indent=2)
+    runs.write_text(os.path.join(args.out, "table6.md"), markdown)
+    runs.write_json(os.path.join(args.out, "table6.json"), rows)
     print(markdown)

@@ -6,8 +6,8 @@ Exits 1 if a net's measured cost disagrees with the paper's (resnet_jax/analysis
 from __future__ import annotations
 
 import argparse
-import json
 
+from resnet_jax import runs
 from resnet_jax.analysis.table1 import markdown, table1_rows
 
 
@@ -19,7 +19,6 @@ def main(argv: list[str]) -> None:
     rows = table1_rows()
     print(markdown(rows))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+        runs.write_json(args.json, rows)
     if not all(r["agrees"] for r in rows):
         raise SystemExit(1)

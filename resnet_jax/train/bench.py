@@ -39,13 +39,13 @@ import numpy as np
 import optax
 from flax.training import train_state
 
+from resnet_jax import runs
 from resnet_jax.configs import PAPER_CIFAR_STEPS, cifar_config
 from resnet_jax.data import synthetic
 from resnet_jax.models import DTYPES, input_shape, parse_model_name
 from resnet_jax.models.layers import CONV_IMPLS
 from resnet_jax.train import compile_bench
 from resnet_jax.train.engine import Engine, EpochOrders, create_engine, put_dataset
-from resnet_jax.train.metrics_log import MetricsLog, read_metrics
 from resnet_jax.train.seeds import SEEDS_MODES, SeedsEngine, seeds_mesh
 
 DEFAULT_MODELS = ("cifar_resnet20", "cifar_resnet56", "cifar_resnet110", "imagenet_resnet50")
@@ -296,8 +296,8 @@ def bench_e2e(model: str, dtype: str, steps: int, dataset: str, eval_every: int,
         t = time.perf_counter()
         results = train_and_evaluate(config, workdir)
         elapsed = time.perf_counter() - t
-        logged = os.path.join(workdir, f"seed{config.seed}") if num_seeds > 1 else workdir
-        records = read_metrics(logged)
+        logged = runs.seed_dir(workdir, config.seed) if num_seeds > 1 else workdir
+        records = runs.read_metrics(logged)
     projection = project_full_run(records, elapsed, eval_every=eval_every)
     per_seed_rate = results["images_per_sec_per_seed" if num_seeds > 1 else "images_per_sec"]
     return dict(kind="e2e", impl="ours", model=model, dtype=dtype, batch_size=config.batch_size,
@@ -554,7 +554,7 @@ def read_records(path: str) -> list[dict]:
     """The JSON lines of a --out file (a missing one is an error, not an empty run)."""
     if not os.path.isfile(path):
         raise OSError(f"no such file: {path}")
-    return MetricsLog(path).read()
+    return runs.MetricsLog(path).read()
 
 
 def main(argv: list[str]) -> None:
@@ -567,30 +567,22 @@ def main(argv: list[str]) -> None:
             sys.exit(2)
         print(summary_markdown(records), end="")
         return
-    try:
-        out_file = open(args.out, "a") if args.out else None  # noqa: SIM115
-        if args.summary:
-            open(args.summary, "a").close()
+    try:  # fail before measuring, not after
+        for path in filter(None, (args.out, args.summary)):
+            open(path, "a").close()
     except OSError as e:
         print(f"{argv[0]}: error: cannot write {e.filename} ({e.strerror})", file=sys.stderr)
         sys.exit(2)
     if jax.default_backend() == "cpu" and not args.quick:
         print(f"{argv[0]}: note: no accelerator, measuring on the CPU", file=sys.stderr)
+    out = runs.MetricsLog(args.out, enabled=bool(args.out))  # JSON lines, as metrics.jsonl
 
     def emit(r: dict) -> None:
-        line = json.dumps(r)
-        print(line, flush=True)
-        if out_file:
-            out_file.write(line + "\n")
-            out_file.flush()
+        print(json.dumps(r), flush=True)
+        out.append(r)
 
-    try:
-        records = run(args, emit)
-    finally:
-        if out_file:
-            out_file.close()
+    records = run(args, emit)
     markdown = summary_markdown(records)
     print(markdown, file=sys.stderr)
     if args.summary:
-        with open(args.summary, "w") as f:
-            f.write(markdown)
+        runs.write_text(args.summary, markdown)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging as std_logging
 import os
 import shutil
@@ -36,10 +35,11 @@ from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
 
+from resnet_jax import runs
 from resnet_jax.configs import LEGACY_DEFAULTS
 from resnet_jax.models import layout
+from resnet_jax.runs import RunIOError, os_cause
 from resnet_jax.train.engine import TrainState
-from resnet_jax.train.workdir import RunIOError, os_cause
 
 STATE, META = "state", "meta"
 MANIFEST = "sha256_manifest.json"  # in each step folder, beside orbax's items
@@ -68,10 +68,10 @@ def manager(workdir: str, keep: int = 2, read_only: bool = False) -> ocp.Checkpo
     else:
         # Removed here, before anything else, rather than by orbax's option of the same purpose,
         # whose background thread can outlive a short command and fail at interpreter exit.
-        _remove_unfinished(checkpoint_dir(workdir))
+        _remove_unfinished(runs.checkpoint_dir(workdir))
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                                enable_async_checkpointing=True)
-    return ocp.CheckpointManager(checkpoint_dir(workdir), item_names=(STATE, META), options=options)
+    return ocp.CheckpointManager(runs.checkpoint_dir(workdir), item_names=(STATE, META), options=options)
 
 
 def _remove_unfinished(directory: str, step: int | None = None, sync: bool = True) -> None:
@@ -82,10 +82,6 @@ def _remove_unfinished(directory: str, step: int | None = None, sync: bool = Tru
                 shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
     if sync and jax.process_count() > 1:
         multihost_utils.sync_global_devices("resnet_jax: unfinished checkpoints removed")
-
-
-def checkpoint_dir(workdir: str) -> str:
-    return os.path.abspath(os.path.join(workdir, "checkpoints"))
 
 
 def step_dir(mngr: ocp.CheckpointManager, step: int) -> str:
@@ -167,7 +163,7 @@ def _report_damaged(mngr: ocp.CheckpointManager, bad: dict[int, str], good: int,
                     quarantine: bool) -> None:
     """One line per damaged checkpoint; with `quarantine`, each moved to
     `<workdir>/corrupt_checkpoints/` so the resumed run can save that step again."""
-    aside = os.path.join(os.path.dirname(str(mngr.directory)), "corrupt_checkpoints")
+    aside = runs.corrupt_checkpoint_dir(os.path.dirname(str(mngr.directory)))
     for step, reason in bad.items():
         if quarantine and jax.process_index() == 0:
             os.makedirs(aside, exist_ok=True)
@@ -192,20 +188,14 @@ def write_manifest(directory: str) -> None:
             rel = os.path.relpath(path, directory)
             if rel != MANIFEST and not rel.startswith(MANIFEST):
                 files[rel] = _sha256(path)
-    tmp = os.path.join(directory, MANIFEST + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump({"sha256": files}, f, indent=0, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(directory, MANIFEST))
+    runs.write_json(os.path.join(directory, MANIFEST), {"sha256": dict(sorted(files.items()))})
 
 
 def verify_manifest(directory: str) -> str | None:
     """Why the checkpoint in `directory` differs from its manifest, or None if it matches or has
     no manifest (a checkpoint from before manifests: accepted as it is)."""
     try:
-        with open(os.path.join(directory, MANIFEST)) as f:
-            files = json.load(f)["sha256"]
+        files = runs.read_json(os.path.join(directory, MANIFEST))["sha256"]
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -306,7 +296,7 @@ class Saver:
             if jax.process_index() == 0:
                 try:
                     write_manifest(directory)
-                except OSError as e:
+                except (OSError, RunIOError) as e:
                     raise self._failed(step, e) from None
             self.last_good = step
         self._unsealed = []

@@ -18,6 +18,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from resnet_jax import runs
 from resnet_jax.configs import HOST_FED
 from resnet_jax.data import imagenet, load_dataset
 from resnet_jax.data.base import ArrayDataset
@@ -25,7 +26,7 @@ from resnet_jax.data.lighting import normalize
 from resnet_jax.train import imagenet_eval
 from resnet_jax.train.distributed import global_batch_from_process_local
 from resnet_jax.train.engine import Engine, EpochOrders, TrainState, put_dataset, replicate_from_host
-from resnet_jax.train.metrics_log import read_metrics
+
 
 @dataclasses.dataclass(frozen=True)
 class HostDataset:
@@ -140,7 +141,7 @@ class HostFeed:
                 self.plateau.update(record["test_error"])
 
     def _logged_records(self, up_to_step: int) -> list[dict]:
-        return [r for r in read_metrics(self.workdir)
+        return [r for r in runs.read_metrics(self.workdir)
                 if "test_error" in r and r["step"] <= up_to_step]
 
     def lr_scale(self) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import time
@@ -15,16 +14,17 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from resnet_jax import configs
+from resnet_jax import configs, runs
 from resnet_jax.configs import ConfigError
 from resnet_jax.data import DatasetError
 from resnet_jax.models.complexity import complexity
+from resnet_jax.runs import RunIOError
 from resnet_jax.train import checkpoint, inputs, seeds
 from resnet_jax.train.distributed import fetch
 from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset
-from resnet_jax.train.metrics_log import MetricsLog, progress_bar
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
-from resnet_jax.train.workdir import RunIOError, WorkdirBusy, exclusive, os_cause
+from resnet_jax.train.progress import progress_bar
+from resnet_jax.train.workdir import WorkdirBusy, exclusive
 
 
 class TrainingDiverged(FloatingPointError):
@@ -112,20 +112,8 @@ def _evaluate(data, state, num_seeds: int) -> list[dict]:
             for i in range(num_seeds)]
 
 
-def _write_json(path: str, value) -> None:
-    """Write whole or not at all (a reader never sees half a file); RunIOError if it cannot."""
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            if isinstance(value, ml_collections.ConfigDict):
-                f.write(value.to_json_best_effort(indent=2))
-            else:
-                json.dump(value, f, indent=2)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise RunIOError(f"cannot write {path} ({os_cause(e)})") from None
+def _write_config(path: str, config: ml_collections.ConfigDict) -> None:
+    runs.write_json(path, config.to_json_best_effort(indent=2))
 
 
 def _results(config, dataset, info, run_seeds: tuple, records: list[dict], wall_time: float,
@@ -186,7 +174,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     config.eval_batch_size = min(config.eval_batch_size,
                                  -(-len(dataset.eval_images) // data_devices) * data_devices)
     run_seeds = tuple(config.seed + i for i in range(num_seeds))
-    run_dirs = [os.path.join(workdir, f"seed{s}") for s in run_seeds] if num_seeds > 1 else [workdir]
+    run_dirs = [runs.seed_dir(workdir, s) for s in run_seeds] if num_seeds > 1 else [workdir]
     os.makedirs(workdir, exist_ok=True)
     is_main = jax.process_index() == 0
 
@@ -213,13 +201,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     start = int(np.ravel(fetch(state.step))[0])
     for d in run_dirs:  # (after the checkpoint check: a mismatched resume writes nothing new)
         os.makedirs(d, exist_ok=True)
-    logs = [MetricsLog(os.path.join(d, "metrics.jsonl"), enabled=is_main) for d in run_dirs]
+    logs = [runs.MetricsLog(runs.metrics_path(d), enabled=is_main) for d in run_dirs]
     wall_offset = [log.resume(start) for log in logs][0]
     if is_main:
-        _write_json(os.path.join(workdir, "config.json"), config)
+        _write_config(runs.config_path(workdir), config)
         if num_seeds > 1:  # each seed's config retrains that seed alone
             for s, d in zip(run_seeds, run_dirs):
-                _write_json(os.path.join(d, "config.json"), ml_collections.ConfigDict(
+                _write_config(runs.config_path(d), ml_collections.ConfigDict(
                     {**config.to_dict(), "seed": s, "num_seeds": 1}))
         logging.info("%s on %s (%s split): %d params, %.1fM mult-adds/image, %d devices in %d "
                      "processes%s%s", config.model, dataset.name, dataset.eval_split, info.params,
@@ -292,9 +280,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     if is_main:
         try:
             for d, r in zip(run_dirs, results):
-                _write_json(os.path.join(d, "results.json"), r)
+                runs.write_json(runs.results_path(d), r)
             if num_seeds > 1:
-                _write_json(os.path.join(workdir, "seeds.json"), summary)
+                runs.write_json(runs.seeds_path(workdir), summary)
         except RunIOError as e:
             raise RunIOError(f"{e}; {saver.rerun()}") from None
         logging.info("done: test error %s after %d steps",

@@ -3,8 +3,8 @@
 - One run per workdir: the writing process holds an exclusive `flock` on `<workdir>/.lock` for the
   run's life (the kernel releases it when the process dies, however it dies), so a second run on the
   same workdir stops before writing anything instead of interleaving records and checkpoints.
-- A failed write (disk full, I/O error, permissions) raises RunIOError, whose message names the OS
-  cause; the loop adds the last good checkpoint, and the CLI exits 3.
+- A failed write (disk full, I/O error, permissions) raises `runs.RunIOError`, whose message names
+  the OS cause; the loop adds the last good checkpoint, and the CLI exits 3.
 """
 
 from __future__ import annotations
@@ -13,39 +13,16 @@ import contextlib
 import errno
 import fcntl
 import os
-import re
 import socket
 from typing import Iterator
 
 from absl import logging
 
-LOCK_FILE = ".lock"
+from resnet_jax import runs
 
 
 class WorkdirBusy(RuntimeError):
     """Another live process holds the workdir's lock."""
-
-
-class RunIOError(RuntimeError):
-    """A write to the workdir failed (a checkpoint, metrics.jsonl, config or results); one line."""
-
-
-def os_cause(error: BaseException | None) -> str:
-    """The OS reason behind a failed write, e.g. 'No space left on device': an OSError anywhere in
-    the exception chain, or the `os_error_code` tensorstore puts in the status that orbax raises;
-    otherwise the error's first line."""
-    seen = error
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno:
-            return os.strerror(seen.errno)
-        if code := re.search(r"os_error_code='?(\d+)", str(seen)):
-            return os.strerror(int(code.group(1)))
-        seen = seen.__cause__ or seen.__context__
-    if error is None:
-        return "unknown cause"
-    text = str(error).split(" [tensorstore_spec", 1)[0].strip()
-    text = text.splitlines()[0] if text else type(error).__name__
-    return text if len(text) <= 200 else text[:200] + "..."
 
 
 @contextlib.contextmanager
@@ -54,7 +31,7 @@ def exclusive(workdir: str) -> Iterator[None]:
     raises WorkdirBusy naming the holder if another process has it. The lock file stays behind:
     removing it would let two runs lock two different files of the same name."""
     os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, LOCK_FILE)
+    path = runs.lock_path(workdir)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         try:

@@ -8,14 +8,12 @@ engine's TrainState structure.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import sys
 
 import jax
 import ml_collections
 
-from resnet_jax import configs
+from resnet_jax import configs, runs
 from resnet_jax.data import ArrayDataset, DatasetError, load_dataset
 from resnet_jax.train import checkpoint
 from resnet_jax.train.engine import DeviceData, Engine, TrainState, create_engine, put_dataset
@@ -44,10 +42,9 @@ class Run:
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-    path = os.path.join(workdir, "config.json")
+    path = runs.config_path(workdir)
     try:
-        with open(path) as f:
-            saved = json.load(f)
+        saved = runs.read_json(path)
     except FileNotFoundError:
         raise RunError(f"{workdir!r} is not a training run: no config.json") from None
     except (OSError, ValueError) as e:
@@ -65,7 +62,7 @@ def restore_state(workdir: str, engine: Engine, image_shape) -> TrainState:
     `seed{s}/` folder of a multi-seed run (`--seeds N`) gets its seed's slice of the run's stacked
     checkpoint."""
     source, seed_index = workdir, None
-    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    if not runs.has_checkpoints(workdir):
         found = _multi_seed_run(workdir, engine.config.seed)
         if found is None:
             raise RunError(f"{workdir!r} has no checkpoints/ directory")
@@ -90,15 +87,15 @@ def restore_state(workdir: str, engine: Engine, image_shape) -> TrainState:
 def _multi_seed_run(workdir: str, seed: int) -> tuple[str, int, int] | None:
     """(run workdir, seed index, number of seeds) if `workdir` is the `seed{seed}/` folder of a
     multi-seed run, whose stacked checkpoints live one level up."""
-    parent = os.path.dirname(os.path.abspath(workdir))
+    parent = runs.multi_seed_parent(workdir, seed)
+    if parent is None:
+        return None
     try:
-        with open(os.path.join(parent, "config.json")) as f:
-            run = configs.from_saved(json.load(f))
+        run = configs.from_saved(runs.read_json(runs.config_path(parent)))
     except (OSError, ValueError):  # (ConfigError is a ValueError)
         return None
     first, num_seeds = run.seed, run.num_seeds
-    if (num_seeds > 1 and first <= seed < first + num_seeds
-            and os.path.basename(os.path.abspath(workdir)) == f"seed{seed}"):
+    if num_seeds > 1 and first <= seed < first + num_seeds:
         return parent, seed - first, num_seeds
     return None
 
