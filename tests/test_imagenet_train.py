@@ -148,7 +148,8 @@ def test_fig4_eval_only_tabulates_and_draws_logged_curves(tmp_path):
     (runs / "plain18").mkdir(parents=True)
     records = [{"step": s, "train_error": 0.9 - s / 1000, "loss": 5.0} for s in (100, 200, 300)]
     records[-1]["test_error"] = 0.61
-    (runs / "plain18" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    # whole lines, as MetricsLog writes them (a last line without its newline is still being written)
+    (runs / "plain18" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     imagenet_tables.main(["fig4", "--table", "fig4", "--eval_only", str(runs), "--out", str(out)])
     rows = json.loads((out / "fig4_imagenet.json").read_text())
     assert [r["net"] for r in rows] == ["plain18", "plain34", "resnet18", "resnet34"]
