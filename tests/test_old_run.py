@@ -11,8 +11,8 @@ import pytest
 
 from resnet_jax import runs
 from resnet_jax.analysis import evaluate, report
-from resnet_jax.configs import cifar_config
-from resnet_jax.train.loop import ConfigError, train_and_evaluate
+from resnet_jax.configs import ConfigError, cifar_config
+from resnet_jax.train.loop import train_and_evaluate
 
 OLD = pathlib.Path(__file__).parent / "data" / "old_run_v0_1"
 # One image of the 360 in the digits test split: the current code evaluates with a different XLA

@@ -74,7 +74,7 @@ def restore_state(workdir: str, engine: Engine, image_shape) -> TrainState:
     mngr = checkpoint.manager(source, read_only=True)
     try:
         state = checkpoint.restore_latest(mngr, target)
-    except Exception as e:  # orbax reports damage through many exception types
+    except Exception as e:  # noqa: BLE001 (orbax reports damage through many exception types)
         raise RunError(f"cannot restore the checkpoint in {source!r} "
                        f"(step {mngr.latest_step()}): {_first_line(e)}") from None
     finally:
