@@ -76,11 +76,6 @@ def has_checkpoints(workdir: str) -> bool:
     return os.path.isdir(checkpoint_dir(workdir))
 
 
-def is_finished(workdir: str) -> bool:
-    """A run that wrote its results: results.json, or seeds.json for several seeds together."""
-    return os.path.isfile(results_path(workdir)) or os.path.isfile(seeds_path(workdir))
-
-
 def os_cause(error: BaseException | None) -> str:
     """The OS reason behind a failed write, e.g. 'No space left on device': an OSError anywhere in
     the exception chain, or the `os_error_code` tensorstore puts in the status that orbax raises;

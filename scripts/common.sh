@@ -63,7 +63,7 @@ parse_common() {
 
 # train_net CONFIG NET WORKDIR [SEED [TRAIN_FLAG...]]: one run; finished runs (results.json, or
 # seeds.json for a --seeds run) are kept, interrupted ones resume from their last checkpoint.
-# The file names mirror resnet_jax/runs.py (RESULTS, SEEDS, is_finished), which owns the layout.
+# The file names mirror RESULTS and SEEDS in resnet_jax/runs.py, which owns the run folder's layout.
 train_net() {
   local config="$1" net="$2" workdir="$3" seed="${4:-0}"
   shift $(($# < 4 ? $# : 4))
