@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from resnet_jax.train import bench
+from resnet_jax.bench import e2e, summary
+from resnet_jax.cli import bench
 
 
 def test_projection_uses_the_steady_window_after_the_first_evaluation():
@@ -13,12 +14,12 @@ def test_projection_uses_the_steady_window_after_the_first_evaluation():
                {"step": 200, "wall_time": 14.0, "loss": 1.0, "test_error": 0.5},  # + eval compile
                {"step": 300, "wall_time": 16.0, "loss": 1.0},
                {"step": 400, "wall_time": 19.0, "loss": 1.0, "test_error": 0.4}]
-    p = bench.project_full_run(records, elapsed_s=20.0, total_steps=1_000, eval_every=200)
+    p = e2e.project_full_run(records, elapsed_s=20.0, total_steps=1_000, eval_every=200)
     assert p["steady_steps_per_sec"] == pytest.approx(200 / 5.0)
     assert p["overhead_s"] == pytest.approx(20.0 - 400 / 40.0)
     assert p["projected_full_run_s"] == pytest.approx(10.0 + 1_000 / 40.0)
     with pytest.raises(ValueError, match="two evaluations"):
-        bench.project_full_run(records[:2], elapsed_s=20.0, eval_every=200)
+        e2e.project_full_run(records[:2], elapsed_s=20.0, eval_every=200)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -77,7 +78,7 @@ def test_targets_compare_each_measurement_with_issue_7():
         {"kind": "step", "model": "imagenet_resnet50", "dtype": "bfloat16", "impl": "ours",
          "batch_size": 256, "images_per_sec": 7_000.0},
     ]
-    got = {t["what"]: (t["value"], t["met"]) for t in bench.targets(records)}
+    got = {t["what"]: (t["value"], t["met"]) for t in summary.targets(records)}
     assert got == {
         "cifar_resnet20 bfloat16: ours / scanned reference": ("1.20x", True),
         "cifar_resnet56 bfloat16: ours / scanned reference": ("0.90x", False),
@@ -126,7 +127,7 @@ def test_compile_part_measures_each_program_in_its_own_process(tmp_path, capsys)
 
 
 def test_compile_part_records_a_failed_process_instead_of_stopping(monkeypatch):
-    from resnet_jax.train import compile_bench  # noqa: PLC0415
+    from resnet_jax.bench import compile as compile_bench
 
     monkeypatch.setattr(compile_bench.sys, "executable", "/bin/false")
     result = compile_bench.run_probe({"program": "init"}, timeout_s=10)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from resnet_jax.analysis import evaluate
+from resnet_jax.cli import evaluate
 
 
 def _eval(argv, capsys):

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from resnet_jax import runs
-from resnet_jax.analysis import evaluate, report
+from resnet_jax.cli import evaluate, report
 from resnet_jax.configs import ConfigError, cifar_config
 from resnet_jax.train.loop import train_and_evaluate
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from resnet_jax.analysis import fig7
+from resnet_jax.cli import fig7
 from resnet_jax.analysis import responses as resp
 from resnet_jax.data import ArrayDataset
 from resnet_jax.data.augment import normalize

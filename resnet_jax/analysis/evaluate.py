@@ -1,18 +1,10 @@
-"""`resnet-jax eval --workdir W [--mode single] [--json PATH]`: test error of a saved run.
-
-Loads `W/config.json` and the newest checkpoint in `W/checkpoints`, and evaluates with running BN
-statistics. CIFAR-10 and digits are tested on the single original view (Sec 4.2); ImageNet runs are
-tested with `resnet-jax imagenet --eval_only` (centre crop, 10-crop, multi-scale; Sec 3.4).
-"""
+"""Re-test a saved run (`resnet-jax eval`): the single-view CIFAR test of its newest checkpoint."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 import jax
 
-from resnet_jax import runs
-from resnet_jax.analysis.load import Run, RunError, load_run, quiet_aborted_reads
+from resnet_jax.analysis.load import Run, RunError, load_run
 
 
 def single_view(run: Run) -> dict[str, float]:
@@ -30,24 +22,3 @@ def evaluate_run(workdir: str, mode: str = "single", data_dir: str | None = None
     return {"workdir": workdir, "model": run.config.model, "dataset": run.dataset.name,
             "eval_split": run.dataset.eval_split, "mode": mode, "step": run.step,
             "num_images": len(run.dataset.eval_images), **single_view(run)}
-
-
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", required=True, help="workdir written by resnet-jax train")
-    parser.add_argument("--mode", default="single", choices=["single"],
-                        help="test-time views (default: single, the CIFAR protocol)")
-    parser.add_argument("--data_dir", default=None, help="override the run's dataset location")
-    parser.add_argument("--json", default=None, help="also write the result to this JSON file")
-    args = parser.parse_args(argv[1:])
-    quiet_aborted_reads()
-    try:
-        result = evaluate_run(args.workdir, args.mode, args.data_dir)
-    except RunError as e:
-        parser.exit(2, f"{argv[0]}: error: {e}\n")
-    print(f"{result['model']} on {result['dataset']} ({result['eval_split']}, "
-          f"{result['num_images']} images, {result['mode']} view) at step {result['step']}: "
-          f"test error {100 * result['test_error']:.2f}%, loss {result['test_loss']:.4f}")
-    if args.json:
-        runs.write_json(args.json, result)
-    sys.stdout.flush()

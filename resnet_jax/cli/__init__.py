@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from resnet_jax.runs import RunIOError
+
 
 def _train(argv):
     from resnet_jax.cli import train  # noqa: PLC0415 (loaded when the command runs)
@@ -17,7 +19,7 @@ def _train(argv):
 
 
 def _eval(argv):
-    from resnet_jax.analysis import evaluate  # noqa: PLC0415
+    from resnet_jax.cli import evaluate  # noqa: PLC0415
     evaluate.main(argv)
 
 
@@ -37,22 +39,22 @@ def _imagenet(argv):
 
 
 def _report(argv):
-    from resnet_jax.analysis import report  # noqa: PLC0415
+    from resnet_jax.cli import report  # noqa: PLC0415
     report.main(argv)
 
 
 def _plot(argv):
-    from resnet_jax.analysis import plots  # noqa: PLC0415
-    plots.main(argv)
+    from resnet_jax.cli import plot  # noqa: PLC0415
+    plot.main(argv)
 
 
 def _fig7(argv):
-    from resnet_jax.analysis import fig7  # noqa: PLC0415
+    from resnet_jax.cli import fig7  # noqa: PLC0415
     fig7.main(argv)
 
 
 def _bench(argv):
-    from resnet_jax.train import bench  # noqa: PLC0415
+    from resnet_jax.cli import bench  # noqa: PLC0415
     bench.main(argv)
 
 
@@ -85,7 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         print(f"resnet-jax: error: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
-    COMMANDS[command][0]([f"resnet-jax {command}", *argv[2:]])
+    try:
+        COMMANDS[command][0]([f"resnet-jax {command}", *argv[2:]])
+    except RunIOError as e:  # a file a command was asked to write (--json, --out) could not be
+        print(f"resnet-jax {command}: error: {e}", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -59,8 +59,9 @@ def lock_workdir(workdir: str):
                 stack.enter_context(exclusive(workdir))
             except WorkdirBusy as e:
                 busy = str(e)
-        if jax.process_count() > 1:
-            if not multihost_utils.broadcast_one_to_all(np.int32(busy is None)) and busy is None:
+        if jax.process_count() > 1:  # a collective: every process learns process 0's answer
+            locked = multihost_utils.broadcast_one_to_all(np.int32(busy is None))
+            if not locked and busy is None:
                 busy = f"workdir {workdir} is in use by another run (see process 0's error)"
         if busy:
             raise ConfigError(busy)

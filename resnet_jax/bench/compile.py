@@ -47,7 +47,7 @@ def _resident_gb(field: str) -> float:
 def probe(spec: dict) -> dict:
     """Compile one program of one model form in this process (see the module docstring)."""
     from resnet_jax.data import synthetic  # noqa: PLC0415 (the child's imports, timed apart)
-    from resnet_jax.train import bench  # noqa: PLC0415
+    from resnet_jax.bench import steps as bench  # noqa: PLC0415
     from resnet_jax.train.engine import Engine, EpochOrders, create_engine, put_dataset  # noqa: PLC0415
 
     config = bench.bench_config(spec["model"], spec["dtype"], spec["batch_size"])
@@ -93,7 +93,7 @@ def probe(spec: dict) -> dict:
 def run_probe(spec: dict, timeout_s: float) -> dict:
     """`probe(spec)` in a fresh interpreter; a crash or timeout (e.g. the OOM killer) is recorded
     as `error` with the exit status instead of a measurement."""
-    code = "import json, sys; from resnet_jax.train import compile_bench as c; " \
+    code = "import json, sys; from resnet_jax.bench import compile as c; " \
            "print(json.dumps(c.probe(json.loads(sys.argv[1]))))"
     # A persistent compilation cache would turn a compile into a cache read: off in the probe.
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
