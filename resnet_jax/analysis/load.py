@@ -8,7 +8,6 @@ engine's TrainState structure.
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import jax
 import ml_collections
@@ -105,19 +104,6 @@ def _first_line(e: Exception, limit: int = 240) -> str:
     text = str(e).split(" [tensorstore_spec", 1)[0].strip()
     text = text.splitlines()[0] if text else type(e).__name__
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def quiet_aborted_reads() -> None:
-    """Drop the 'Event loop is closed' tracebacks that tensorstore's still-running reads raise
-    after a failed restore has torn down orbax's event loop, so a CLI's error stays one line."""
-    default = sys.unraisablehook
-
-    def hook(unraisable):
-        exc = unraisable.exc_value
-        if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
-            default(unraisable)
-
-    sys.unraisablehook = hook
 
 
 def load_run(workdir: str, data_dir: str | None = None) -> Run:

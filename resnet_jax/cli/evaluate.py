@@ -12,7 +12,8 @@ import sys
 
 from resnet_jax import runs
 from resnet_jax.analysis.evaluate import evaluate_run
-from resnet_jax.analysis.load import RunError, quiet_aborted_reads
+from resnet_jax.analysis.load import RunError
+from resnet_jax.train import orbax_quiet
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=argv[0], description=__doc__.splitlines()[0])
@@ -22,7 +23,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--data_dir", default=None, help="override the run's dataset location")
     parser.add_argument("--json", default=None, help="also write the result to this JSON file")
     args = parser.parse_args(argv[1:])
-    quiet_aborted_reads()
+    orbax_quiet.silence_aborted_io()
     try:
         result = evaluate_run(args.workdir, args.mode, args.data_dir)
     except RunError as e:

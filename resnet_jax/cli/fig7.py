@@ -14,7 +14,8 @@ import sys
 import numpy as np
 
 from resnet_jax.analysis.fig7 import NETS, run_record, save_fig7, write_json
-from resnet_jax.analysis.load import RunError, quiet_aborted_reads
+from resnet_jax.analysis.load import RunError
+from resnet_jax.train import orbax_quiet
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv if argv is None else argv)
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv[1:])
     out = args.out or os.path.join(args.runs, "fig7.png")
     json_path = args.json or os.path.splitext(out)[0] + ".json"
-    quiet_aborted_reads()
+    orbax_quiet.silence_aborted_io()
     records = []
     try:  # load everything before writing anything
         for net in args.nets:

@@ -21,12 +21,9 @@ them (see engine.py). That is why the meta's seed and batch size must match on r
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import logging as std_logging
 import os
 import shutil
-import sys
 
 import jax
 import numpy as np
@@ -39,6 +36,7 @@ from resnet_jax import runs
 from resnet_jax.configs import LEGACY_DEFAULTS
 from resnet_jax.models import layout
 from resnet_jax.runs import RunIOError, os_cause
+from resnet_jax.train import orbax_quiet
 from resnet_jax.train.engine import TrainState
 
 STATE, META = "state", "meta"
@@ -113,7 +111,7 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
             bad[step] = problem
             continue
         try:
-            with _quiet_orbax():
+            with orbax_quiet.quiet():
                 meta = mngr.restore(step, args=ocp.args.Composite(**{
                     META: ocp.args.JsonRestore()}))[META]
         except Exception as e:  # noqa: BLE001 (any failure to read is corruption here)
@@ -121,7 +119,7 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
             continue
         _check_identity(meta, identity, step_dir(mngr, step))
         try:
-            with _quiet_orbax():
+            with orbax_quiet.quiet():
                 state = _restore_state(mngr, step, target)
         except Exception as e:  # noqa: BLE001
             bad[step] = _reason(e)
@@ -226,8 +224,8 @@ class Saver:
         self.last_good = mngr.latest_step()  # (restored or None)
         self._unsealed: list[int] = []
         self._closed = False
-        _quiet_orbax_logs(True)  # a failed save is reported by us, in one line
-        _silence_aborted_writes()  # (its abandoned writes may finish before we learn it failed)
+        orbax_quiet.quiet_logs(True)  # a failed save is reported by us, in one line
+        orbax_quiet.silence_aborted_io()  # (its abandoned writes may finish before we learn it failed)
 
     def __enter__(self) -> Saver:
         return self
@@ -269,7 +267,7 @@ class Saver:
         except Exception:  # noqa: BLE001 (a failed save already reported, or being reported)
             # (no sync: the other processes may not have seen this failure)
             _remove_unfinished(str(self.mngr.directory), sync=False)
-        _quiet_orbax_logs(False)
+        orbax_quiet.quiet_logs(False)
 
     def where(self) -> str:
         """'last good checkpoint: step S (path)', or that there is none."""
@@ -303,80 +301,11 @@ class Saver:
 
     def _failed(self, step: int, error: Exception | None) -> CheckpointWriteError:
         self._unsealed = []
-        _quiet_orbax_logs(True)  # for good: the abandoned writes' futures are collected any time
+        orbax_quiet.quiet_logs(True)  # for good: the abandoned writes' futures are collected any time
         self.close()
         _remove_unfinished(str(self.mngr.directory), step, sync=False)
         return CheckpointWriteError(f"the checkpoint of step {step} could not be written "
                                     f"({os_cause(error)}); {self.rerun()}")
-
-
-class _DropOrbaxErrors(std_logging.Filter):
-    """Orbax's error logs, and asyncio's 'exception was never retrieved' for the futures of the
-    writes that a failed save abandoned."""
-
-    def filter(self, record: std_logging.LogRecord) -> bool:
-        return not (record.levelno >= std_logging.ERROR and (
-            f"{os.sep}orbax{os.sep}" in record.pathname
-            or (record.name == "asyncio" and "never retrieved" in str(record.msg))))
-
-
-_ORBAX_FILTER = _DropOrbaxErrors()
-_quiet_depth = [0]  # nested users (a restore inside a run) share the one filter
-
-
-def _quiet_orbax_logs(on: bool) -> None:
-    """Orbax logs a failed read or write with its traceback from its own threads; we report the
-    failure in one line instead."""
-    _quiet_depth[0] += 1 if on else -1
-    for target in (logging.get_absl_logger(), std_logging.getLogger("asyncio")):
-        (target.addFilter if _quiet_depth[0] > 0 else target.removeFilter)(_ORBAX_FILTER)
-
-
-@contextlib.contextmanager
-def _quiet_orbax():
-    """Around a restore that may fail: orbax's error logs and aborted reads stay silent."""
-    _quiet_orbax_logs(True)
-    _silence_aborted_writes()
-    try:
-        yield
-    finally:
-        _quiet_orbax_logs(False)
-
-
-def _silence_aborted_writes() -> None:
-    """After a failed read or write, tensorstore's other reads/writes of it are abandoned: their
-    coroutines, collected later (up to interpreter exit), would each print an 'Exception ignored'
-    traceback. Drop those, and only those (installed once, for the life of the process)."""
-    if getattr(sys.unraisablehook, "_resnet_jax", False):
-        return
-    default = sys.unraisablehook
-
-    def hook(unraisable):
-        code = getattr(unraisable.object, "cr_code", None)
-        frames, tb = [], unraisable.exc_traceback
-        while tb is not None:
-            frames.append(tb.tb_frame.f_code.co_filename)
-            tb = tb.tb_next
-        if code is not None:
-            frames.append(code.co_filename)
-        if not any(f"{os.sep}orbax{os.sep}" in f for f in frames) and not (
-                isinstance(unraisable.exc_value, RuntimeError)
-                and str(unraisable.exc_value) == "Event loop is closed"):
-            default(unraisable)
-
-    hook._resnet_jax = True
-    sys.unraisablehook = hook
-
-    # Tensorstore's completion callbacks of those abandoned operations find orbax's event loop
-    # closed, and print that through sys.excepthook (from its own threads, never the main one's
-    # uncaught exception, which has frames of ours).
-    default_excepthook = sys.excepthook
-
-    def excepthook(kind, value, tb):
-        if not (kind is RuntimeError and str(value) == "Event loop is closed"):
-            default_excepthook(kind, value, tb)
-
-    sys.excepthook = excepthook
 
 
 def _check_identity(meta: dict, identity: dict, where: str) -> None:
