@@ -12,7 +12,7 @@ import math
 
 import ml_collections
 
-from resnet_jax.data import DATASETS
+from resnet_jax.data import DATASETS, HOST_FED
 from resnet_jax.models import create_model, parse_model_name
 
 PAPER_CIFAR_STEPS = 64_000
@@ -80,7 +80,6 @@ PAPER_IMAGENET_STEPS = 600_000  # "up to 60e4 iterations" = 120 epochs of 1.28M 
 LR_SCHEDULES = ("fixed", "plateau")
 MOMENTUM_FORMS = ("caffe", "optax")
 SEEDS_MODES = ("loop", "vmap", "devices")
-HOST_FED = ("imagenet",)  # decoded and augmented on the hosts (train/inputs.py), not device-resident
 # Fields only the host-fed ImageNet pipeline reads: elsewhere they keep base_config()'s values.
 HOST_FED_FIELDS = ("image_size", "scale_range", "eval_resize", "test_scales", "pca_lighting",
                    "mean_images", "mean_cache_dir", "num_workers", "max_eval_images",

@@ -10,13 +10,14 @@ import pytest
 from imagenet_fakes import fake_records, jpeg
 
 from resnet_jax.analysis import imagenet_tables
+from resnet_jax.cli import imagenet as imagenet_cli
 from resnet_jax.configs import imagenet_config, imagenet_net_config, validate
 from resnet_jax.data import imagenet
 from resnet_jax.data.imagenet_transforms import TenCrop
 from resnet_jax.models import create_model, layout
-from resnet_jax.train import imagenet_eval, inputs
+from resnet_jax.train import feeds, imagenet_eval
 from resnet_jax.train.engine import make_mesh
-from resnet_jax.train.inputs import PlateauRule
+from resnet_jax.train.schedule import PlateauRule
 from resnet_jax.train.loop import ConfigError, train_and_evaluate
 
 
@@ -37,9 +38,9 @@ def small_config(**overrides):
 
 
 def test_resnet18_training_steps_decrease_the_loss(fake_imagenet, tmp_path):
-    compiled = inputs.train_on_batches._cache_size()
+    compiled = feeds.train_on_batches._cache_size()
     results = train_and_evaluate(small_config(), str(tmp_path))
-    assert inputs.train_on_batches._cache_size() - compiled == 1  # 8 host-fed steps, one program
+    assert feeds.train_on_batches._cache_size() - compiled == 1  # 8 host-fed steps, one program
     with open(tmp_path / "metrics.jsonl") as f:
         losses = [json.loads(line)["loss"] for line in f]
     assert len(losses) == 8 and np.isfinite(losses).all()
@@ -50,7 +51,7 @@ def test_resnet18_training_steps_decrease_the_loss(fake_imagenet, tmp_path):
 
     # evaluation-only from the checkpoint (what `--eval_only` does; centre crop: the 10-crop test
     # is below) reproduces the loop's final evaluation of the same state
-    ours = imagenet_tables.evaluate_run(small_config(), str(tmp_path), "center")
+    ours = imagenet_eval.evaluate_checkpoint(small_config(), str(tmp_path), "center")
     assert ours["step"] == 8 and ours["test_images"] == 8
     assert ours["test_error"] == pytest.approx(results["test_error"])
     assert 0 <= ours["test_top5_error"] <= ours["test_error"] <= 1
@@ -150,7 +151,7 @@ def test_fig4_eval_only_tabulates_and_draws_logged_curves(tmp_path):
     records[-1]["test_error"] = 0.61
     # whole lines, as MetricsLog writes them (a last line without its newline is still being written)
     (runs / "plain18" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    imagenet_tables.main(["fig4", "--table", "fig4", "--eval_only", str(runs), "--out", str(out)])
+    imagenet_cli.main(["fig4", "--table", "fig4", "--eval_only", str(runs), "--out", str(out)])
     rows = json.loads((out / "fig4_imagenet.json").read_text())
     assert [r["net"] for r in rows] == ["plain18", "plain34", "resnet18", "resnet34"]
     assert rows[0]["ours"]["val_error"] == 0.61 and rows[0]["ours"]["curves"]["step"] == [100, 200, 300]

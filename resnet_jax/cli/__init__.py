@@ -34,8 +34,8 @@ def _table1(argv):
 
 
 def _imagenet(argv):
-    from resnet_jax.analysis import imagenet_tables  # noqa: PLC0415
-    imagenet_tables.main(argv)
+    from resnet_jax.cli import imagenet  # noqa: PLC0415
+    imagenet.main(argv)
 
 
 def _report(argv):

@@ -1,5 +1,8 @@
-"""Datasets served as device-resident arrays: CIFAR-10 (tfds) and the offline default, digits."""
+"""The dataset registry (base.py): device-resident arrays (CIFAR-10 via tfds, the offline default
+digits, synthetic) and the host-fed ImageNet source (imagenet.py)."""
 
-from resnet_jax.data.base import ArrayDataset, DatasetError, load_dataset, DATASETS
+from resnet_jax.data.base import (DATASETS, HOST_FED, ArrayDataset, DatasetError, HostDataset,
+                                  load_dataset, open_dataset)
 
-__all__ = ["ArrayDataset", "DatasetError", "load_dataset", "DATASETS"]
+__all__ = ["ArrayDataset", "DatasetError", "HostDataset", "load_dataset", "open_dataset", "DATASETS",
+           "HOST_FED"]

@@ -1,14 +1,15 @@
-"""The in-memory dataset interface shared by CIFAR-10, digits and synthetic data.
+"""The dataset registry: every dataset the training loop can read, and how it is served.
 
-Small image-classification sets fit in device memory (CIFAR-10 train is 150 MB as uint8), so the
-whole split lives on the accelerator and batches are gathered and augmented there, with no host
-round trip per step.
+Small image-classification sets (CIFAR-10, digits, synthetic) fit in device memory (CIFAR-10 train
+is 150 MB as uint8), so the whole split lives on the accelerator and batches are gathered and
+augmented there, with no host round trip per step (`ArrayDataset`). ImageNet does not: its records
+are read lazily from disk and decoded and augmented on each host (`HostDataset`, data/imagenet.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -63,6 +64,7 @@ def _registry() -> dict[str, Callable[..., ArrayDataset]]:
 
 
 DATASETS = ("cifar10", "digits", "synthetic")
+HOST_FED = ("imagenet",)  # decoded and augmented on the hosts, not device-resident
 
 
 def load_dataset(name: str, eval_split: str = "test", data_dir: str | None = None) -> ArrayDataset:
@@ -72,3 +74,29 @@ def load_dataset(name: str, eval_split: str = "test", data_dir: str | None = Non
     if eval_split not in ("test", "val"):
         raise DatasetError(f"unknown eval_split {eval_split!r}: expected 'test' or 'val'")
     return _registry()[name](eval_split=eval_split, data_dir=data_dir)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostDataset:
+    """Records read lazily from disk (`train_images`/`eval_images` are random-access sources)."""
+
+    name: str
+    train_images: Sequence[dict]
+    eval_images: Sequence[dict]
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    eval_split: str
+    crop_padding: int = 0  # the engine crops nothing: host-fed crops come from the input pipeline
+
+
+def open_dataset(name: str, eval_split: str, data_dir: str | None,
+                 image_size: int = 0) -> ArrayDataset | HostDataset:
+    """Any dataset by name: device-resident arrays (`load_dataset`), or, for ImageNet, the lazily
+    read splits whose `image_size` crops the host pipeline makes."""
+    if name not in HOST_FED:
+        return load_dataset(name, eval_split, data_dir)
+    from resnet_jax.data import imagenet  # noqa: PLC0415 (grain only for ImageNet)
+
+    return HostDataset(imagenet.NAME, imagenet.open_split("train", data_dir),
+                       imagenet.open_split(eval_split, data_dir), imagenet.NUM_CLASSES,
+                       (image_size, image_size, 3), eval_split)

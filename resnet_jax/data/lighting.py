@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from resnet_jax.data import augment
+
 # Principal components of ImageNet RGB pixel values in [0, 1] (Krizhevsky et al. 2012; the values
 # used by fb.resnet.torch): eigenvalues and eigenvectors (columns) of the 3x3 covariance.
 PCA_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
@@ -33,8 +35,9 @@ def mean_for(pixel_mean: jax.Array, height: int, width: int) -> jax.Array:
 
 def normalize(images: jax.Array, pixel_mean: jax.Array, dtype=jnp.float32,
               key: jax.Array | None = None, alpha_std: float = 0.0) -> jax.Array:
-    """uint8 (..., H, W, 3) -> [0, 1] minus the per-pixel mean, plus PCA lighting noise if keyed."""
-    x = images.astype(jnp.float32) / 255.0 - mean_for(pixel_mean, *images.shape[-3:-1])
+    """uint8 (..., H, W, 3) -> augment.normalize (the cached mean resized to the input), plus PCA
+    lighting noise if keyed."""
+    x = augment.normalize(images, mean_for(pixel_mean, *images.shape[-3:-1]))  # float32
     if key is not None and alpha_std > 0:
         offsets = lighting_offsets(key, images.shape[0], alpha_std)
         x = x + offsets.reshape(offsets.shape[0], *([1] * (images.ndim - 2)), 3)

@@ -75,6 +75,22 @@ def put_dataset(ds: ArrayDataset, mesh: Mesh, eval_batch_size: int) -> DeviceDat
     return jax.tree.map(lambda x: replicate_from_host(x, mesh), host)
 
 
+def steps_per_call(config: ml_collections.ConfigDict) -> int:
+    """Steps one compiled training call runs. XLA:CPU runs convolutions inside a while loop several
+    times slower than straight-line code (docs/speed.md), so on CPU each call runs one step, without
+    a loop (`run_steps`); accelerators scan `config.steps_per_call` steps per call."""
+    return 1 if jax.default_backend() == "cpu" else config.steps_per_call
+
+
+def run_steps(body, state, xs, length: int):
+    """`jax.lax.scan(body, state, xs, length=length)`, except that a single step runs without the
+    loop (see `steps_per_call`); the outputs are stacked per step either way."""
+    if length == 1:
+        state, out = body(state, jax.tree.map(lambda x: x[0], xs))
+        return state, jax.tree.map(lambda m: m[None], out)
+    return jax.lax.scan(body, state, xs, length=length)
+
+
 @dataclasses.dataclass(frozen=True)
 class Engine:
     """The static half of training: model, optimizer, schedule and mesh. Methods are pure."""
@@ -214,10 +230,7 @@ class Engine:
             return self.train_step(state, *self.training_batch(state.seed, state.step, data, orders,
                                                                verify))
 
-        if num_steps == 1:  # no loop: XLA:CPU runs convs inside a while loop several times slower
-            state, metrics = body(state, None)
-            return state, jax.tree.map(lambda m: m[None], metrics)
-        return jax.lax.scan(body, state, None, length=num_steps)
+        return run_steps(body, state, None, num_steps)
 
     @functools.partial(jax.jit, static_argnums=(0, 3, 4))
     def _epoch_orders(self, seed, first_epoch, count: int, num_examples: int):

@@ -17,9 +17,12 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from resnet_jax import runs
 from resnet_jax.data import imagenet
 from resnet_jax.data.imagenet_transforms import CenterCrop, FullImage, TenCrop
 from resnet_jax.data.lighting import normalize
+from resnet_jax.train import checkpoint
+from resnet_jax.train.engine import create_engine, replicate_from_host
 
 MODES = ("center", "ten_crop", "multi_scale")
 
@@ -106,3 +109,31 @@ def evaluate(mode: str, model: nn.Module, variables, source: Sequence, pixel_mea
     local = batch_size // jax.process_count()
     batches = imagenet.eval_batches(source, transform, local, num_workers=num_workers)
     return evaluate_batches(model, variables, batches, pixel_mean, mesh)
+
+
+def mean_image(config, train_images: Sequence, workdir: str) -> np.ndarray:
+    """The per-pixel training mean a run subtracts (cached next to the data, or in `workdir`)."""
+    return imagenet.mean_image(train_images, crop_size=config.image_size, resize=config.eval_resize,
+                               num_images=config.mean_images,
+                               cache_dir=config.mean_cache_dir or config.data_dir or workdir,
+                               num_workers=config.num_workers)
+
+
+def evaluate_checkpoint(config, workdir: str, mode: str) -> dict | None:
+    """Test the newest checkpoint of the ImageNet run in `workdir` with `mode` (one of MODES) on
+    `config.eval_split`; its metrics and step, or None if there is no checkpoint."""
+    if not runs.has_checkpoints(workdir):
+        return None
+    engine = create_engine(config, 0, imagenet.NUM_CLASSES)
+    mngr = checkpoint.manager(workdir, read_only=True)
+    state = checkpoint.restore_latest(mngr, engine.init_state((config.image_size,) * 2 + (3,)))
+    mngr.close()
+    if state is None:
+        return None
+    mean = mean_image(config, imagenet.open_split("train", config.data_dir), workdir)
+    metrics = evaluate(
+        mode, engine.model, {"params": state.params, "batch_stats": state.batch_stats},
+        imagenet.open_split(config.eval_split, config.data_dir), replicate_from_host(mean, engine.mesh),
+        engine.mesh, batch_size=config.eval_batch_size, crop_size=config.image_size,
+        resize=config.eval_resize, scales=tuple(config.test_scales), num_workers=config.num_workers)
+    return {**metrics, "step": int(jax.device_get(state.step))}

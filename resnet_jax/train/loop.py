@@ -16,14 +16,15 @@ from jax.experimental import multihost_utils
 
 from resnet_jax import configs, runs
 from resnet_jax.configs import ConfigError
-from resnet_jax.data import DatasetError
+from resnet_jax.data import DatasetError, open_dataset
 from resnet_jax.models.complexity import complexity
 from resnet_jax.runs import RunIOError
-from resnet_jax.train import checkpoint, inputs, seeds
+from resnet_jax.train import checkpoint, feeds, seeds
 from resnet_jax.train.distributed import fetch
-from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset
+from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset, steps_per_call
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
 from resnet_jax.train.progress import progress_bar
+from resnet_jax.train.schedule import PlateauRule
 from resnet_jax.train.workdir import WorkdirBusy, exclusive
 
 
@@ -113,6 +114,18 @@ def _evaluate(data, state, num_seeds: int) -> list[dict]:
             for i in range(num_seeds)]
 
 
+PLATEAU_META = "plateau"  # the checkpoint meta's key for PlateauRule.state()
+
+
+def _restore_plateau(plateau: PlateauRule, meta: dict, workdir: str, step: int) -> None:
+    """The plateau rule's state as of the checkpoint at `step`. Checkpoints from before the state
+    was saved in them (the legacy path): replay the validation errors logged up to `step`."""
+    if PLATEAU_META in meta:
+        plateau.restore(meta[PLATEAU_META])
+    else:
+        plateau.replay(runs.read_metrics(workdir), step)
+
+
 def _write_config(path: str, config: ml_collections.ConfigDict) -> None:
     runs.write_json(path, config.to_json_best_effort(indent=2))
 
@@ -164,7 +177,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    dataset = inputs.load(config)
+    dataset = open_dataset(config.dataset, config.eval_split, config.data_dir, config.image_size)
     if len(dataset.train_images) < config.batch_size:
         raise DatasetError(f"{dataset.name} has {len(dataset.train_images)} training images, fewer "
                            f"than one batch of {config.batch_size}")
@@ -180,12 +193,16 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     is_main = jax.process_index() == 0
 
     engine = create_engine(config, dataset.crop_padding, dataset.num_classes, mesh=mesh)
+    # The validation-plateau lr rule (ImageNet): updated here after each validation, kept in the
+    # checkpoints, read by the host feed at every chunk.
+    plateau = PlateauRule.from_config(config) if config.lr_schedule == "plateau" else None
+    data: feeds.Feed
     if num_seeds > 1:
         trainer = seeds.SeedsEngine(engine, run_seeds, config.seeds_mode)
         data = seeds.SeedsFeed(trainer, put_dataset(dataset, mesh, config.eval_batch_size))
     else:
         trainer = engine
-        data = inputs.feed(dataset, engine, config.eval_batch_size, workdir)  # on device or host-fed
+        data = feeds.feed(dataset, engine, config.eval_batch_size, workdir, plateau)
     info = complexity(engine.model, dataset.image_shape, config.model)
     mngr = checkpoint.manager(workdir, config.keep_checkpoints)
     identity = run_identity(config)
@@ -200,6 +217,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     else:
         state, pending = restored[0], checkpoint.pending_metrics(restored[1])
     start = int(np.ravel(fetch(state.step))[0])
+    if plateau is not None and restored is not None:
+        _restore_plateau(plateau, restored[1], workdir, start)
     for d in run_dirs:  # (after the checkpoint check: a mismatched resume writes nothing new)
         os.makedirs(d, exist_ok=True)
     logs = [runs.MetricsLog(runs.metrics_path(d), enabled=is_main) for d in run_dirs]
@@ -216,11 +235,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
                      f", seeds {run_seeds[0]}..{run_seeds[-1]} together ({config.seeds_mode})"
                      if num_seeds > 1 else "", f", resumed at step {start}" if start else "")
 
-    # XLA:CPU runs convolutions inside a while loop several times slower than straight-line code
-    # (docs/speed.md), so on CPU each call runs one step; accelerators scan `steps_per_call` steps per call.
     # Chunks end on every log/eval/checkpoint boundary, and checkpoints are only taken at chunk
     # ends, so a resumed run replays exactly the same sequence of jit calls.
-    per_call = 1 if jax.default_backend() == "cpu" else config.steps_per_call
+    per_call = steps_per_call(config)
     boundaries = (config.log_every, config.eval_every, config.checkpoint_every)
     bar = progress_bar(config.steps, start, enabled=is_main and config.progress)
     t0 = t_log = time.perf_counter()
@@ -255,6 +272,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
                 if step % config.eval_every == 0 or done:
                     for record, evaluated in zip(records, _evaluate(data, state, num_seeds)):
                         record.update(evaluated)
+                    if plateau is not None:  # single seed, host-fed: the validation error
+                        plateau.update(records[0]["test_error"])
                 for log, record in zip(logs, records):
                     log.append(record)
                 bar.update(step - bar.n)
@@ -266,6 +285,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
             if save_now:
                 meta = dict(identity, step=step, pending=[
                     {k: np.asarray(v).tolist() for k, v in m.items()} for m in pending])
+                if plateau is not None:
+                    meta[PLATEAU_META] = plateau.state()
                 saver.save(step, state, meta)
             if stop and not done:
                 bar.close()

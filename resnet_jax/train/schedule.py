@@ -1,6 +1,11 @@
-"""Learning-rate schedule of the paper: step decay, with ResNet-110's error-triggered warm-up."""
+"""Learning-rate schedules of the paper: step decay, with ResNet-110's error-triggered warm-up, and
+ImageNet's drop on a validation-error plateau (Sec 3.4)."""
 
 from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterable
 
 import jax.numpy as jnp
 import optax
@@ -21,3 +26,53 @@ def update_warmup(warmup_done, error_ema, batch_error, ema_decay: float, until_e
     """Track the training error (EMA of batch errors); warm-up ends once it is below `until_error`."""
     error_ema = ema_decay * error_ema + (1.0 - ema_decay) * batch_error
     return warmup_done | (error_ema < until_error), error_ema
+
+
+@dataclasses.dataclass
+class PlateauRule:
+    """lr /10 "when the error plateaus" (Sec 3.4): the lr is multiplied by `factor` when the
+    validation error has not improved by `min_delta` for `patience` evaluations, at most `max_drops`
+    times. The training loop owns it: it calls `update` after each validation, saves `state()` in
+    every checkpoint and restores it on resume, so the lr never depends on who evaluated when."""
+
+    patience: int
+    min_delta: float
+    factor: float
+    max_drops: int
+    best: float = math.inf
+    waited: int = 0
+    drops: int = 0
+
+    @classmethod
+    def from_config(cls, config) -> PlateauRule:
+        return cls(config.plateau_patience, config.plateau_min_delta, config.lr_decay,
+                   config.plateau_max_drops)
+
+    @property
+    def scale(self) -> float:
+        return self.factor ** self.drops
+
+    def update(self, error: float) -> None:
+        if error < self.best - self.min_delta:
+            self.best, self.waited = error, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience and self.drops < self.max_drops:
+            self.drops, self.waited = self.drops + 1, 0
+
+    def state(self) -> dict:
+        """What a checkpoint keeps (JSON: an unimproved `best` is null)."""
+        return {"best": None if math.isinf(self.best) else self.best, "waited": self.waited,
+                "drops": self.drops}
+
+    def restore(self, state: dict) -> None:
+        best = state["best"]
+        self.best = math.inf if best is None else float(best)
+        self.waited, self.drops = int(state["waited"]), int(state["drops"])
+
+    def replay(self, records: Iterable[dict], up_to_step: int) -> None:
+        """Legacy resume, for checkpoints saved before they kept `state()`: rebuild the state from
+        the validation errors logged (metrics.jsonl) up to the checkpoint's step."""
+        for record in records:
+            if "test_error" in record and record["step"] <= up_to_step:
+                self.update(record["test_error"])

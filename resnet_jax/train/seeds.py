@@ -30,7 +30,7 @@ from jax.sharding import PartitionSpec as P
 
 from resnet_jax.configs import SEEDS_MODES, seed_groups
 from resnet_jax.train.distributed import fetch
-from resnet_jax.train.engine import DATA_AXIS, DeviceData, Engine, EpochOrders, TrainState
+from resnet_jax.train.engine import DATA_AXIS, DeviceData, Engine, EpochOrders, TrainState, run_steps
 
 SEED_AXIS = "seed"
 
@@ -140,14 +140,10 @@ class SeedsEngine:
             s, o = state_and_orders
             return engine.train_step(s, *engine.training_batch(s.seed, s.step, data, o, verify))
 
-        if num_steps == 1:  # no loop on CPU (see Engine.train_chunk)
-            state, metrics = self._map(one_step, (state, orders), data)
-            return self._keep_sharding(state), jax.tree.map(lambda m: m[:, None], metrics)
-
         def body(state, _):
             return self._map(one_step, (state, orders), data)
 
-        state, metrics = jax.lax.scan(body, state, None, length=num_steps)
+        state, metrics = run_steps(body, state, None, num_steps)  # metrics: [num_steps, num_seeds]
         return self._keep_sharding(state), jax.tree.map(lambda m: m.T, metrics)
 
     def _keep_sharding(self, state: TrainState) -> TrainState:
@@ -168,8 +164,8 @@ class SeedsEngine:
 
 @dataclasses.dataclass
 class SeedsFeed:
-    """inputs.DeviceFeed for several seeds: `train_chunk(state, n)` / `evaluate(state)` with every
-    seed's epoch orders cached on the host (all seeds cross epochs at the same steps)."""
+    """feeds.DeviceFeed for several seeds, a `feeds.Feed`: `train_chunk(state, n)` / `evaluate(state)`
+    with every seed's epoch orders cached on the host (all seeds cross epochs at the same steps)."""
 
     multi: SeedsEngine
     data: DeviceData
