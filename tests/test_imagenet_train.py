@@ -18,7 +18,11 @@ from resnet_jax.models import create_model, layout
 from resnet_jax.train import feeds, imagenet_eval
 from resnet_jax.train.engine import make_mesh
 from resnet_jax.train.schedule import PlateauRule
+from resnet_jax.data import open_dataset
+from resnet_jax.train import loop
+from resnet_jax.train.engine import create_engine
 from resnet_jax.train.loop import ConfigError, train_and_evaluate
+from resnet_jax.train.preemption import Preempted, PreemptionWatcher
 
 
 @pytest.fixture()
@@ -78,6 +82,53 @@ def test_plateau_rule_divides_lr_after_patience():
     for error in (0.7, 0.7, 0.7, 0.7, 0.7, 0.7):
         rule.update(error)
     assert rule.scale == pytest.approx(0.01)  # capped at max_drops
+
+
+def plateau_config():
+    """An lr drop at every validation after the first (no improvement by 0.5 ever counts), every
+    2 steps: the lr after step 4 depends on the rule's state when step 4 was checkpointed."""
+    return small_config(lr_schedule="plateau", lr_boundaries=(), plateau_patience=1,
+                        plateau_min_delta=0.5, plateau_max_drops=3, steps=6, eval_every=2,
+                        checkpoint_every=2)
+
+
+def _lrs(workdir) -> dict:
+    return {r["step"]: r["lr"] for r in map(json.loads, open(workdir / "metrics.jsonl"))}
+
+
+@pytest.mark.parametrize("saved_state", [True, False], ids=["checkpoint", "legacy_replay"])
+def test_resumed_plateau_run_keeps_the_uninterrupted_lr(fake_imagenet, tmp_path, monkeypatch,
+                                                        saved_state):
+    """Preempted at step 4 and resumed, the plateau rule's state comes back (from the checkpoint,
+    or for checkpoints without it from metrics.jsonl): steps 5-6 train at the same lr."""
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    train_and_evaluate(plateau_config(), str(whole))
+    lrs = _lrs(whole)
+    assert lrs[2] == lrs[4] == pytest.approx(0.02) and lrs[6] == pytest.approx(0.002)  # a drop at 4
+
+    with monkeypatch.context() as m:
+        m.setattr(PreemptionWatcher, "should_stop", lambda self, step: step == 4)
+        if not saved_state:  # a checkpoint as written before the rule's state was kept in it
+            m.setattr(loop, "PLATEAU_META", "not_read_on_resume")
+        with pytest.raises(Preempted):
+            train_and_evaluate(plateau_config(), str(resumed))
+    assert max(_lrs(resumed)) == 4
+    train_and_evaluate(plateau_config(), str(resumed))
+    assert _lrs(resumed) == lrs
+
+
+def test_evaluating_does_not_change_the_lr(fake_imagenet, tmp_path):
+    config = plateau_config()
+    rule = PlateauRule.from_config(config)
+    rule.update(0.9)
+    engine = create_engine(config, 0, imagenet.NUM_CLASSES)
+    data = feeds.feed(open_dataset("imagenet", "validation", None, 32), engine, 8, str(tmp_path),
+                      rule)
+    state = engine.init_state((32, 32, 3))
+    before = (rule.state(), data.lr_scale())
+    for _ in range(2):  # the same state, the same error: a second update would drop the lr
+        assert 0 <= data.evaluate(state)["test_error"] <= 1
+    assert (rule.state(), data.lr_scale()) == before
 
 
 class ViewRecorder(nn.Module):
