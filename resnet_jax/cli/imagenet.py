@@ -77,8 +77,10 @@ def main(argv: list[str]) -> None:
     from resnet_jax.data import DatasetError  # noqa: PLC0415
     from resnet_jax.runs import RunIOError  # noqa: PLC0415
     from resnet_jax.train.loop import ConfigError, TrainingDiverged  # noqa: PLC0415
+    from resnet_jax.train import orbax_quiet  # noqa: PLC0415
     from resnet_jax.train.preemption import Preempted  # noqa: PLC0415
 
+    orbax_quiet.silence_aborted_io()  # a failed checkpoint read or write stays one line
     runs = args.eval_only or args.runs
     try:
         rows = run_table(args.table, nets, runs, train=not args.eval_only, schedule=args.schedule,
