@@ -150,7 +150,7 @@ def split_formulation(formulation: str) -> tuple[str, str]:
 
 
 def ours(s: Setup, per_call: int, conv_impl: str = "xla") -> Runner:
-    """The loop's call (inputs.DeviceFeed): train_chunk with the host-kept epoch orders."""
+    """The loop's call (feeds.DeviceFeed): train_chunk with the host-kept epoch orders."""
     engine = s.engine if conv_impl == "xla" else with_conv_impl(s.engine, conv_impl)
     seed, step = jax.device_get((s.state.seed, s.state.step))
     orders = EpochOrders(engine, seed, step, s.data.train_images.shape[0], per_call)
