@@ -37,3 +37,19 @@ def tiny_digits_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("tiny_digits_run"))
     train_and_evaluate(config, workdir)
     return workdir
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A short digits run through the CLI (scaleout_helpers.reference_run), once per test module."""
+    import scaleout_helpers as h
+
+    return h.reference_run(tmp_path_factory)
+
+
+@pytest.fixture
+def environ(tmp_path_factory):
+    """The environment of a one-device CLI subprocess sharing the suite's compilation cache."""
+    import scaleout_helpers as h
+
+    return h.env(1, h.cache_dir(tmp_path_factory))

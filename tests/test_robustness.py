@@ -22,16 +22,6 @@ TMP = ".orbax-checkpoint-tmp"
 NOISE = ("Traceback", "Exception ignored", "ERROR", "E1", "E0")  # what a one-line report must not have
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return h.reference_run(tmp_path_factory)
-
-
-@pytest.fixture
-def environ(tmp_path_factory):
-    return h.env(1, h.cache_dir(tmp_path_factory))
-
-
 def _quiet(stderr: str) -> bool:
     return not any(word in stderr for word in NOISE)
 

@@ -16,16 +16,6 @@ import pytest
 import scaleout_helpers as h
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return h.reference_run(tmp_path_factory)
-
-
-@pytest.fixture
-def environ(tmp_path_factory):
-    return h.env(1, h.cache_dir(tmp_path_factory))
-
-
 def test_a_second_run_on_a_workdir_exits_2_and_writes_nothing(reference, tmp_path, environ):
     workdir = str(tmp_path / "run")
     first = h.start(h.train_cmd(workdir), environ)

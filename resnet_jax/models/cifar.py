@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -10,8 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from resnet_jax.models.layers import (BatchNorm, Shortcut, block_class, conv_factory, he_normal,
-                                      norm_factory, repeated_blocks, stack_conv_impl)
-from resnet_jax.models.layout import block_name, stacked_name
+                                      norm_factory, stack_conv_impl, stage_blocks)
 
 
 def blocks_per_stage(depth: int) -> int:
@@ -69,13 +67,8 @@ class CifarResNet(nn.Module):
         block = block_class(BasicBlock, self.remat)
         stack_conv = conv_factory(self.dtype, stack_conv_impl(self))
         for stage, features in enumerate(self.widths):
-            key = f"stage{stage + 1}"
-            x = block(features, 2 if stage > 0 else 1, self.residual, self.shortcut, conv, norm,
-                      name=block_name(key, 1))(x)
-            same = functools.partial(block, features, 1, self.residual, self.shortcut, stack_conv,
-                                     norm)
-            x = repeated_blocks(same, x, n - 1, [block_name(key, b) for b in range(2, n + 1)],
-                                stacked_name(key), self.scan_blocks)
+            x = stage_blocks(block, x, f"stage{stage + 1}", n, 2 if stage > 0 else 1, features,
+                             self.residual, self.shortcut, conv, stack_conv, norm, self.scan_blocks)
         x = x.mean(axis=(1, 2))
         # "We initialize the weights as in [13]" (Sec 3.4): the FC layer too, not flax's LeCun default.
         x = nn.Dense(self.num_classes, kernel_init=he_normal, dtype=self.dtype, param_dtype=jnp.float32,

@@ -11,8 +11,7 @@ import jax.numpy as jnp
 
 from resnet_jax.models.cifar import BasicBlock
 from resnet_jax.models.layers import (BatchNorm, Shortcut, block_class, conv_factory, he_normal,
-                                      norm_factory, repeated_blocks, stack_conv_impl)
-from resnet_jax.models.layout import block_name, stacked_name
+                                      norm_factory, stack_conv_impl, stage_blocks)
 
 # depth -> (block kind, blocks in conv2_x..conv5_x), straight from Table 1.
 STAGES = {
@@ -83,13 +82,8 @@ class ImageNetResNet(nn.Module):
                                       stride_on_3x3=self.stride_on_3x3)
         stack_conv = conv_factory(self.dtype, stack_conv_impl(self))
         for stage, (features, count) in enumerate(zip(WIDTHS, counts)):
-            key = f"conv{stage + 2}"  # Table 1's conv2_x .. conv5_x
-            x = block(features, 2 if stage > 0 else 1, self.residual, self.shortcut, conv, norm,
-                      name=block_name(key, 1))(x)
-            same = functools.partial(block, features, 1, self.residual, self.shortcut, stack_conv,
-                                     norm)
-            x = repeated_blocks(same, x, count - 1, [block_name(key, b) for b in range(2, count + 1)],
-                                stacked_name(key), self.scan_blocks)
+            x = stage_blocks(block, x, f"conv{stage + 2}", count, 2 if stage > 0 else 1, features,
+                             self.residual, self.shortcut, conv, stack_conv, norm, self.scan_blocks)
         x = x.mean(axis=(1, 2))
         # "We initialize the weights as in [13]" (Sec 3.4): the FC layer too, not flax's LeCun default.
         x = nn.Dense(self.num_classes, kernel_init=he_normal, dtype=self.dtype, param_dtype=jnp.float32,

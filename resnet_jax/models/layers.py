@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from resnet_jax.models.layout import block_name, stacked_name
+
 # He et al. (2015) "MSRA" init: zero-mean Gaussian, std sqrt(2 / fan_in) (fan_in = k*k*c_in).
 he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
@@ -193,3 +195,15 @@ def repeated_blocks(make_block: Callable[..., nn.Module], x: jax.Array, count: i
                    variable_axes={"params": 0, "batch_stats": 0, "intermediates": 0},
                    split_rngs={"params": True}, length=count)
     return body(make_block(name=stacked_name), x, None)[0]
+
+
+def stage_blocks(block: Callable[..., nn.Module], x: jax.Array, key: str, count: int, stride: int,
+                 features: int, residual: bool, shortcut: str, conv, stack_conv, norm,
+                 scan: bool) -> jax.Array:
+    """One stage (CIFAR `stage{i}`, ImageNet Table 1's `conv{i}_x`): its first block, which may
+    change the shape (`stride`, `features`), then the `count - 1` identical blocks after it
+    (`repeated_blocks`, their convs made by `stack_conv`)."""
+    x = block(features, stride, residual, shortcut, conv, norm, name=block_name(key, 1))(x)
+    same = functools.partial(block, features, 1, residual, shortcut, stack_conv, norm)
+    return repeated_blocks(same, x, count - 1, [block_name(key, b) for b in range(2, count + 1)],
+                           stacked_name(key), scan)
