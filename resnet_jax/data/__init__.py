@@ -1,8 +1,8 @@
-"""The dataset registry (base.py): device-resident arrays (CIFAR-10 via tfds, the offline default
+"""The dataset registry (registry.py): device-resident arrays (CIFAR-10 via tfds, the offline default
 digits, synthetic) and the host-fed ImageNet source (imagenet.py)."""
 
-from resnet_jax.data.base import (DATASETS, HOST_FED, ArrayDataset, DatasetError, HostDataset,
-                                  load_dataset, open_dataset)
+from resnet_jax.data.base import ArrayDataset, DatasetError, HostDataset
+from resnet_jax.data.registry import DATASETS, HOST_FED, load_dataset, open_dataset
 
 __all__ = ["ArrayDataset", "DatasetError", "HostDataset", "load_dataset", "open_dataset", "DATASETS",
            "HOST_FED"]

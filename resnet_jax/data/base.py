@@ -1,4 +1,5 @@
-"""The dataset registry: every dataset the training loop can read, and how it is served.
+"""How datasets are served: device-resident arrays or lazily read host-fed records (the registry
+that names them is registry.py).
 
 Small image-classification sets (CIFAR-10, digits, synthetic) fit in device memory (CIFAR-10 train
 is 150 MB as uint8), so the whole split lives on the accelerator and batches are gathered and
@@ -9,7 +10,7 @@ are read lazily from disk and decoded and augmented on each host (`HostDataset`,
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -57,25 +58,6 @@ def split_off_validation(train_images, train_labels, num_val: int):
     return (train_images[:cut], train_labels[:cut]), (train_images[cut:], train_labels[cut:])
 
 
-def _registry() -> dict[str, Callable[..., ArrayDataset]]:
-    from resnet_jax.data import cifar10, digits, synthetic  # noqa: PLC0415 (keeps tfds lazy)
-
-    return {"digits": digits.load, "cifar10": cifar10.load, "synthetic": synthetic.load}
-
-
-DATASETS = ("cifar10", "digits", "synthetic")
-HOST_FED = ("imagenet",)  # decoded and augmented on the hosts, not device-resident
-
-
-def load_dataset(name: str, eval_split: str = "test", data_dir: str | None = None) -> ArrayDataset:
-    """Load a dataset by name; `eval_split='val'` trains on 45k and evaluates on 5k held-out images."""
-    if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
-    if eval_split not in ("test", "val"):
-        raise DatasetError(f"unknown eval_split {eval_split!r}: expected 'test' or 'val'")
-    return _registry()[name](eval_split=eval_split, data_dir=data_dir)
-
-
 @dataclasses.dataclass(frozen=True)
 class HostDataset:
     """Records read lazily from disk (`train_images`/`eval_images` are random-access sources)."""
@@ -87,16 +69,3 @@ class HostDataset:
     image_shape: tuple[int, int, int]
     eval_split: str
     crop_padding: int = 0  # the engine crops nothing: host-fed crops come from the input pipeline
-
-
-def open_dataset(name: str, eval_split: str, data_dir: str | None,
-                 image_size: int = 0) -> ArrayDataset | HostDataset:
-    """Any dataset by name: device-resident arrays (`load_dataset`), or, for ImageNet, the lazily
-    read splits whose `image_size` crops the host pipeline makes."""
-    if name not in HOST_FED:
-        return load_dataset(name, eval_split, data_dir)
-    from resnet_jax.data import imagenet  # noqa: PLC0415 (grain only for ImageNet)
-
-    return HostDataset(imagenet.NAME, imagenet.open_split("train", data_dir),
-                       imagenet.open_split(eval_split, data_dir), imagenet.NUM_CLASSES,
-                       (image_size, image_size, 3), eval_split)
