@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Training throughput (issue 7): our engine vs a flax-examples step on CIFAR ResNet-20/56/110 (batch
+# Training throughput: our engine vs a flax-examples step on CIFAR ResNet-20/56/110 (batch
 # 128) and ImageNet ResNet-50 (batch 256), float32 and bfloat16; several seeds per program; the real
 # loop end to end with the projected time of a 64k-step run. JSON lines + markdown tables in --out.
 set -euo pipefail

@@ -59,7 +59,7 @@ def test_tiny_bench_writes_one_json_line_per_measurement(tmp_path, capsys):
         ours["images_per_sec"] / ref["images_per_sec"], rel=1e-2)
 
 
-def test_targets_compare_each_measurement_with_issue_7():
+def test_targets_compare_each_measurement_with_its_speed_target():
     env = {"num_devices": 1}
     records = [
         {"kind": "ratio", "model": "cifar_resnet20", "dtype": "bfloat16", "batch_size": 128,

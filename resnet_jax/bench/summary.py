@@ -10,7 +10,7 @@ from resnet_jax.bench import compile as compile_bench
 
 
 # ---- summary -------------------------------------------------------------------------------------
-# Issue 7's targets for one accelerator (checked by `targets`, printed under the tables).
+# The speed targets for one accelerator (docs/speed.md) (checked by `targets`, printed under the tables).
 TARGETS_S = {"cifar_resnet20": 120, "cifar_resnet110": 600}  # projected full Table-6 run
 TARGET_RATIO, AIM_RATIO = 1.0, 1.5  # ours / scanned reference step, CIFAR nets at batch 128
 TARGET_SEEDS_SPEEDUP = 2.0  # N seeds' aggregate images/s over one model's, on one device
