@@ -53,3 +53,18 @@ def environ(tmp_path_factory):
     import scaleout_helpers as h
 
     return h.env(1, h.cache_dir(tmp_path_factory))
+
+
+@pytest.fixture(scope="module")
+def digits_engine():
+    """(engine, dataset, device data) of a cifar_resnet8 on digits at the paper's batch 128, BN
+    over 64."""
+    from resnet_jax.configs import cifar_config
+    from resnet_jax.data import load_dataset
+    from resnet_jax.train.engine import create_engine, put_dataset
+
+    config = cifar_config("cifar_resnet8")
+    config.update(dataset="digits", batch_size=128, bn_group_size=64)
+    ds = load_dataset("digits")
+    engine = create_engine(config, ds.crop_padding, ds.num_classes)
+    return engine, ds, put_dataset(ds, engine.mesh, 360)

@@ -4,18 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from resnet_jax.configs import cifar_config
-from resnet_jax.data import load_dataset
-from resnet_jax.train.engine import EpochOrders, create_engine, put_dataset
-
-
-@pytest.fixture(scope="module")
-def setup():
-    config = cifar_config("cifar_resnet8")
-    config.update(dataset="digits", batch_size=128, bn_group_size=64)
-    ds = load_dataset("digits")
-    engine = create_engine(config, ds.crop_padding, ds.num_classes)
-    return engine, ds, put_dataset(ds, engine.mesh, 360)
+from resnet_jax.train.engine import EpochOrders
 
 
 def indices_fn(engine):
@@ -24,8 +13,8 @@ def indices_fn(engine):
 
 
 @pytest.mark.parametrize("start,num_steps", [(0, 1), (9, 3), (5, 50), (10, 12)])
-def test_chunk_orders_give_the_per_step_batches(setup, start, num_steps):
-    engine, ds, _ = setup
+def test_chunk_orders_give_the_per_step_batches(digits_engine, start, num_steps):
+    engine, ds, _ = digits_engine
     n = len(ds.train_images)  # 1,437 images: 11 steps per epoch at batch 128
     seed, indices = np.int32(7), indices_fn(engine)
     orders = engine.chunk_orders(seed, start, num_steps, n)
@@ -37,8 +26,8 @@ def test_chunk_orders_give_the_per_step_batches(setup, start, num_steps):
 
 
 @pytest.mark.numerics
-def test_scanned_chunk_equals_single_steps_across_an_epoch_boundary(setup):
-    engine, ds, data = setup
+def test_scanned_chunk_equals_single_steps_across_an_epoch_boundary(digits_engine):
+    engine, ds, data = digits_engine
     single = engine.init_state(ds.image_shape).replace(step=np.int32(9))  # epoch ends at step 11
     init_params = jax.device_get(single.params)
     state_copy = jax.tree.map(lambda x: x.copy(), single)  # train_chunk donates its state
@@ -62,8 +51,8 @@ def test_scanned_chunk_equals_single_steps_across_an_epoch_boundary(setup):
                  jax.device_get(scanned.params), jax.device_get(single.params))
 
 
-def test_host_kept_orders_cover_every_chunk_and_fall_back_when_they_do_not(setup):
-    engine, ds, data = setup
+def test_host_kept_orders_cover_every_chunk_and_fall_back_when_they_do_not(digits_engine):
+    engine, ds, data = digits_engine
     n = len(ds.train_images)
     state = engine.init_state(ds.image_shape).replace(step=np.int32(8))
     cache = EpochOrders(engine, *jax.device_get((state.seed, state.step)), n, max_chunk=5)

@@ -11,11 +11,10 @@ import optax
 import pytest
 
 from resnet_jax.configs import cifar_config
-from resnet_jax.data import load_dataset
 from resnet_jax.data.augment import normalize, pad_crop_flip
 from resnet_jax.models import create_model
 from resnet_jax.train import checkpoint
-from resnet_jax.train.engine import create_engine, make_optimizer, put_dataset
+from resnet_jax.train.engine import make_optimizer
 from resnet_jax.train.loop import run_identity
 
 MOMENTUM, WEIGHT_DECAY = 0.9, 1e-4
@@ -111,15 +110,6 @@ def test_momentum_form_is_part_of_the_run_identity():
         checkpoint._check_identity(old_meta, run_identity(config), "W/checkpoints/100")
     config.momentum_form = "optax"
     checkpoint._check_identity(old_meta, run_identity(config), "W/checkpoints/100")
-
-
-@pytest.fixture(scope="module")
-def digits_engine():
-    config = cifar_config("cifar_resnet8")
-    config.update(dataset="digits", batch_size=128, bn_group_size=64)
-    ds = load_dataset("digits")
-    engine = create_engine(config, ds.crop_padding, ds.num_classes)
-    return engine, ds, put_dataset(ds, engine.mesh, 360)
 
 
 @pytest.mark.numerics
