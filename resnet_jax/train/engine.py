@@ -22,6 +22,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from resnet_jax.configs import MOMENTUM_FORMS
 from resnet_jax.data.augment import normalize, pad_crop_flip
 from resnet_jax.data.base import ArrayDataset
 from resnet_jax.models import create_model
@@ -301,7 +302,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     w := w - lr*v, where a new lr rescales the whole velocity at once. The two agree while the lr is
     constant.
     """
-    if config.momentum_form not in ("caffe", "optax"):  # configs.validate says so in one line
+    if config.momentum_form not in MOMENTUM_FORMS:  # configs.validate says so in one line
         raise ValueError(f"unknown momentum_form {config.momentum_form!r}")
 
     def sgd(learning_rate):
