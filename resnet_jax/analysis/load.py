@@ -14,7 +14,7 @@ import ml_collections
 
 from resnet_jax import configs, runs
 from resnet_jax.data import ArrayDataset, DatasetError, load_dataset
-from resnet_jax.train import checkpoint
+from resnet_jax.train import checkpoint, orbax_quiet
 from resnet_jax.train.engine import DeviceData, Engine, TrainState, create_engine, put_dataset
 
 
@@ -75,7 +75,7 @@ def restore_state(workdir: str, engine: Engine, image_shape) -> TrainState:
         state = checkpoint.restore_latest(mngr, target)
     except Exception as e:  # noqa: BLE001 (orbax reports damage through many exception types)
         raise RunError(f"cannot restore the checkpoint in {source!r} "
-                       f"(step {mngr.latest_step()}): {_first_line(e)}") from None
+                       f"(step {mngr.latest_step()}): {orbax_quiet.gist(e) or type(e).__name__}") from None
     finally:
         mngr.close()
     if state is None:
@@ -97,13 +97,6 @@ def _multi_seed_run(workdir: str, seed: int) -> tuple[str, int, int] | None:
     if num_seeds > 1 and first <= seed < first + num_seeds:
         return parent, seed - first, num_seeds
     return None
-
-
-def _first_line(e: Exception, limit: int = 240) -> str:
-    """The gist of an orbax/tensorstore error, without its multi-kilobyte JSON spec."""
-    text = str(e).split(" [tensorstore_spec", 1)[0].strip()
-    text = text.splitlines()[0] if text else type(e).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def load_run(workdir: str, data_dir: str | None = None) -> Run:

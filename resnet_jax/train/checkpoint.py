@@ -134,8 +134,7 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
 
 
 def _reason(error: Exception) -> str:
-    text = str(error).split(" [tensorstore_spec", 1)[0].split(". See full TensorStore", 1)[0].strip()
-    text = text.splitlines()[0][:200] if text else ""
+    text = orbax_quiet.gist(error, limit=200)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 

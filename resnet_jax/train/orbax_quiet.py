@@ -83,3 +83,11 @@ def silence_aborted_io() -> None:
             default_excepthook(kind, value, tb)
 
     sys.excepthook = excepthook
+
+
+def gist(error: Exception, limit: int = 240) -> str:
+    """The first line of an orbax/tensorstore error, without its multi-kilobyte JSON spec ("" if
+    it has no text), at most `limit` characters."""
+    text = str(error).split(" [tensorstore_spec", 1)[0].split(". See full TensorStore", 1)[0].strip()
+    text = text.splitlines()[0] if text else ""
+    return text if len(text) <= limit else text[:limit] + "..."
