@@ -42,7 +42,7 @@ def _cases(tmp_path):
         "bad flag value": ({}, ["--steps=many"], "--steps=many"),
         "positional argument": ({}, ["extra"], "unexpected arguments: extra"),
         "missing data_dir": ({"dataset": "cifar10", "data_dir": "/nonexistent"}, [],
-                             "data_dir '/nonexistent': no such directory"),
+                             "data_dir '/nonexistent': no such file or directory"),
         "data_dir for digits": ({"data_dir": str(tmp_path)}, [], "dataset 'digits' does not read a data_dir"),
         "data_dir for synthetic": ({"dataset": "synthetic", "data_dir": str(tmp_path)}, [],
                                    "dataset 'synthetic' does not read a data_dir"),

@@ -188,8 +188,8 @@ def _data_dir_problem(config) -> str | None:
     if config.dataset not in _READS_DATA_DIR:
         return (f"dataset {config.dataset!r} does not read a data_dir: drop --config.data_dir "
                 f"(datasets read from one: {', '.join(_READS_DATA_DIR)})")
-    if not os.path.isdir(data_dir):
-        return f"data_dir {data_dir!r}: no such directory"
+    if not os.path.exists(data_dir):  # a file is fine: cifar10 reads cifar-10-*.tar.gz as it is
+        return f"data_dir {data_dir!r}: no such file or directory"
     return None
 
 

@@ -1,7 +1,10 @@
-"""CIFAR-10 from a prepared tensorflow-datasets directory, read without TensorFlow.
+"""CIFAR-10 from its home page's archives or from a prepared tensorflow-datasets directory, read
+without TensorFlow.
 
-Reading uses `tfds.data_source` (ArrayRecord files + numpy decoding). Preparing the dataset the first
-time needs the `prepare` extra (TensorFlow) and internet:
+`data_dir` may be `cifar-10-binary.tar.gz` / `cifar-10-python.tar.gz`, their extracted folders, or a
+folder holding one of those (cifar_archives.py, same arrays in the same order as tfds). Otherwise it
+is a tfds data_dir read with `tfds.data_source` (ArrayRecord files + numpy decoding); preparing one
+needs the `prepare` extra (TensorFlow) and internet:
     uv run --extra prepare tfds build cifar10 --file_format=array_record [--data_dir DIR]
 """
 
@@ -9,10 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from resnet_jax.data import cifar_archives
 from resnet_jax.data.base import ArrayDataset, DatasetError, split_off_validation
 
 NUM_VAL = 5_000  # the paper's 45k/5k train/val split (Sec 4.2)
-PREPARE_HINT = ("prepare it once with `uv run --extra prepare tfds build cifar10 "
+PREPARE_HINT = ("pass --config.data_dir=PATH/cifar-10-binary.tar.gz (or cifar-10-python.tar.gz, or "
+                "its extracted folder) from https://www.cs.toronto.edu/~kriz/cifar.html, or "
+                "prepare it once with `uv run --extra prepare tfds build cifar10 "
                 "--file_format=array_record --data_dir DIR` (needs internet) and pass "
                 "--config.data_dir=DIR, or run offline with --config.dataset=digits")
 
@@ -37,10 +43,15 @@ def read_split(name: str, split: str, data_dir: str | None) -> tuple[np.ndarray,
 
 
 def load(eval_split: str = "test", data_dir: str | None = None) -> ArrayDataset:
-    train_x, train_y = read_split("cifar10", "train", data_dir)
+    archive = cifar_archives.find(data_dir) if data_dir else None
+    if archive:
+        splits = cifar_archives.read(archive)
+        (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
+    else:
+        train_x, train_y = read_split("cifar10", "train", data_dir)
     if eval_split == "val":
         (train_x, train_y), (test_x, test_y) = split_off_validation(train_x, train_y, NUM_VAL)
-    else:
+    elif not archive:
         test_x, test_y = read_split("cifar10", "test", data_dir)
     return ArrayDataset("cifar10", train_x, train_y, test_x, test_y, num_classes=10,
                         crop_padding=4, eval_split=eval_split)

@@ -1,0 +1,149 @@
+"""CIFAR-10 from the home page's archives: all four forms give tfds's arrays in tfds's order; bad
+files fail with one line naming the file."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import pickle
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+import archive_fakes as fakes
+import scaleout_helpers as h
+from resnet_jax.data import DatasetError, cifar10, cifar_archives, load_dataset
+
+FORMS = ("bin_folder", "py_folder", "bin_archive", "py_archive")
+
+
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory):
+    """(batches, {form: path}) for 3 images per batch file."""
+    root = str(tmp_path_factory.mktemp("cifar"))
+    batches = fakes.cifar_batches(per_file=3)
+    return batches, fakes.write_cifar(root, batches)
+
+
+def test_tfds_order_is_what_the_tfds_builder_writes(cifar, tmp_path, monkeypatch):
+    """The real cifar10 builder run on the binary batches: its records are the archive readers'
+    arrays, index for index (so the 45k/5k split and every batch agree across routes)."""
+    pytest.importorskip("tensorflow_datasets")
+    batches, paths = cifar
+    data_dir = str(tmp_path / "tfds")
+    fakes.tfds_build_cifar10(monkeypatch, os.path.dirname(paths["bin_folder"]), data_dir)
+    from_tfds = load_dataset("cifar10", data_dir=data_dir)
+    train_x = np.concatenate([batches[s][0] for s in fakes.CIFAR_STEMS[:5]])
+    assert len(from_tfds.train_images) == 15 and len(from_tfds.eval_images) == 3
+    # tfds does not keep file order: it sorts by md5(split + index).
+    order = cifar_archives.tfds_order("train", 15)
+    assert not np.array_equal(order, np.arange(15))
+    np.testing.assert_array_equal(from_tfds.train_images, train_x[order])
+    for form in FORMS:
+        ds = load_dataset("cifar10", data_dir=paths[form])
+        for field in ("train_images", "train_labels", "eval_images", "eval_labels"):
+            np.testing.assert_array_equal(getattr(ds, field), getattr(from_tfds, field),
+                                          err_msg=f"{form} {field}")
+        assert ds.train_labels.dtype == np.int32 and ds.crop_padding == 4
+
+
+def test_each_form_is_found_by_content_from_its_parent_too(cifar, tmp_path):
+    _, paths = cifar
+    parent = os.path.dirname(paths["bin_folder"])
+    assert cifar_archives.find(parent)[:2] == ("bin", "folder")  # the extracted folder comes first
+    assert cifar_archives.find(paths["py_folder"])[:2] == ("py", "folder")
+    renamed = str(tmp_path / "downloaded.bin")  # a file is read by its members, not its name
+    shutil.copy(paths["py_archive"], renamed)
+    assert cifar_archives.find(renamed) == ("py", "archive", renamed)
+    only_archive = tmp_path / "only"
+    only_archive.mkdir()
+    shutil.copy(paths["bin_archive"], only_archive)
+    assert cifar_archives.find(str(only_archive))[:2] == ("bin", "archive")
+    (tmp_path / "tfds" / "cifar10").mkdir(parents=True)  # a tfds data_dir stays tfds's
+    shutil.copy(paths["bin_archive"], tmp_path / "tfds")
+    assert cifar_archives.find(str(tmp_path / "tfds")) is None
+    assert cifar_archives.find(str(tmp_path / "nothing")) is None
+
+
+def test_val_split_holds_out_the_last_5k_in_tfds_order(cifar, monkeypatch):
+    _, paths = cifar
+    monkeypatch.setattr(cifar10, "NUM_VAL", 5)
+    full = load_dataset("cifar10", data_dir=paths["bin_archive"])
+    val = load_dataset("cifar10", "val", data_dir=paths["py_archive"])
+    np.testing.assert_array_equal(val.eval_images, full.train_images[10:])
+    np.testing.assert_array_equal(val.train_labels, full.train_labels[:10])
+
+
+def _copy_form(paths, form, tmp_path) -> str:
+    dst = str(tmp_path / os.path.basename(paths[form]))
+    (shutil.copytree if os.path.isdir(paths[form]) else shutil.copy)(paths[form], dst)
+    return dst
+
+
+def _broken_cases(paths, tmp_path) -> dict[str, tuple[str, str]]:
+    """name -> (data_dir, expected part of the one-line message)."""
+    cases = {}
+    crafted = _copy_form(paths, "py_folder", tmp_path / "crafted")
+    with open(os.path.join(crafted, "data_batch_2"), "wb") as f:
+        f.write(pickle.dumps({b"data": _Boom()}, protocol=2))
+    cases["crafted pickle"] = (crafted, "data_batch_2: refusing to load")
+    bad_size = _copy_form(paths, "bin_folder", tmp_path / "size")
+    with open(os.path.join(bad_size, "test_batch.bin"), "ab") as f:
+        f.write(b"\0" * 10)
+    cases["wrong record size"] = (bad_size, "test_batch.bin: 9229 bytes is not a whole number of 3073")
+    missing = _copy_form(paths, "bin_folder", tmp_path / "missing")
+    os.remove(os.path.join(missing, "data_batch_4.bin"))
+    cases["missing batch file"] = (missing, "data_batch_4.bin: missing")
+    cut_pickle = _copy_form(paths, "py_folder", tmp_path / "cut")
+    with open(os.path.join(cut_pickle, "data_batch_1"), "r+b") as f:
+        f.truncate(500)
+    cases["truncated pickle"] = (cut_pickle, "data_batch_1: not a CIFAR-10 python batch")
+    truncated = str(tmp_path / "cifar-10-python.tar.gz")
+    with open(paths["py_archive"], "rb") as f:
+        data = f.read()
+    with open(truncated, "wb") as f:
+        f.write(data[: len(data) * 2 // 3])
+    cases["truncated archive"] = (truncated, "cifar-10-python.tar.gz: truncated or corrupt archive")
+    gz_missing = str(tmp_path / "short" / "cifar-10-binary.tar.gz")
+    os.makedirs(os.path.dirname(gz_missing))
+    shutil.copytree(paths["bin_folder"], tmp_path / "short" / "cifar-10-batches-bin")
+    os.remove(tmp_path / "short" / "cifar-10-batches-bin" / "test_batch.bin")
+    fakes._tar_gz(gz_missing, str(tmp_path / "short" / "cifar-10-batches-bin"))
+    shutil.rmtree(tmp_path / "short" / "cifar-10-batches-bin")
+    cases["member missing from the archive"] = (gz_missing, "cifar-10-batches-bin/test_batch.bin is missing")
+    return cases
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, ("touch SHOULD_NOT_EXIST",))
+
+
+def test_broken_files_fail_with_one_line_naming_the_file(cifar, tmp_path, monkeypatch):
+    _, paths = cifar
+    monkeypatch.chdir(tmp_path)
+    for name, (data_dir, expected) in _broken_cases(paths, tmp_path).items():
+        with pytest.raises(DatasetError) as err:
+            load_dataset("cifar10", data_dir=data_dir)
+        assert expected in str(err.value) and "\n" not in str(err.value), (name, str(err.value))
+    assert not (tmp_path / "SHOULD_NOT_EXIST").exists()
+    with gzip.open(paths["py_archive"]) as f:  # the case above cut a real gzip stream
+        assert f.read(2)
+
+
+def test_broken_files_exit_2_through_resnet_jax_train(cifar, tmp_path):
+    _, paths = cifar
+    cases = _broken_cases(paths, tmp_path)
+    argvs = [["train", "--config=experiments/table6.py:20", f"--workdir={tmp_path / 'run'}",
+              "--config.steps=1", f"--config.data_dir={data_dir}"] for data_dir, _ in cases.values()]
+    runner = h.run([sys.executable, "tests/cli_runner.py"], {**h.env(1), "HOME": str(tmp_path)},
+                   input=json.dumps(argvs))
+    assert runner.returncode == 0, runner.stderr
+    assert not os.path.exists(os.path.join(h.REPO, "SHOULD_NOT_EXIST"))
+    for (name, (_, expected)), result in zip(cases.items(), json.loads(runner.stdout)):
+        lines = [line for line in result["stderr"].splitlines() if line.strip()]
+        assert result["code"] == 2 and len(lines) == 1, (name, result)
+        assert lines[0].startswith("resnet-jax train: error: ") and expected in lines[0], (name, lines)
