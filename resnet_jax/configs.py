@@ -24,9 +24,11 @@ FIELD_DOCS = {
                 "C: all projections (ImageNet)",
     "stride_on_3x3": 'True = "v1.5" bottlenecks, stride on the 3x3 conv (not the paper\'s model)',
     "dtype": "compute dtype, float32 or bfloat16 (params, BN statistics and loss stay float32)",
-    "dataset": 'cifar10 (archive or tfds), digits (offline, scikit-learn), synthetic (benchmarks), imagenet',
-    "data_dir": ("cifar10: a tfds data_dir, cifar-10-*.tar.gz or its extracted folder; imagenet: a tfds "
-                 "data_dir, a train/ + val/ folder tree, or the ILSVRC2012 tars; unset: ~/tensorflow_datasets"),
+    "dataset": 'cifar10 (archive or tfds), digits (offline, scikit-learn), synthetic (benchmarks), '
+               'imagenet',
+    "data_dir": ("cifar10: cifar-10-*.tar.gz, its extracted folder or a tfds data_dir; imagenet: a "
+                 "folder of train/ + val/, of the ILSVRC2012 tars, or a tfds data_dir; "
+                 "unset: ~/tensorflow_datasets"),
     "eval_split": 'CIFAR "test", or "val": train on 45k, evaluate on 5k held out; ImageNet "validation"',
     "image_size": "training crop and centre-crop test size",
     "scale_range": "shorter side drawn uniformly from this range (scale augmentation)",

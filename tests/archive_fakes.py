@@ -12,7 +12,8 @@ import tarfile
 import numpy as np
 from PIL import Image
 
-CIFAR_LABEL_NAMES = "airplane automobile bird cat deer dog frog horse ship truck".split()
+CIFAR_LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                     "truck"]
 CIFAR_STEMS = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 
@@ -75,7 +76,7 @@ def _encode_without_tf(self, image) -> bytes:
 class _GFileModule:
     class io:  # noqa: N801 (stands in for tf.io)
         class gfile:  # noqa: N801
-            GFile = staticmethod(open)
+            GFile = staticmethod(lambda path, mode="r": open(os.fspath(path), mode))
             exists = staticmethod(os.path.exists)
 
 
@@ -93,3 +94,73 @@ def tfds_build_cifar10(monkeypatch, extracted_root: str, data_dir: str) -> None:
     builder = tfds.builder("cifar10", data_dir=data_dir, file_format="array_record")
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         verify_ssl=False, download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS))
+
+
+def imagenet_images(num_val: int = 8, per_class: int = 2, seed: int = 0
+                    ) -> tuple[dict[str, dict[str, bytes]], dict[str, bytes]]:
+    """({wnid: {file name: JPEG}}, {val file name: JPEG}): the first `num_val` official validation
+    images' names (their classes per the devkit) and `per_class` training images of each class."""
+    from imagenet_fakes import jpeg
+    from resnet_jax.data.imagenet_files import validation_wnids
+
+    rng = np.random.default_rng(seed)
+
+    def image():
+        h, w = rng.integers(20, 40, size=2)
+        return jpeg(rng.integers(0, 256, (h // 4, w // 4, 3), dtype=np.uint8).repeat(4, 0).repeat(4, 1))
+    truth = validation_wnids()[:num_val]
+    train = {w: {f"{w}_{k}.JPEG": image() for k in (11, 2, 300)[:per_class]} for w in sorted(set(truth))}
+    val = {f"ILSVRC2012_val_{k:08d}.JPEG": image() for k in range(1, num_val + 1)}
+    return train, val
+
+
+def val_wnid(name: str) -> str:
+    from resnet_jax.data.imagenet_files import validation_wnids
+
+    return validation_wnids()[int(name[len("ILSVRC2012_val_"):-len(".JPEG")]) - 1]
+
+
+def write_imagenet_folders(root: str, train: dict, val: dict) -> None:
+    """DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG (the tree PyTorch users train from)."""
+    for wnid, files in train.items():
+        os.makedirs(os.path.join(root, "train", wnid))
+        for name, data in files.items():
+            with open(os.path.join(root, "train", wnid, name), "wb") as f:
+                f.write(data)
+    for name, data in val.items():
+        os.makedirs(os.path.join(root, "val", val_wnid(name)), exist_ok=True)
+        with open(os.path.join(root, "val", val_wnid(name), name), "wb") as f:
+            f.write(data)
+
+
+def _tar_bytes(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def write_imagenet_tars(root: str, train: dict, val: dict) -> None:
+    """ILSVRC2012_img_train.tar (a tar of <wnid>.tar, each of <wnid>_<n>.JPEG) and
+    ILSVRC2012_img_val.tar (flat ILSVRC2012_val_<8 digits>.JPEG), as image-net.org ships them."""
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "ILSVRC2012_img_train.tar"), "wb") as f:
+        f.write(_tar_bytes({f"{w}.tar": _tar_bytes(files) for w, files in train.items()}))
+    with open(os.path.join(root, "ILSVRC2012_img_val.tar"), "wb") as f:
+        f.write(_tar_bytes(val))
+
+
+def tfds_build_imagenet2012(monkeypatch, manual_dir: str, data_dir: str) -> None:
+    """`tfds build imagenet2012 --manual_dir ... --file_format=array_record` (the real builder)."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import extractor
+    from tensorflow_datasets.datasets.imagenet2012 import imagenet2012_dataset_builder, imagenet_common
+
+    for module in (imagenet_common, imagenet2012_dataset_builder, extractor):
+        monkeypatch.setattr(module, "tf", _GFileModule)
+    monkeypatch.setattr(tfds.features.Image, "encode_example", _encode_without_tf)
+    builder = tfds.builder("imagenet2012", data_dir=data_dir, file_format="array_record")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))

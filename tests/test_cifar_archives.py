@@ -135,15 +135,21 @@ def test_broken_files_fail_with_one_line_naming_the_file(cifar, tmp_path, monkey
 
 
 def test_broken_files_exit_2_through_resnet_jax_train(cifar, tmp_path):
+    """CIFAR-10's broken files, and an ImageNet folder tree short of classes."""
     _, paths = cifar
-    cases = _broken_cases(paths, tmp_path)
-    argvs = [["train", "--config=experiments/table6.py:20", f"--workdir={tmp_path / 'run'}",
-              "--config.steps=1", f"--config.data_dir={data_dir}"] for data_dir, _ in cases.values()]
+    cases = {name: ("experiments/table6.py:20", *case)
+             for name, case in _broken_cases(paths, tmp_path).items()}
+    train, val = fakes.imagenet_images(num_val=4, per_class=1)
+    fakes.write_imagenet_folders(str(tmp_path / "imagenet"), train, val)
+    cases["imagenet short of classes"] = ("experiments/table2.py:resnet18", str(tmp_path / "imagenet"),
+                                          "holds 4 classes, ImageNet has 1000 (missing n01440764")
+    argvs = [["train", f"--config={experiment}", f"--workdir={tmp_path / 'run'}", "--config.steps=1",
+              f"--config.data_dir={data_dir}"] for experiment, data_dir, _ in cases.values()]
     runner = h.run([sys.executable, "tests/cli_runner.py"], {**h.env(1), "HOME": str(tmp_path)},
                    input=json.dumps(argvs))
     assert runner.returncode == 0, runner.stderr
     assert not os.path.exists(os.path.join(h.REPO, "SHOULD_NOT_EXIST"))
-    for (name, (_, expected)), result in zip(cases.items(), json.loads(runner.stdout)):
+    for (name, (_, _, expected)), result in zip(cases.items(), json.loads(runner.stdout)):
         lines = [line for line in result["stderr"].splitlines() if line.strip()]
         assert result["code"] == 2 and len(lines) == 1, (name, result)
         assert lines[0].startswith("resnet-jax train: error: ") and expected in lines[0], (name, lines)

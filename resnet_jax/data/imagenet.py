@@ -1,7 +1,9 @@
-"""ILSVRC2012 from a prepared tensorflow-datasets directory, read without TensorFlow, fed by grain.
+"""ILSVRC2012 read without TensorFlow, fed by grain.
 
-Records come from `tfds.data_source("imagenet2012")` (ArrayRecord files, JPEG bytes left encoded);
-grain decodes and augments them in worker processes. Each host reads its own shard
+Records come from the folder tree or the official tars (imagenet_files.py), or from a prepared
+tensorflow-datasets directory through `tfds.data_source("imagenet2012")` (ArrayRecord files); JPEG
+bytes are left encoded either way, in the same order with the same labels. grain decodes and
+augments them in worker processes. Each host reads its own shard
 (`jax.process_index()::jax.process_count()`) and produces its slice of every global batch. The
 training order and augmentation are a pure function of (seed, example index), so resuming at a step
 replays exactly the batches a run without interruption would have seen.
@@ -17,24 +19,32 @@ import grain
 import jax
 import numpy as np
 
+from resnet_jax.data import imagenet_files
 from resnet_jax.data.base import DatasetError
 from resnet_jax.data.imagenet_transforms import CenterCrop, TrainTransform
 
 NAME = "imagenet2012"
 NUM_CLASSES = 1000
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
-PREPARE_HINT = ("put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in a manual_dir and prepare "
-                "once with `uv run --extra prepare tfds build imagenet2012 --manual_dir MANUAL_DIR "
-                "--file_format=array_record --data_dir DATA_DIR`, then pass --data_dir DATA_DIR")
+PREPARE_HINT = ("pass --data_dir DIR where DIR holds ILSVRC2012_img_train.tar and "
+                "ILSVRC2012_img_val.tar, or the folders train/<wnid>/*.JPEG and val/<wnid>/*.JPEG; "
+                "or put the two tars in a manual_dir and prepare once with `uv run --extra prepare "
+                "tfds build imagenet2012 --manual_dir MANUAL_DIR --file_format=array_record "
+                "--data_dir DATA_DIR`, then pass --data_dir DATA_DIR")
 
 
 def open_split(split: str, data_dir: str | None) -> Sequence[dict]:
-    """Random-access records {'image': JPEG bytes, 'label': int} of a prepared split."""
+    """Random-access records {'image': JPEG bytes, 'label': int} of a split ('train', 'validation')
+    of the folder tree or tars in `data_dir`, or of a tfds directory."""
+    where = data_dir or DEFAULT_DATA_DIR
+    root = os.path.expanduser(where)
+    if (data_dir and split in imagenet_files.FOLDERS and not os.path.isdir(os.path.join(root, NAME))
+            and imagenet_files.layout(root, split)):
+        return imagenet_files.open_split(split, root, NUM_CLASSES)
     import tensorflow_datasets as tfds  # noqa: PLC0415 (slow import; keep it off other paths)
 
-    where = data_dir or DEFAULT_DATA_DIR
-    if not os.path.isdir(os.path.join(os.path.expanduser(where), NAME)):
-        raise DatasetError(f"no prepared {NAME} in {where}; {PREPARE_HINT}")
+    if not os.path.isdir(os.path.join(root, NAME)):
+        raise DatasetError(f"no ImageNet ({NAME}) in {where}; {PREPARE_HINT}")
     try:
         source = tfds.data_source(NAME, split=split, data_dir=data_dir, download=False,
                                   decoders={"image": tfds.decode.SkipDecoding()})

@@ -1,0 +1,158 @@
+"""ImageNet from the folder tree and from the official tars: the records tfds would prepare from the
+same files (bytes, order, classes), a cached index, skipped corrupt files, missing classes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+import archive_fakes as fakes
+from resnet_jax.data import DatasetError, imagenet, imagenet_files
+
+
+@pytest.fixture(scope="module")
+def imagenet_dirs(tmp_path_factory):
+    """{'folders', 'tars', 'tfds'} -> data_dir of the same 8 validation and 16 training images."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    root = tmp_path_factory.mktemp("imagenet")
+    train, val = fakes.imagenet_images(num_val=8, per_class=2)
+    fakes.write_imagenet_folders(str(root / "folders"), train, val)
+    fakes.write_imagenet_tars(str(root / "tars"), train, val)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        fakes.tfds_build_imagenet2012(monkeypatch, str(root / "tars"), str(root / "tfds"))
+    del tfds
+    return {"folders": str(root / "folders"), "tars": str(root / "tars"), "tfds": str(root / "tfds"),
+            "classes": sorted(train)}
+
+
+@pytest.fixture
+def eight_classes(monkeypatch, imagenet_dirs):
+    monkeypatch.setattr(imagenet, "NUM_CLASSES", len(imagenet_dirs["classes"]))
+
+
+def _copy(imagenet_dirs, form, tmp_path) -> str:
+    dst = str(tmp_path / form)
+    shutil.copytree(imagenet_dirs[form], dst, ignore=shutil.ignore_patterns("*.resnet_jax_index.npz"))
+    return dst
+
+
+@pytest.mark.parametrize("form", ["folders", "tars"])
+def test_records_are_tfds_records_index_for_index(imagenet_dirs, eight_classes, form):
+    """Same JPEG bytes in the same order as `tfds build imagenet2012` writes them; labels name the
+    same wnids (tfds numbers them among all 1000, these among the 8 present)."""
+    import tensorflow_datasets as tfds
+
+    names = tfds.features.ClassLabel(names_file=imagenet_files._tfds_file("labels.txt")).names
+    for split in ("train", "validation"):
+        ours = imagenet.open_split(split, imagenet_dirs[form])
+        theirs = imagenet.open_split(split, imagenet_dirs["tfds"])
+        assert isinstance(ours, imagenet_files.FileRecords) and len(ours) == len(theirs) > 0
+        for i in range(len(ours)):
+            assert ours[i]["image"] == theirs[i]["image"], (split, i)
+            assert ours.classes[ours[i]["label"]] == names[theirs[i]["label"]], (split, i)
+        a = next(imagenet.train_batches(ours, 4, seed=1, crop_size=16, scale_range=(16, 24)))
+        b = next(imagenet.train_batches(theirs, 4, seed=1, crop_size=16, scale_range=(16, 24)))
+        np.testing.assert_array_equal(a["image"], b["image"])
+
+
+def test_label_order_is_tfds_classlabel_order():
+    """Train labels are positions among the sorted wnids; for the full 1000 that is tfds's
+    ClassLabel (checkpoints from either route are interchangeable)."""
+    import tensorflow_datasets as tfds
+
+    wnids = imagenet_files.tfds_wnids()
+    label = tfds.features.ClassLabel(names_file=imagenet_files._tfds_file("labels.txt"))
+    assert len(wnids) == len(set(wnids)) == 1000 and wnids == sorted(wnids)
+    assert [label.str2int(w) for w in wnids] == list(range(1000))
+    assert len(imagenet_files.validation_wnids()) == 50_000
+    assert set(imagenet_files.validation_wnids()) == set(wnids)
+
+
+def test_sources_pickle_for_grain_workers_and_shard(imagenet_dirs, eight_classes):
+    source = imagenet.open_split("train", imagenet_dirs["tars"])
+    source[0]  # opens the tar in this process
+    copy = pickle.loads(pickle.dumps(source))
+    assert [copy[i]["image"] for i in range(3)] == [source[i]["image"] for i in range(3)]
+    assert len(imagenet.host_shard(source)) == len(source)
+    with pytest.raises(IndexError):
+        source[len(source)]
+
+
+def test_index_is_cached_beside_the_data_or_in_the_cache_dir(imagenet_dirs, eight_classes, tmp_path,
+                                                             monkeypatch):
+    data = _copy(imagenet_dirs, "tars", tmp_path)
+    first = imagenet.open_split("train", data)
+    assert os.path.exists(os.path.join(data, "ILSVRC2012_img_train.tar.resnet_jax_index.npz"))
+
+    def no_rescan(*args):
+        raise AssertionError("indexed again")
+    monkeypatch.setattr(imagenet_files, "_index_train_tar", no_rescan)
+    again = imagenet.open_split("train", data)
+    assert [again[i]["image"] for i in range(len(again))] == [first[i]["image"] for i in range(len(first))]
+    monkeypatch.undo()
+    monkeypatch.setattr(imagenet, "NUM_CLASSES", len(imagenet_dirs["classes"]))
+    # A data folder we cannot write to (a folder where the index file would go stands in for
+    # permissions, which root ignores): the index goes to the cache dir.
+    folders = _copy(imagenet_dirs, "folders", tmp_path)
+    os.mkdir(os.path.join(folders, "train.resnet_jax_index.npz"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    imagenet.open_split("train", folders)
+    assert len(os.listdir(tmp_path / "cache" / "resnet_jax" / "imagenet_index")) == 1
+    # A changed class folder is indexed again.
+    wnid = imagenet_dirs["classes"][0]
+    class_dir = os.path.join(folders, "train", wnid)
+    os.remove(os.path.join(class_dir, sorted(os.listdir(class_dir))[0]))
+    assert len(imagenet.open_split("train", folders)) == len(first) - 1
+
+
+def _corrupt(good: bytes) -> dict[str, bytes]:
+    return {"empty.JPEG": b"", "page.JPEG": b"<html>404 Not Found</html>",
+            "cut.JPEG": good[: len(good) // 2]}
+
+
+def test_corrupt_images_are_skipped_with_a_warning_naming_them(imagenet_dirs, eight_classes, tmp_path,
+                                                               caplog):
+    train, val = fakes.imagenet_images(num_val=8, per_class=2)
+    wnid = imagenet_dirs["classes"][0]
+    bad = {f"{wnid}_{k}": data for k, data in _corrupt(next(iter(train[wnid].values()))).items()}
+    train[wnid].update(bad)
+    fakes.write_imagenet_folders(str(tmp_path / "folders"), train, val)
+    fakes.write_imagenet_tars(str(tmp_path / "tars"), train, val)
+    for form in ("folders", "tars"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            source = imagenet.open_split("train", str(tmp_path / form))
+        assert len(source) == 16, form
+        (message,) = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+        assert "skipping 3 file(s)" in message and all(name in message for name in bad), message
+        assert all(source[i]["image"][:3] == b"\xff\xd8\xff" for i in range(len(source)))
+
+
+def test_missing_classes_fail_with_one_line_naming_one(imagenet_dirs, eight_classes, tmp_path,
+                                                       monkeypatch):
+    folders = _copy(imagenet_dirs, "folders", tmp_path)
+    gone = imagenet_dirs["classes"][3]
+    shutil.rmtree(os.path.join(folders, "val", gone))
+    with pytest.raises(DatasetError, match=f"val has no images of class {gone} of .*train"):
+        imagenet.open_split("validation", folders)
+    shutil.rmtree(os.path.join(folders, "train", gone))
+    os.makedirs(os.path.join(folders, "val", gone))
+    monkeypatch.setattr(imagenet, "NUM_CLASSES", len(imagenet_dirs["classes"]) - 1)
+    with pytest.raises(DatasetError, match=f"val has class {gone} that .*train lacks"):
+        imagenet.open_split("validation", folders)
+    monkeypatch.setattr(imagenet, "NUM_CLASSES", 1000)  # the real check, on the real class list
+    with pytest.raises(DatasetError) as err:
+        imagenet.open_split("train", folders)
+    assert ("holds 7 classes, ImageNet has 1000 (missing n01440764, n01443537, n01484850 ...)"
+            in str(err.value))
+    assert "\n" not in str(err.value)
+    tars = _copy(imagenet_dirs, "tars", tmp_path)
+    with open(os.path.join(tars, "ILSVRC2012_img_train.tar"), "r+b") as f:
+        f.truncate(5000)
+    with pytest.raises(DatasetError, match="ILSVRC2012_img_train.tar: not a readable tar"):
+        imagenet.open_split("train", tars)
