@@ -156,3 +156,52 @@ def test_missing_classes_fail_with_one_line_naming_one(imagenet_dirs, eight_clas
         f.truncate(5000)
     with pytest.raises(DatasetError, match="ILSVRC2012_img_train.tar: not a readable tar"):
         imagenet.open_split("train", tars)
+
+
+def test_prepare_packs_what_tfds_builds_resuming_after_a_kill(imagenet_dirs, eight_classes, tmp_path,
+                                                               monkeypatch, capsys):
+    from resnet_jax import cli
+    from resnet_jax.data import imagenet_pack
+
+    dst = str(tmp_path / "packed")
+    argv = ["resnet-jax", "prepare", "imagenet", imagenet_dirs["tars"], dst, "--images_per_shard=5",
+            "--no_progress"]
+    write, written = imagenet_pack._write_shard, []
+
+    def killed_at_the_third_shard(path, *args):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(os.path.basename(path))
+        return write(path, *args)
+    monkeypatch.setattr(imagenet_pack, "_write_shard", killed_at_the_third_shard)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(argv)
+    assert not os.path.exists(os.path.join(imagenet_pack.version_dir(dst), "dataset_info.json"))
+    with pytest.raises(DatasetError, match="has not finished; run it again"):  # not read until done
+        imagenet.open_split("train", dst)
+    written.clear()
+    monkeypatch.setattr(imagenet_pack, "_write_shard", lambda path, *args: (
+        written.append(os.path.basename(path)), write(path, *args))[1])
+    cli.main(argv)
+    assert "16 train images, 8 validation images" in capsys.readouterr().out
+    assert len(written) == 4 and "imagenet2012-train.array_record-00000-of-00004" not in written
+    for split in ("train", "validation"):  # a tfds directory equal to what `tfds build` writes
+        ours, theirs = imagenet.open_split(split, dst), imagenet.open_split(split, imagenet_dirs["tfds"])
+        assert len(ours) == len(theirs)
+        for i in range(len(ours)):
+            assert ours[i]["image"] == theirs[i]["image"] and ours[i]["label"] == theirs[i]["label"]
+
+
+def test_prepare_refuses_bad_input_with_one_line(imagenet_dirs, eight_classes, tmp_path, capsys):
+    from resnet_jax import cli
+
+    def fails(*args) -> str:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["resnet-jax", "prepare", "imagenet", *args, "--no_progress"])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.count("\n") == 1, err
+        return err
+    assert "no train/ folder or ILSVRC2012_img_train.tar" in fails(str(tmp_path), str(tmp_path / "d"))
+    dst = str(tmp_path / "packed")
+    cli.main(["resnet-jax", "prepare", "imagenet", imagenet_dirs["tars"], dst, "--no_progress"])
+    assert "holds part of a different preparation" in fails(imagenet_dirs["folders"], dst)

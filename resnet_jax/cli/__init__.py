@@ -53,6 +53,11 @@ def _fig7(argv):
     fig7.main(argv)
 
 
+def _prepare(argv):
+    from resnet_jax.cli import prepare  # noqa: PLC0415
+    prepare.main(argv)
+
+
 def _bench(argv):
     from resnet_jax.cli import bench  # noqa: PLC0415
     bench.main(argv)
@@ -67,6 +72,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "plot": (_plot, "training curves (Fig 1/4/6 style) from runs"),
     "eval": (_eval, "test error of a saved run's latest checkpoint"),
     "fig7": (_fig7, "Fig 7: std of the 3x3 layers' responses of runs"),
+    "prepare": (_prepare, "pack ImageNet's folders or tars into ArrayRecord shards, once"),
     "bench": (_bench, "training images/s: our engine vs a plain Flax step, e2e, compile"),
 }
 

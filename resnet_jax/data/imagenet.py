@@ -19,7 +19,7 @@ import grain
 import jax
 import numpy as np
 
-from resnet_jax.data import imagenet_files
+from resnet_jax.data import imagenet_files, imagenet_pack
 from resnet_jax.data.base import DatasetError
 from resnet_jax.data.imagenet_transforms import CenterCrop, TrainTransform
 
@@ -45,6 +45,9 @@ def open_split(split: str, data_dir: str | None) -> Sequence[dict]:
 
     if not os.path.isdir(os.path.join(root, NAME)):
         raise DatasetError(f"no ImageNet ({NAME}) in {where}; {PREPARE_HINT}")
+    if unfinished := imagenet_pack.unfinished(root):
+        raise DatasetError(f"{where}: `resnet-jax prepare imagenet {unfinished} {where}` has not "
+                           "finished; run it again to finish (it resumes)")
     try:
         source = tfds.data_source(NAME, split=split, data_dir=data_dir, download=False,
                                   decoders={"image": tfds.decode.SkipDecoding()})

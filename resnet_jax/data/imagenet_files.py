@@ -266,6 +266,7 @@ class FileRecords(Sequence):
         self.root, self.files, self.classes = root, list(index["files"]), list(classes)
         self.file, self.offset = index["file_id"][order], index["offset"][order]
         self.size, self.label = index["size"][order], labels[order]
+        self.names = np.asarray(index["name"], dtype=bytes)[order]  # file names, for `prepare`
         self._open: dict[int, int] = {}
         self._pid = os.getpid()
 
