@@ -107,6 +107,9 @@ def _broken_cases(paths, tmp_path) -> dict[str, tuple[str, str]]:
     with open(truncated, "wb") as f:
         f.write(data[: len(data) * 2 // 3])
     cases["truncated archive"] = (truncated, "cifar-10-python.tar.gz: truncated or corrupt archive")
+    not_cifar = tmp_path / "notes.txt"
+    not_cifar.write_text("not an archive")
+    cases["not an archive"] = (str(not_cifar), "notes.txt: not a CIFAR-10 archive")
     gz_missing = str(tmp_path / "short" / "cifar-10-binary.tar.gz")
     os.makedirs(os.path.dirname(gz_missing))
     shutil.copytree(paths["bin_folder"], tmp_path / "short" / "cifar-10-batches-bin")

@@ -205,3 +205,12 @@ def test_prepare_refuses_bad_input_with_one_line(imagenet_dirs, eight_classes, t
     dst = str(tmp_path / "packed")
     cli.main(["resnet-jax", "prepare", "imagenet", imagenet_dirs["tars"], dst, "--no_progress"])
     assert "holds part of a different preparation" in fails(imagenet_dirs["folders"], dst)
+
+
+def test_reader_speed_bench_runs_every_reader(tmp_path):
+    from resnet_jax.bench.readers import reader_rates
+
+    out = reader_rates(str(tmp_path), rounds=1, num_train=8, num_val=3)
+    assert out["images"] == 8 and 40 < out["mean_jpeg_kb"] < 200 and out["prepare_images_per_s"] > 0
+    for mode in ("read", "read_decode"):
+        assert set(out[mode]) == {"folders", "tars", "tfds"} and min(out[mode].values()) > 0

@@ -25,7 +25,9 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, tuple[str, ...]]:
     parser = argparse.ArgumentParser(prog=argv[0], description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", required=True, choices=sorted(tables.TABLES))
-    parser.add_argument("--data_dir", default=None, help="tfds data_dir with imagenet2012 prepared")
+    parser.add_argument("--data_dir", default=None,
+                        help="ILSVRC2012: a folder of train/ + val/, of the official tars, or a tfds "
+                             "data_dir (docs/data.md)")
     parser.add_argument("--steps", type=int, default=None,
                         help="training steps per net (default: the paper's 60e4); the lr schedule "
                              "and intervals shrink with it")

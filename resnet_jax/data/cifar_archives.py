@@ -65,11 +65,13 @@ def _archive_form(path: str) -> str | None:
 
 def find(data_dir: str) -> tuple[str, str, str] | None:
     """(form 'bin'|'py', kind 'folder'|'archive', path) of the CIFAR-10 archive that `data_dir` is or
-    holds, or None (then it may be a tfds data_dir)."""
+    holds, or None (then it may be a tfds data_dir). A file must be one of the two archives."""
     path = os.path.expanduser(data_dir)
     if os.path.isfile(path):
-        form = _archive_form(path)
-        return (form, "archive", path) if form else None
+        if form := _archive_form(path):
+            return form, "archive", path
+        raise DatasetError(f"{path}: not a CIFAR-10 archive (cifar-10-binary.tar.gz or "
+                           "cifar-10-python.tar.gz), or a truncated or corrupt one; download it again")
     if not os.path.isdir(path) or os.path.isdir(os.path.join(path, "cifar10")):
         return None  # a tfds data_dir (read by cifar10.read_split as before), or nothing
     if form := _folder_form(path):
