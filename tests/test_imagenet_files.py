@@ -55,9 +55,16 @@ def test_records_are_tfds_records_index_for_index(imagenet_dirs, eight_classes, 
         for i in range(len(ours)):
             assert ours[i]["image"] == theirs[i]["image"], (split, i)
             assert ours.classes[ours[i]["label"]] == names[theirs[i]["label"]], (split, i)
-        a = next(imagenet.train_batches(ours, 4, seed=1, crop_size=16, scale_range=(16, 24)))
-        b = next(imagenet.train_batches(theirs, 4, seed=1, crop_size=16, scale_range=(16, 24)))
-        np.testing.assert_array_equal(a["image"], b["image"])
+    # The same batches from either source, and a resumed run continues exactly.
+    ours = imagenet.train_batches(imagenet.open_split("train", imagenet_dirs[form]), 4, seed=1,
+                                  crop_size=16, scale_range=(16, 24))
+    theirs = imagenet.train_batches(imagenet.open_split("train", imagenet_dirs["tfds"]), 4, seed=1,
+                                    crop_size=16, scale_range=(16, 24))
+    first, second = next(ours), next(ours)
+    np.testing.assert_array_equal(first["image"], next(theirs)["image"])
+    resumed = imagenet.train_batches(imagenet.open_split("train", imagenet_dirs[form]), 4, seed=1,
+                                     crop_size=16, scale_range=(16, 24), start_step=1)
+    np.testing.assert_array_equal(next(resumed)["image"], second["image"])
 
 
 def test_label_order_is_tfds_classlabel_order():
@@ -164,8 +171,7 @@ def test_prepare_packs_what_tfds_builds_resuming_after_a_kill(imagenet_dirs, eig
     from resnet_jax.data import imagenet_pack
 
     dst = str(tmp_path / "packed")
-    argv = ["resnet-jax", "prepare", "imagenet", imagenet_dirs["tars"], dst, "--images_per_shard=5",
-            "--no_progress"]
+    argv = ["resnet-jax", "prepare", "imagenet", imagenet_dirs["tars"], dst, "--images_per_shard=5"]
     write, written = imagenet_pack._write_shard, []
 
     def killed_at_the_third_shard(path, *args):
@@ -182,8 +188,14 @@ def test_prepare_packs_what_tfds_builds_resuming_after_a_kill(imagenet_dirs, eig
     written.clear()
     monkeypatch.setattr(imagenet_pack, "_write_shard", lambda path, *args: (
         written.append(os.path.basename(path)), write(path, *args))[1])
+    capsys.readouterr()
     cli.main(argv)
-    assert "16 train images, 8 validation images" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "16 train images, 8 validation images" in out
+    # Not a terminal: lines, not a bar; resumed with 2 of 6 shards (8 of 24 images) packed.
+    lines = err.splitlines()
+    assert lines[0].startswith("packing imagenet2012: 50% (12/24 images") and "\r" not in err
+    assert lines[-1].startswith("packing imagenet2012: 100% (24/24 images"), lines
     assert len(written) == 4 and "imagenet2012-train.array_record-00000-of-00004" not in written
     for split in ("train", "validation"):  # a tfds directory equal to what `tfds build` writes
         ours, theirs = imagenet.open_split(split, dst), imagenet.open_split(split, imagenet_dirs["tfds"])

@@ -89,7 +89,7 @@ def reader_rates(root: str, rounds: int = 5, num_train: int = 600, num_val: int 
     splits = {s: imagenet_files.open_split(s, os.path.join(root, "tars"), num_classes)
               for s in imagenet_pack.SPLITS}
     start = time.perf_counter()
-    imagenet_pack.prepare(os.path.join(root, "tars"), os.path.join(root, "tfds"), splits, progress=False)
+    imagenet_pack.prepare(os.path.join(root, "tars"), os.path.join(root, "tfds"), splits, progress=None)
     prepare_rate = sum(len(s) for s in splits.values()) / (time.perf_counter() - start)
     sources["tfds"] = tfds.data_source("imagenet2012", split="train", data_dir=os.path.join(root, "tfds"),
                                        decoders={"image": tfds.decode.SkipDecoding()})

@@ -25,7 +25,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("dst", help="tfds data_dir to write (then train with --config.data_dir=DST)")
     parser.add_argument("--images_per_shard", type=int, default=None,
                         help="images per ArrayRecord shard (default 1250, about 140 MB)")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no_progress", action="store_true",
+                        help="no progress report (default: a bar in a terminal, else a line per 5%%)")
     args = parser.parse_args(argv[1:])
     if args.images_per_shard is not None and args.images_per_shard <= 0:
         parser.exit(2, f"{argv[0]}: error: --images_per_shard must be positive\n")
@@ -46,7 +47,8 @@ def main(argv: list[str]) -> None:
     try:
         sources = {s: imagenet_files.open_split(s, src, imagenet.NUM_CLASSES) for s in imagenet_pack.SPLITS}
         kwargs = {} if args.images_per_shard is None else {"images_per_shard": args.images_per_shard}
-        counts = imagenet_pack.prepare(src, args.dst, sources, progress=not args.no_progress, **kwargs)
+        progress = None if args.no_progress else "bar" if sys.stderr.isatty() else "lines"
+        counts = imagenet_pack.prepare(src, args.dst, sources, progress=progress, **kwargs)
     except DatasetError as e:
         fail(str(e), 2)
     except OSError as e:

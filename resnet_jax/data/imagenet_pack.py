@@ -94,9 +94,16 @@ def _read_done(path: str) -> dict[str, int] | None:
 
 
 def prepare(src: str, dst: str, sources: dict, *, images_per_shard: int = IMAGES_PER_SHARD,
-            progress: bool = True) -> dict[str, int]:
+            progress: str | None = "bar") -> dict[str, int]:
     """Write `sources` ({split: imagenet_files.FileRecords of src}) to a tfds directory under `dst`;
-    returns the images per split. Resumes a killed run; raises DatasetError if the counts disagree."""
+    returns the images per split. Resumes a killed run; raises DatasetError if the counts disagree.
+
+    `progress`: "bar" (a tqdm bar, for a terminal), "lines" (a line on stderr at every 5%, for logs
+    where no terminal redraws a bar) or None.
+    """
+    import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
     from tqdm import tqdm  # noqa: PLC0415
 
     out = version_dir(dst)
@@ -120,8 +127,9 @@ def prepare(src: str, dst: str, sources: dict, *, images_per_shard: int = IMAGES
     total = sum(len(r) for r in sources.values())
     done = {s: [_read_done(shard_path(dst, s, k, len(b))) for k in range(len(b))] for s, b in shards.items()}
     already = sum(stop - start for s, b in shards.items() for (start, stop), d in zip(b, done[s]) if d)
-    bar = tqdm(total=total, initial=already, unit="img", desc=f"packing {NAME}", disable=not progress,
-               smoothing=0.05)
+    bar = tqdm(total=total, initial=already, unit="img", desc=f"packing {NAME}",
+               disable=progress != "bar", smoothing=0.05)
+    packed, started, next_line = already, time.monotonic(), 0.05
     for split, source in sources.items():
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in source.names]
         for k, (start, stop) in enumerate(shards[split]):
@@ -129,6 +137,12 @@ def prepare(src: str, dst: str, sources: dict, *, images_per_shard: int = IMAGES
                 path = shard_path(dst, split, k, len(shards[split]))
                 done[split][k] = _write_shard(path, source, names, start, stop, serialize,
                                               lambda: bar.update(1))
+                packed += stop - start
+                if progress == "lines" and packed >= next_line * total:
+                    rate = (packed - already) / max(time.monotonic() - started, 1e-9)
+                    print(f"packing {NAME}: {packed / total:.0%} ({packed:,}/{total:,} images, "
+                          f"{rate:,.0f} images/s)", file=sys.stderr, flush=True)
+                    next_line = (int(packed / total / 0.05) + 1) * 0.05
     bar.close()
     _check(dst, sources, shards, done)
     _write_info(builder, dst, shards)
