@@ -75,7 +75,7 @@ def tfds_order(split: str, names: Sequence[str]) -> np.ndarray:
 
     def digest(name):
         md5 = salt.copy()
-        md5.update(name.encode())
+        md5.update(os.fsencode(name))
         return md5.digest()
     return np.asarray(sorted(range(len(names)), key=[digest(n) for n in names].__getitem__), np.int64)
 
@@ -133,7 +133,8 @@ def _index_train_tar(root: str, name: str) -> Index:
         for member in sorted(outer, key=lambda m: m.name):
             wnid = os.path.basename(member.name).removesuffix(".tar")
             classes.append(wnid)
-            f.seek(member.offset_data)  # tarfile records member offsets relative to the start
+            # tarfile starts at f.tell(): the inner members' offsets are positions in the outer tar.
+            f.seek(member.offset_data)
             with tarfile.open(fileobj=f, mode="r:") as tar:
                 inner = [m for m in tar if m.isfile()]
             for image in sorted(inner, key=lambda m: m.name):
@@ -263,10 +264,13 @@ class FileRecords(Sequence):
 
     def __init__(self, root: str, index: Index, order: np.ndarray, labels: np.ndarray,
                  classes: Sequence[str]):
-        self.root, self.files, self.classes = root, list(index["files"]), list(classes)
+        self.root, self.classes = root, list(classes)
+        # One path per image for a folder tree: a bytes array pickles to grain's workers as one
+        # buffer, not 1.28M string objects.
+        self.files = np.asarray([os.fsencode(p) for p in index["files"]], dtype=bytes)
         self.file, self.offset = index["file_id"][order], index["offset"][order]
         self.size, self.label = index["size"][order], labels[order]
-        self.names = np.asarray(index["name"], dtype=bytes)[order]  # file names, for `prepare`
+        self.names = np.asarray([os.fsencode(n) for n in index["name"]], dtype=bytes)[order]  # file names, for `prepare`
         self._open: dict[int, int] = {}
         self._pid = os.getpid()
 
@@ -280,13 +284,16 @@ class FileRecords(Sequence):
         if self._pid != os.getpid():  # a forked worker: its parent's descriptors are not its own
             self._open, self._pid = {}, os.getpid()
         if file not in self._open:
-            self._open[file] = os.open(os.path.join(self.root, self.files[file]), os.O_RDONLY)
+            self._open[file] = os.open(self._path(file), os.O_RDONLY)
         return self._open[file]
+
+    def _path(self, file: int) -> str:
+        return os.path.join(self.root, os.fsdecode(self.files[file]))
 
     def read(self, i: int) -> bytes:
         file, offset = int(self.file[i]), int(self.offset[i])
         if offset < 0:
-            with open(os.path.join(self.root, self.files[file]), "rb") as f:
+            with open(self._path(file), "rb") as f:
                 return f.read()
         return os.pread(self._fd(file), int(self.size[i]), offset)
 

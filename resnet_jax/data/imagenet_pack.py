@@ -131,7 +131,7 @@ def prepare(src: str, dst: str, sources: dict, *, images_per_shard: int = IMAGES
                disable=progress != "bar", smoothing=0.05)
     packed, started, next_line = already, time.monotonic(), 0.05
     for split, source in sources.items():
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in source.names]
+        names = [os.fsdecode(n) for n in source.names]
         for k, (start, stop) in enumerate(shards[split]):
             if done[split][k] is None:
                 path = shard_path(dst, split, k, len(shards[split]))
