@@ -270,7 +270,8 @@ class FileRecords(Sequence):
         self.files = np.asarray([os.fsencode(p) for p in index["files"]], dtype=bytes)
         self.file, self.offset = index["file_id"][order], index["offset"][order]
         self.size, self.label = index["size"][order], labels[order]
-        self.names = np.asarray([os.fsencode(n) for n in index["name"]], dtype=bytes)[order]  # file names, for `prepare`
+        # The images' file names (tfds keeps them as `file_name`; `prepare` does too).
+        self.names = np.asarray([os.fsencode(n) for n in index["name"]], dtype=bytes)[order]
         self._open: dict[int, int] = {}
         self._pid = os.getpid()
 
