@@ -226,3 +226,18 @@ def test_reader_speed_bench_runs_every_reader(tmp_path):
     assert out["images"] == 8 and 40 < out["mean_jpeg_kb"] < 200 and out["prepare_images_per_s"] > 0
     for mode in ("read", "read_decode"):
         assert set(out[mode]) == {"folders", "tars", "tfds"} and min(out[mode].values()) > 0
+
+
+def test_the_file_readers_import_neither_tensorflow_nor_tfds(imagenet_dirs, tmp_path):
+    import subprocess
+    import sys
+
+    cifar = fakes.write_cifar(str(tmp_path), fakes.cifar_batches(per_file=1))["py_archive"]
+    code = ("import sys\n"
+            "from resnet_jax.data import imagenet, load_dataset\n"
+            f"imagenet.NUM_CLASSES = {len(imagenet_dirs['classes'])}\n"
+            f"load_dataset('cifar10', data_dir={cifar!r})\n"
+            f"for split in ('train', 'validation'):\n"
+            f"    imagenet.open_split(split, {imagenet_dirs['tars']!r})[0]\n"
+            "assert not {'tensorflow', 'tensorflow_datasets'} & set(sys.modules), 'imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,6 +10,8 @@ are read lazily from disk and decoded and augmented on each host (`HostDataset`,
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 from typing import Sequence
 
 import numpy as np
@@ -69,3 +71,17 @@ class HostDataset:
     image_shape: tuple[int, int, int]
     eval_split: str
     crop_padding: int = 0  # the engine crops nothing: host-fed crops come from the input pipeline
+
+
+def tfds_order(split: str, keys: Sequence[str]) -> np.ndarray:
+    """The order in which `tfds build` writes a split's examples, given the key each was generated
+    with: ascending md5(split name + key) (tensorflow_datasets/core/shuffle.py and hashing.py). Readers
+    of the original files apply it so that every route gives the same records at the same index."""
+    salt = hashlib.md5(split.encode())
+
+    def digest(key: str) -> bytes:
+        md5 = salt.copy()
+        md5.update(os.fsencode(key))
+        return md5.digest()
+    digests = [digest(k) for k in keys]
+    return np.asarray(sorted(range(len(digests)), key=digests.__getitem__), np.int64)

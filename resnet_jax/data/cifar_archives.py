@@ -14,7 +14,6 @@ numbers the images 0, 1, ... per split, then sorts them by md5(split name + str(
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import tarfile
@@ -24,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from resnet_jax.data import safe_pickle
+from resnet_jax.data import base
 from resnet_jax.data.base import DatasetError
 
 SIDE = 32
@@ -165,15 +165,8 @@ def _checked(where, images, labels):
 
 
 def tfds_order(split: str, n: int) -> np.ndarray:
-    """The permutation tfds applies when it writes a split of n examples keyed 0..n-1: ascending
-    md5(split + str(key)) (tensorflow_datasets/core/shuffle.py, hashing.py)."""
-    salt = hashlib.md5(split.encode())
-    digests = []
-    for key in range(n):
-        md5 = salt.copy()
-        md5.update(str(key).encode())
-        digests.append(md5.digest())
-    return np.asarray(sorted(range(n), key=digests.__getitem__), np.int64)
+    """tfds numbers a split's images 0..n-1 in file order and writes them in base.tfds_order."""
+    return base.tfds_order(split, [str(i) for i in range(n)])
 
 
 def read(found: tuple[str, str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

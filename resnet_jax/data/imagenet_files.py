@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from resnet_jax.data.base import DatasetError
+from resnet_jax.data.base import DatasetError, tfds_order
 
 TRAIN_TAR, VAL_TAR = "ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"
 FOLDERS = {"train": "train", "validation": "val"}
@@ -69,17 +69,6 @@ def layout(data_dir: str, split: str) -> str | None:
     return None
 
 
-def tfds_order(split: str, names: Sequence[str]) -> np.ndarray:
-    """The order tfds writes examples keyed by file name: ascending md5(split + name)."""
-    salt = hashlib.md5(split.encode())
-
-    def digest(name):
-        md5 = salt.copy()
-        md5.update(os.fsencode(name))
-        return md5.digest()
-    return np.asarray(sorted(range(len(names)), key=[digest(n) for n in names].__getitem__), np.int64)
-
-
 def looks_whole(head: bytes, tail: bytes) -> bool:
     """Whether an image file starts like a JPEG/PNG and ends like one (not empty, not cut short)."""
     if head.startswith(b"\xff\xd8\xff"):
@@ -90,7 +79,8 @@ def looks_whole(head: bytes, tail: bytes) -> bool:
 
 
 # An index: files (paths relative to the data dir), per image: file id, offset (-1: the whole
-# file), size, class (position in `classes`), name; and the skipped files.
+# file), size, class (position in `classes`), name; the skipped files; and tfds's order of the
+# images.
 Index = dict
 
 
@@ -184,6 +174,9 @@ def _index_val_tar(root: str, name: str) -> Index:
             "classes": classes, "skipped": skipped}
 
 
+_ARRAYS = ("file_id", "offset", "size", "label", "order")
+
+
 def _fingerprint(root: str, kind: str, rel: str) -> str:
     """What must be unchanged for a cached index to hold: the tar's size and time, or the
     modification times of the split folder and of every class folder in it."""
@@ -208,7 +201,7 @@ def _cache_paths(root: str, rel: str) -> list[str]:
 
 
 def _save(path: str, index: Index, fingerprint: str) -> bool:
-    arrays = {k: index[k] for k in ("file_id", "offset", "size", "label")}
+    arrays = {k: index[k] for k in _ARRAYS}
     meta = {k: index[k] for k in ("files", "name", "classes", "skipped")}
     meta.update(version=_INDEX_VERSION, fingerprint=fingerprint)
     tmp = f"{path}.tmp{os.getpid()}.npz"
@@ -229,7 +222,7 @@ def _load(path: str, fingerprint: str) -> Index | None:
             meta = json.loads(z["meta"].tobytes())
             if meta.get("version") != _INDEX_VERSION or meta.get("fingerprint") != fingerprint:
                 return None
-            return {**{k: z[k] for k in ("file_id", "offset", "size", "label")}, **meta}
+            return {**{k: z[k] for k in _ARRAYS}, **meta}
     except (OSError, ValueError, KeyError):
         return None
 
@@ -249,6 +242,7 @@ def index_split(root: str, split: str) -> tuple[str, Index]:
         _index_folder if kind == "folder" else _index_train_tar if split == "train" else _index_val_tar)
     try:
         index = build(root, rel)
+        index["order"] = tfds_order(split, index["name"])
     except (tarfile.TarError, EOFError) as e:
         raise DatasetError(f"{os.path.join(root, rel)}: not a readable tar ({e}): truncated or corrupt "
                            "download?") from None
@@ -358,5 +352,4 @@ def open_split(split: str, data_dir: str, num_classes: int) -> FileRecords:
     if not len(labels):
         raise DatasetError(f"{where[split]} holds no images")
     _warn_skipped(root, split, list(index["skipped"]))
-    order = tfds_order(split, list(index["name"]))
-    return FileRecords(root, index, order, labels, train_classes)
+    return FileRecords(root, index, index["order"], labels, train_classes)
