@@ -2,7 +2,7 @@
 # Table 4: ResNet-34 B/C, 50/101/152, fully-convolutional multi-scale test.
 # Trains each net (resuming from its checkpoint) and writes results/table4_imagenet.{md,json} with the
 # paper's numbers beside ours. Options:
-#   --data_dir DIR      tfds data_dir holding imagenet2012 (prepared from the ILSVRC2012 archives)
+#   --data_dir DIR      ILSVRC2012: train/ + val/ folders, the official tars, or a tfds data_dir (docs/data.md)
 #   --steps N           training steps per net (default: the paper's 60e4; the schedule shrinks)
 #   --eval_only RUNS    no training: test the checkpoints under RUNS (e.g. runs/imagenet)
 #   --nets a,b  --schedule plateau|fixed  --runs DIR  --out DIR

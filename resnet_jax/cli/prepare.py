@@ -42,7 +42,7 @@ def main(argv: list[str]) -> None:
     if missing:
         fail(f"{args.src}: no {' and no '.join(f'{imagenet_files.FOLDERS[s]}/ folder or '
                                                f'{imagenet_files.TARS[s]}' for s in missing)}", 2)
-    if os.path.isdir(os.path.join(src, imagenet.NAME)):
+    if os.path.isdir(os.path.join(src, imagenet.NAME)) and not imagenet_pack.unfinished(src):
         fail(f"{args.src} is already a tfds data_dir: train from it as it is", 2)
     try:
         sources = {s: imagenet_files.open_split(s, src, imagenet.NUM_CLASSES) for s in imagenet_pack.SPLITS}
