@@ -241,3 +241,25 @@ def test_the_file_readers_import_neither_tensorflow_nor_tfds(imagenet_dirs, tmp_
             f"    imagenet.open_split(split, {imagenet_dirs['tars']!r})[0]\n"
             "assert not {'tensorflow', 'tensorflow_datasets'} & set(sys.modules), 'imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_val_tar_cut_short_fails_naming_it(imagenet_dirs, tmp_path, monkeypatch):
+    """Cut inside an image: that image runs past the end. Cut between images: it reads as a
+    shorter tar, which the full set's 50,000 images expose."""
+    train, val = fakes.imagenet_images(num_val=8, per_class=1)
+    fakes.write_imagenet_tars(str(tmp_path), {}, val)
+    os.remove(tmp_path / "ILSVRC2012_img_train.tar")
+    one = next(iter(train.values()))
+    for wnid in imagenet_files.tfds_wnids():  # the full 1000 classes, one tiny image each
+        os.makedirs(tmp_path / "train" / wnid)
+        (tmp_path / "train" / wnid / f"{wnid}_1.JPEG").write_bytes(next(iter(one.values())))
+    with pytest.raises(DatasetError, match="ILSVRC2012_img_val.tar holds 8 of the 50,000 validation"):
+        imagenet.open_split("validation", str(tmp_path))
+    import tarfile
+
+    with tarfile.open(tmp_path / "ILSVRC2012_img_val.tar") as tar:
+        cut = tar.getmembers()[-1].offset_data + 10
+    with open(tmp_path / "ILSVRC2012_img_val.tar", "r+b") as f:
+        f.truncate(cut)
+    with pytest.raises(DatasetError, match="ILSVRC2012_img_val.tar: not a readable tar"):
+        imagenet.open_split("validation", str(tmp_path))

@@ -44,14 +44,13 @@ def read_split(name: str, split: str, data_dir: str | None) -> tuple[np.ndarray,
 
 def load(eval_split: str = "test", data_dir: str | None = None) -> ArrayDataset:
     archive = cifar_archives.find(data_dir) if data_dir else None
-    if archive:
-        splits = cifar_archives.read(archive)
-        (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
-    else:
-        train_x, train_y = read_split("cifar10", "train", data_dir)
+    # From a tfds data_dir, the test split is read only if it is evaluated on.
+    splits = (cifar_archives.read(archive) if archive else
+              {"train": read_split("cifar10", "train", data_dir)})
+    train_x, train_y = splits["train"]
     if eval_split == "val":
         (train_x, train_y), (test_x, test_y) = split_off_validation(train_x, train_y, NUM_VAL)
-    elif not archive:
-        test_x, test_y = read_split("cifar10", "test", data_dir)
+    else:
+        test_x, test_y = splits["test"] if archive else read_split("cifar10", "test", data_dir)
     return ArrayDataset("cifar10", train_x, train_y, test_x, test_y, num_classes=10,
                         crop_padding=4, eval_split=eval_split)

@@ -115,19 +115,22 @@ def _check_member(f, member: tarfile.TarInfo) -> bool:
     return looks_whole(head, f.read(min(_TAIL, member.size)))
 
 
+def _members(f) -> list[tarfile.TarInfo]:
+    """The files of the tar starting at f.tell(), by name (tarfile raises ReadError for a member
+    that runs past the end of the file; a cut between members reads as a shorter tar)."""
+    with tarfile.open(fileobj=f, mode="r:") as tar:  # closing it leaves `f` open
+        return sorted((m for m in tar if m.isfile()), key=lambda m: m.name)
+
+
 def _index_train_tar(root: str, name: str) -> Index:
     offsets, sizes, labels, names, classes, skipped = [], [], [], [], [], []
     with open(os.path.join(root, name), "rb") as f:
-        with tarfile.open(fileobj=f, mode="r:") as tar:  # closing it leaves `f` open
-            outer = [m for m in tar if m.isfile()]
-        for member in sorted(outer, key=lambda m: m.name):
+        for member in _members(f):
             wnid = os.path.basename(member.name).removesuffix(".tar")
             classes.append(wnid)
             # tarfile starts at f.tell(): the inner members' offsets are positions in the outer tar.
             f.seek(member.offset_data)
-            with tarfile.open(fileobj=f, mode="r:") as tar:
-                inner = [m for m in tar if m.isfile()]
-            for image in sorted(inner, key=lambda m: m.name):
+            for image in _members(f):
                 if image.offset_data + image.size > member.offset_data + member.size:
                     raise tarfile.ReadError(f"{member.name} runs past its end")
                 if _check_member(f, image):
@@ -149,9 +152,7 @@ def _index_val_tar(root: str, name: str) -> Index:
     position = {w: i for i, w in enumerate(classes)}
     offsets, sizes, labels, names, skipped = [], [], [], [], []
     with open(os.path.join(root, name), "rb") as f:
-        with tarfile.open(fileobj=f, mode="r:") as tar:
-            members = [m for m in tar if m.isfile()]
-        for member in sorted(members, key=lambda m: m.name):
+        for member in _members(f):
             base = os.path.basename(member.name)
             try:
                 k = int(base.removeprefix("ILSVRC2012_val_").split(".")[0])
@@ -335,6 +336,10 @@ def open_split(split: str, data_dir: str, num_classes: int) -> FileRecords:
         labels = np.asarray(index["label"], np.int32)
     else:
         kind, index = index_split(root, split)
+        held = len(index["name"]) + len(index["skipped"])
+        if kind == "tar" and num_classes == len(tfds_wnids()) and held != len(validation_wnids()):
+            raise DatasetError(f"{where[split]} holds {held:,} of the {len(validation_wnids()):,} "
+                               "validation images: download it again")
         # A folder's classes are its subfolders (an empty one too); a tar's, those it has images of.
         present = (list(index["classes"]) if kind == "folder" else
                    sorted({index["classes"][c] for c in np.unique(index["label"])}))
