@@ -13,6 +13,7 @@ per-class counts and against the records each shard file holds, and only then is
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 from typing import Callable, Sequence
@@ -68,15 +69,21 @@ def _write_shard(path: str, source, names: Sequence[str], start: int, stop: int,
     tmp = f"{path}.tmp{os.getpid()}"
     writer = ArrayRecordWriter(tmp, "group_size:1")  # one record per chunk: random access
     try:
-        for i in range(start, stop):
-            record = source[i]
-            wnid = source.classes[record["label"]]
-            writer.write(serialize({"image": record["image"], "label": wnid, "file_name": names[i]}))
-            counts[wnid] += 1
-            on_image()
-    finally:
-        writer.close()
-    os.replace(tmp, path)
+        try:
+            for i in range(start, stop):
+                record = source[i]
+                wnid = source.classes[record["label"]]
+                writer.write(serialize({"image": record["image"], "label": wnid,
+                                        "file_name": names[i]}))
+                counts[wnid] += 1
+                on_image()
+        finally:
+            writer.close()
+        os.replace(tmp, path)
+    except BaseException:  # killed or failed: leave no partial shard behind
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
     done = f"{path}.done.json"
     with open(f"{done}.tmp", "w") as f:
         json.dump(counts, f)
