@@ -71,7 +71,11 @@ def _write_shard(path: str, source, names: Sequence[str], start: int, stop: int,
     try:
         try:
             for i in range(start, stop):
-                record = source[i]
+                try:
+                    record = source[i]
+                except OSError as e:  # the source, not the destination: a dataset problem
+                    raise DatasetError(f"reading {names[i]} from {source.root}: "
+                                       f"{e.strerror or e}") from None
                 wnid = source.classes[record["label"]]
                 writer.write(serialize({"image": record["image"], "label": wnid,
                                         "file_name": names[i]}))
