@@ -46,7 +46,7 @@ class Progress:
         parts.append(f"lr {records[0]['lr']:.4g}")
         parts.append(f"{records[0]['images_per_sec']:.0f} img/s"
                      + (f" per seed ({len(records)} seeds)" if len(records) > 1 else ""))
-        if self._since is not None and step > self._since[0]:
+        if self._since is not None and self._since[0] < step < self.total:
             rate = (now - self._since[1]) / (step - self._since[0])  # seconds per step, evals included
             parts.append(f"ETA {_duration(rate * (self.total - step))}")
         return "  ".join(parts)
