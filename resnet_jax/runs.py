@@ -3,6 +3,7 @@
     <workdir>/
       config.json            the run's config (experiments/*.py plus flags), written at every start
       metrics.jsonl          one JSON record per log interval, appended (MetricsLog)
+      events.out.tfevents.*  the same records and the config for TensorBoard (train/tensorboard_log.py)
       results.json           the final test error and what produced it, written at the end
       checkpoints/<step>/    orbax checkpoints (train/checkpoint.py); several seeds' stacked together
       corrupt_checkpoints/   checkpoints that failed to restore, moved aside by a resume
@@ -10,7 +11,7 @@
     with several seeds trained together (`--seeds N`), also
       seeds.json             their aggregate (throughput of all seeds, each seed's results)
       seed{s}/               each seed as if it had been run alone: config.json, metrics.jsonl,
-                             results.json (its checkpoints are its slice of the run's)
+                             events, results.json (its checkpoints are its slice of the run's)
 
 Every other module asks this one for these names, and every JSON file the package writes goes
 through `write_json` (whole or not at all). Nothing here needs JAX, so the analysis and the shell
@@ -33,6 +34,7 @@ SEEDS = "seeds.json"
 CHECKPOINTS = "checkpoints"
 CORRUPT_CHECKPOINTS = "corrupt_checkpoints"
 LOCK = ".lock"
+EVENTS_PREFIX = "events.out.tfevents."  # TensorBoard finds event files by this part of their name
 
 
 class RunIOError(RuntimeError):
@@ -70,6 +72,11 @@ def corrupt_checkpoint_dir(workdir: str) -> str:
 def seed_dir(workdir: str, seed: int) -> str:
     """Where seed `seed` of a multi-seed run logs, as if it had been run alone."""
     return os.path.join(workdir, f"seed{seed}")
+
+
+def event_files(workdir: str) -> list[str]:
+    """The run's TensorBoard event files, oldest first (TensorBoard reads them in name order)."""
+    return sorted(glob.glob(os.path.join(glob.escape(workdir), EVENTS_PREFIX + "*")))
 
 
 def has_checkpoints(workdir: str) -> bool:

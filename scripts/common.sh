@@ -61,29 +61,30 @@ parse_common() {
   [[ "$SEEDS" =~ ^[1-9][0-9]*$ ]] || die "--seeds must be a positive integer, got '$SEEDS'"
 }
 
-# train_net CONFIG NET WORKDIR [SEED [TRAIN_FLAG...]]: one run; finished runs (results.json, or
+# train_net EXPERIMENT NET WORKDIR [SEED [TRAIN_FLAG...]]: one run of `--experiment EXPERIMENT:NET`
+# (resnet_jax/experiments/EXPERIMENT.py); finished runs (results.json, or
 # seeds.json for a --seeds run) are kept, interrupted ones resume from their last checkpoint.
 # The file names mirror RESULTS and SEEDS in resnet_jax/runs.py, which owns the run folder's layout.
 train_net() {
-  local config="$1" net="$2" workdir="$3" seed="${4:-0}"
+  local experiment="$1" net="$2" workdir="$3" seed="${4:-0}"
   shift $(($# < 4 ? $# : 4))
   if [[ -f "$workdir/results.json" || -f "$workdir/seeds.json" ]]; then
     echo "== $net: finished run in $workdir, kept"; return 0
   fi
   echo "== $net -> $workdir"
-  rj train --config="$ROOT/experiments/$config:$net" --workdir="$workdir" \
+  rj train --experiment="$experiment:$net" --workdir="$workdir" \
     --config.dataset="$DATASET" --config.seed="$seed" ${STEPS:+--steps="$STEPS"} \
     ${DATA_DIR:+--config.data_dir="$DATA_DIR"} "${EXTRA[@]}" "$@"
 }
 
-# train_and_draw FIGURE: trains each of NETS with experiments/FIGURE.py into OUT/runs (skipped with
+# train_and_draw FIGURE: trains each of NETS with `--experiment FIGURE` into OUT/runs (skipped with
 # --from DIR, which redraws from DIR's runs) and draws OUT/FIGURE.png.
 train_and_draw() {
   local figure="$1" runs net
   OUT="${OUT:-out/${figure}_$DATASET}"
   runs="${FROM:-$OUT/runs}"
   if [[ -z "$FROM" ]]; then
-    for net in ${NETS//,/ }; do train_net "$figure.py" "$net" "$runs/$net"; done
+    for net in ${NETS//,/ }; do train_net "$figure" "$net" "$runs/$net"; done
   fi
   rj plot "$figure" --runs "$runs" --out "$OUT/$figure.png"
 }

@@ -25,8 +25,8 @@ SEEDS_FLAG=()
 for net in ${NETS//,/ }; do
   [[ "$net" =~ ^resnet[0-9]+$ ]] || die "Table 6 nets are ResNets, got '$net'"
   # K seeds train together in one run (one program; workdir/seed{s}/ per seed, see `--seeds`).
-  train_net table6.py "${net#resnet}" "$OUT/runs/$net" 0 ${SEEDS_FLAG[@]+"${SEEDS_FLAG[@]}"}
+  train_net table6 "${net#resnet}" "$OUT/runs/$net" 0 ${SEEDS_FLAG[@]+"${SEEDS_FLAG[@]}"}
 done
 rj report table6 --runs "$OUT/runs" --out "$OUT"
 if [[ $SEEDS -eq 1 ]]; then rj plot fig6 --runs "$OUT/runs" --out "$OUT/curves.png"; fi
-echo "Table 6 written to $OUT/table6.md and $OUT/table6.json"
+echo "Table 6 written to $OUT/table6.md and $OUT/table6.json; the runs side by side: tensorboard --logdir $OUT"

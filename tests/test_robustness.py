@@ -17,6 +17,7 @@ import time
 import pytest
 
 import scaleout_helpers as h
+from tb_events import assert_events_mirror_metrics
 
 TMP = ".orbax-checkpoint-tmp"
 NOISE = ("Traceback", "Exception ignored", "ERROR", "E1", "E0")  # what a one-line report must not have
@@ -144,6 +145,7 @@ def test_a_run_killed_while_writing_a_checkpoint_and_metrics_resumes_each_step_o
     assert "resumed at step 30" in rerun.stderr and _quiet(rerun.stderr), rerun.stderr[-3000:]
     assert h.step_metrics(workdir) == h.step_metrics(reference)
     assert sorted(os.listdir(checkpoints)) == ["24", "30", "36"]
+    assert_events_mirror_metrics(workdir)  # the killed run's events past step 30 are gone
 
 
 def test_a_real_kill_during_a_save_resumes_each_step_once(reference, tmp_path, environ):

@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from tb_events import assert_events_mirror_metrics
 
 from resnet_jax.analysis.load import load_run
 from resnet_jax.analysis.report import table6_rows
@@ -87,6 +88,7 @@ def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path)
         assert records[-1]["test_error"] == pytest.approx(r["test_error"])
         config = json.load(open(workdir / "config.json"))  # retrains this seed alone
         assert config["seed"] == seed and config["num_seeds"] == 1
+        assert_events_mirror_metrics(str(workdir))  # TensorBoard: one run per seed
     a, b = (alone[s][0][0]["fc"]["kernel"] for s in SEEDS)
     assert np.abs(a - b).max() > 0.01  # different seeds, different models
     rows = table6_rows(load_results(str(tmp_path)))  # the report averages the seeds
@@ -102,6 +104,8 @@ def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path)
     again = train_and_evaluate(small_config(seed=SEEDS[0], num_seeds=len(SEEDS)), str(tmp_path))
     assert again["test_errors"] == pytest.approx(summary["test_errors"], abs=1e-7)
     assert [len(open(tmp_path / f"seed{s}" / "metrics.jsonl").readlines()) for s in SEEDS] == [1, 1]
+    for s in SEEDS:
+        assert_events_mirror_metrics(str(tmp_path / f"seed{s}"))
     # Resuming with another number of seeds is a different run: one clear error, nothing written.
     with pytest.raises(ConfigError, match="num_seeds=2, not 3"):
         train_and_evaluate(small_config(seed=SEEDS[0], num_seeds=3), str(tmp_path))

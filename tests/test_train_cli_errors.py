@@ -53,13 +53,25 @@ def _cases(tmp_path):
              for name, (overrides, extra, expected) in cases.items()}
     for name, config, expected in [
             ("missing experiment file", "experiments/nonexist.py:20", "no experiment file "
-             "'experiments/nonexist.py' (the experiments: experiments/cifar10.py:ARG"),
+             "'experiments/nonexist.py' (the experiments, by --experiment: cifar10:ARG"),
             ("bad experiment argument", "experiments/table2.py:resnet35", "experiments/table2.py:resnet35: "
              "ValueError: Table 2 trains")]:
         argvs[name] = (["train", f"--config={config}", f"--workdir={_workdir(tmp_path, name)}"], expected)
+    for name, experiment, expected in [
+            ("unknown experiment", "tabel6:20", "no experiment 'tabel6'; did you mean 'table6'? "
+             "(the experiments: cifar10, fig1, fig4, fig6, table2, table3, table4, table6)"),
+            ("bad shipped experiment argument", "table2:resnet35",
+             "table2:resnet35: ValueError: Table 2 trains"),
+            ("shipped experiment argument as a field", "table6 --config.depth=21",
+             "the depth is the experiment's argument: --experiment table6:VALUE")]:
+        argvs[name] = (["train", "--experiment", *experiment.split(),
+                        f"--workdir={_workdir(tmp_path, name)}"], expected)
+    argvs["experiment and config"] = (["train", "--experiment=table6:20", "--config=experiments/table6.py:20",
+                                       f"--workdir={_workdir(tmp_path, 'experiment and config')}"],
+                                      "--experiment and --config both name an experiment: give one")
     argvs["missing workdir"] = (["train", "--config=experiments/table6.py:20"], "missing --workdir")
-    argvs["missing config"] = (["train", f"--workdir={_workdir(tmp_path, 'missing config')}"],
-                               "missing --config")
+    argvs["missing experiment"] = (["train", f"--workdir={_workdir(tmp_path, 'missing experiment')}"],
+                                   "missing --experiment NAME[:ARG]")
     return argvs
 
 
@@ -92,10 +104,10 @@ def test_help_lists_experiments_flags_and_every_config_field():
     [result] = _run_in_one_process([["train", "--help"]])
     assert result["code"] == 0 and not result["stderr"], result
     lines = result["stdout"].splitlines()
-    for path in sorted(os.listdir(os.path.join(h.REPO, "experiments"))):
-        if path.endswith(".py"):
-            assert any(line.strip().startswith(f"experiments/{path}:") for line in lines), path
-    assert any("experiments/table6.py:DEPTH" in line and "default 20" in line and "Table 6" in line
+    for path in sorted(os.listdir(os.path.join(h.REPO, "resnet_jax", "experiments"))):
+        if path.endswith(".py") and not path.startswith("_"):
+            assert any(line.strip().startswith(f"{path.removesuffix('.py')}:") for line in lines), path
+    assert any(line.strip().startswith("table6:DEPTH ") and "default 20" in line and "Table 6" in line
                for line in lines)
     assert any(line.strip().startswith("--workdir ") for line in lines)
     fields = {line.split()[0]: line for line in lines

@@ -64,7 +64,7 @@ def _bench(argv):
 
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
-    "train": (_train, "train a model from an experiments/ config"),
+    "train": (_train, "train a paper experiment (--experiment table6:110) or a config file"),
     "summary": (_summary, "parameters and multiply-adds of models"),
     "table1": (_table1, "Table 1 complexity: ours beside the paper's FLOPs"),
     "imagenet": (_imagenet, "ImageNet Tables 2-4 / Fig 4: train, evaluate, tabulate"),

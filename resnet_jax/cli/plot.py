@@ -21,6 +21,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", required=True, help="PNG file to write")
     args = parser.parse_args(argv[1:])
     if args.figure == "curves":
+        if bad := [pair for pair in args.runs.split(",") if "=" not in pair]:
+            parser.exit(2, f"{argv[0]}: error: curves: --runs takes LABEL=WORKDIR pairs, got {bad[0]!r}\n")
         runs = dict(pair.split("=", 1) for pair in args.runs.split(","))
         missing = [w for w in runs.values() if not run_folder.has_metrics(w)]
     else:

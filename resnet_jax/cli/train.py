@@ -1,5 +1,8 @@
-"""`resnet-jax train --config=experiments/table6.py:20 --workdir=runs/r20 [--config.FIELD=VALUE ...]`.
+"""`resnet-jax train --experiment table6:20 --workdir=runs/r20 [--config.FIELD=VALUE ...]`.
 
+The experiments ship with the package (resnet_jax/experiments/, one file per table or figure), so
+`--experiment NAME[:ARG]` works wherever the package is installed; `--config=FILE.py[:ARG]` loads any
+experiment file instead (in a checkout, `--config=experiments/table6.py:20` is `--experiment table6:20`).
 `resnet-jax train --help` lists the experiments, the flags and every config field with its default
 and meaning. Exit codes: 0 finished (or preempted after saving a checkpoint: rerun to resume), 1 the
 loss diverged, 2 bad configuration, flags, experiment file, workdir (or another run is using it) or
@@ -22,10 +25,15 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from resnet_jax import experiments
 from resnet_jax.data import DatasetError
 
+_EXPERIMENT = flags.DEFINE_string(
+    "experiment", None, "NAME[:ARG] of an experiment shipped with the package, e.g. table6:110 "
+    "(listed above).")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file, e.g. experiments/table6.py:110.", lock_config=True)
+    "config", None, "Instead of --experiment: an experiment file FILE.py[:ARG], e.g. "
+    "experiments/table6.py:110 in a checkout, or your own.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: metrics, checkpoints, results.")
 _STEPS = flags.DEFINE_integer(
     "steps", None, "Shorter run with the paper schedule's shape (lr milestones at the same fractions); "
@@ -41,8 +49,9 @@ _DISTRIBUTED = flags.DEFINE_bool(
 _SEEDS = flags.DEFINE_integer(
     "seeds", None, "Train seeds config.seed..config.seed+N-1 together in one program, each logged in "
     "WORKDIR/seed{s}/ (same as --config.num_seeds=N; --config.seeds_mode=loop|vmap|devices).")
-flags.mark_flags_as_required(["config", "workdir"])
-_OWN_FLAGS = (_CONFIG, _WORKDIR, _STEPS, _SEEDS, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID, _DISTRIBUTED)
+flags.mark_flags_as_required(["config", "workdir"])  # --experiment sets --config (_parse_flags)
+_OWN_FLAGS = (_EXPERIMENT, _CONFIG, _WORKDIR, _STEPS, _SEEDS, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID,
+              _DISTRIBUTED)
 
 
 # Datasets read from a tfds data_dir; the others are generated or shipped with a library.
@@ -56,9 +65,14 @@ def _fail(message: str, code: int) -> None:
 
 
 def _experiments_dir() -> Path:
-    """experiments/ of this checkout (beside the package), else of the current directory."""
-    beside = Path(__file__).resolve().parents[2] / "experiments"
-    return beside if beside.is_dir() else Path("experiments")
+    """The experiments shipped with the package (experiments/ of a checkout is this folder)."""
+    return Path(experiments.__file__).parent
+
+
+def _experiment_files() -> dict[str, Path]:
+    """{name: file} of the shipped experiments, the names `--experiment` takes."""
+    return {path.stem: path for path in sorted(_experiments_dir().glob("*.py"))
+            if not path.stem.startswith("_")}
 
 
 def _experiment_arg(path: Path) -> tuple[str, str | None, str]:
@@ -76,11 +90,11 @@ def _experiment_arg(path: Path) -> tuple[str, str | None, str]:
 
 
 def _experiments() -> list[tuple[str, str, str]]:
-    """(file:ARG, the argument's default, the docstring's first line) of each experiments/*.py."""
+    """(NAME:ARG, the argument's default, the docstring's first line) of each shipped experiment."""
     found = []
-    for path in sorted(_experiments_dir().glob("*.py")):
+    for stem, path in _experiment_files().items():
         name, default, doc = _experiment_arg(path)
-        found.append((f"experiments/{path.name}" + (f":{name.upper()}" if name else ""),
+        found.append((stem + (f":{name.upper()}" if name else ""),
                       f"default {default}" if default is not None else "", doc))
     return found
 
@@ -88,9 +102,11 @@ def _experiments() -> list[tuple[str, str, str]]:
 def _help() -> str:
     from resnet_jax.configs import FIELD_DOCS, cifar_config, imagenet_config  # noqa: PLC0415
 
-    lines = ["usage: resnet-jax train --config=experiments/FILE.py[:ARG] --workdir=DIR "
-             "[--config.FIELD=VALUE ...] [flags]", "", "experiments:"]
-    lines += [f"  {usage:<28} {default:<17} {doc}" for usage, default, doc in _experiments()]
+    lines = ["usage: resnet-jax train --experiment NAME[:ARG] --workdir=DIR [--config.FIELD=VALUE ...] "
+             "[flags]", "       (or --config=FILE.py[:ARG] for an experiment file: in a checkout, "
+             "experiments/NAME.py[:ARG] is --experiment NAME[:ARG])", "",
+             "experiments (--experiment NAME:ARG):"]
+    lines += [f"  {usage:<16} {default:<17} {doc}" for usage, default, doc in _experiments()]
     lines += ["", "flags:"]
     for holder in _OWN_FLAGS:
         lines.append(f"  --{holder.name:<14} {flags.FLAGS[holder.name].help}")
@@ -105,30 +121,49 @@ def _help() -> str:
     return "\n".join(lines)
 
 
-def _config_spec(argv: list[str]) -> str | None:
-    """The value of --config (`--config=X`, `--config X`), as absl reads it."""
+def _flag_spec(argv: list[str], name: str) -> str | None:
+    """The value of flag `name` (`--name=X`, `--name X`, one dash too), as absl reads it."""
     for i, arg in enumerate(argv):
-        if match := re.match(r"^--?config(=|$)", arg):
+        if match := re.match(rf"^--?{name}(=|$)", arg):
             return arg[match.end():] if match.group(1) else (argv[i + 1] if i + 1 < len(argv) else None)
     return None
 
 
-def _load_experiment(spec: str):
-    """get_config(ARG) of `FILE.py[:ARG]`, or one line saying what is wrong."""
+def _experiment_config_spec(argv: list[str]) -> tuple[list[str], str | None, str | None]:
+    """argv with `--experiment NAME[:ARG]` given as the --config of the shipped file, the --config
+    spec, and how the user named the experiment (for messages)."""
+    experiment, config = _flag_spec(argv, "experiment"), _flag_spec(argv, "config")
+    if experiment is None:
+        return argv, config, config
+    if config is not None:
+        _fail("--experiment and --config both name an experiment: give one", 2)
+    name, sep, arg = experiment.partition(":")
+    files = _experiment_files()
+    if name not in files:
+        close = difflib.get_close_matches(name, list(files), n=1)
+        _fail(f"no experiment {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+              + f" (the experiments: {', '.join(files)})", 2)
+    spec = f"{files[name]}{sep}{arg}"
+    return [argv[0], f"--config={spec}", *argv[1:]], spec, experiment
+
+
+def _load_experiment(spec: str, shown: str):
+    """get_config(ARG) of `FILE.py[:ARG]`, or one line (naming the experiment as `shown`) saying
+    what is wrong."""
     path, _, arg = spec.partition(":")
     if not os.path.isfile(path):
         names = ", ".join(usage for usage, _, _ in _experiments())
-        _fail(f"no experiment file {path!r} (the experiments: {names})", 2)
+        _fail(f"no experiment file {path!r} (the experiments, by --experiment: {names})", 2)
     module_spec = importlib.util.spec_from_file_location("resnet_jax_experiment", path)
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
         return module.get_config(*([arg] if arg else []))
     except Exception as e:  # noqa: BLE001 (the user's file: any failure is reported in one line)
-        _fail(f"{spec}: {type(e).__name__}: {e}", 2)
+        _fail(f"{shown}: {type(e).__name__}: {e}", 2)
 
 
-def _check_overrides(argv: list[str], config, spec: str) -> None:
+def _check_overrides(argv: list[str], config, spec: str, shown: str) -> None:
     """Every --config.FIELD names a field of the experiment's config."""
     for arg in argv:
         if match := re.match(r"^--?(?:no)?config\.([^=.]+)", arg):
@@ -137,7 +172,9 @@ def _check_overrides(argv: list[str], config, spec: str) -> None:
                 continue
             path = spec.partition(":")[0]
             if field.lower() == _experiment_arg(Path(path))[0].lower():
-                hint = f"; the {field} is the experiment's argument: --config={path}:VALUE"
+                named = (f"--experiment {shown.partition(':')[0]}" if shown != spec
+                         else f"--config={path}")
+                hint = f"; the {field} is the experiment's argument: {named}:VALUE"
             elif close := difflib.get_close_matches(field, list(config), n=1):
                 hint = f"; did you mean {close[0]!r}?"
             else:
@@ -154,6 +191,8 @@ def _flag_error(error: flags.Error, config) -> str:
             default = config[field]
             return f"--config.{field}={value}: not a valid {type(default).__name__} (default {default!r})"
     if match := re.match(r"flag --(\w+)=None: Flag --\w+ must have a value other than None", message):
+        if match.group(1) == "config":
+            return "missing --experiment NAME[:ARG] (resnet-jax train --help lists the experiments)"
         return f"missing --{match.group(1)} (resnet-jax train --help lists the flags)"
     if isinstance(error, flags.UnrecognizedFlagError):
         close = difflib.get_close_matches(error.flagname, [h.name for h in _OWN_FLAGS], n=1)
@@ -168,9 +207,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
     if any(arg in _HELP_ARGS for arg in argv[1:]):
         print(_help())
         sys.exit(0)
-    spec = _config_spec(argv)
-    config = _load_experiment(spec) if spec else {}
-    _check_overrides(argv, config, spec)
+    argv, spec, shown = _experiment_config_spec(argv)
+    config = _load_experiment(spec, shown) if spec else {}
+    _check_overrides(argv, config, spec, shown)
     try:
         rest = flags.FLAGS(argv)
     except flags.Error as e:

@@ -23,8 +23,9 @@ from resnet_jax.train import checkpoint, feeds, seeds
 from resnet_jax.train.distributed import fetch
 from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset, steps_per_call
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
-from resnet_jax.train.progress import progress_bar
+from resnet_jax.train.progress import Progress
 from resnet_jax.train.schedule import PlateauRule
+from resnet_jax.train.tensorboard_log import TensorBoardLog
 from resnet_jax.train.workdir import WorkdirBusy, exclusive
 
 
@@ -126,8 +127,10 @@ def _restore_plateau(plateau: PlateauRule, meta: dict, workdir: str, step: int) 
         plateau.replay(runs.read_metrics(workdir), step)
 
 
-def _write_config(path: str, config: ml_collections.ConfigDict) -> None:
-    runs.write_json(path, config.to_json_best_effort(indent=2))
+def _write_config(path: str, config: ml_collections.ConfigDict) -> str:
+    text = config.to_json_best_effort(indent=2)
+    runs.write_json(path, text)
+    return text
 
 
 def _results(config, dataset, info, run_seeds: tuple, records: list[dict], wall_time: float,
@@ -223,12 +226,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
         os.makedirs(d, exist_ok=True)
     logs = [runs.MetricsLog(runs.metrics_path(d), enabled=is_main) for d in run_dirs]
     wall_offset = [log.resume(start) for log in logs][0]
+    boards = [TensorBoardLog(d, enabled=is_main) for d in run_dirs]
     if is_main:
-        _write_config(runs.config_path(workdir), config)
+        texts = [_write_config(runs.config_path(workdir), config)]
         if num_seeds > 1:  # each seed's config retrains that seed alone
-            for s, d in zip(run_seeds, run_dirs):
-                _write_config(runs.config_path(d), ml_collections.ConfigDict(
-                    {**config.to_dict(), "seed": s, "num_seeds": 1}))
+            texts = [_write_config(runs.config_path(d), ml_collections.ConfigDict(
+                {**config.to_dict(), "seed": s, "num_seeds": 1})) for s, d in zip(run_seeds, run_dirs)]
+        for board, log, text in zip(boards, logs, texts):
+            board.start(log.read(), text, start)
         logging.info("%s on %s (%s split): %d params, %.1fM mult-adds/image, %d devices in %d "
                      "processes%s%s", config.model, dataset.name, dataset.eval_split, info.params,
                      info.mult_adds / 1e6, jax.device_count(), jax.process_count(),
@@ -239,14 +244,18 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
     # ends, so a resumed run replays exactly the same sequence of jit calls.
     per_call = steps_per_call(config)
     boundaries = (config.log_every, config.eval_every, config.checkpoint_every)
-    bar = progress_bar(config.steps, start, enabled=is_main and config.progress)
+    progress = Progress(config.steps, start, enabled=is_main and config.progress)
     t0 = t_log = time.perf_counter()
     # `pending` holds the per-step metrics since the last record (restored ones included), so the
     # record that straddles a resume averages over the same steps as an uninterrupted run's.
     step, rates = start, []
     last_step_logged = start - sum(_per_seed(m["loss"], num_seeds).shape[1] for m in pending)
     records = [{}] * num_seeds
-    with checkpoint.Saver(mngr) as saver, PreemptionWatcher(mngr) as watcher:
+    with (checkpoint.Saver(mngr) as saver, PreemptionWatcher(mngr) as watcher,
+          contextlib.ExitStack() as closing):
+        for board in boards:
+            closing.callback(board.close)
+        closing.callback(progress.close)
         while step < config.steps:
             n = min([per_call, config.steps - step] + [b - step % b for b in boundaries])
             state, metrics = data.train_chunk(state, n)
@@ -274,13 +283,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
                         record.update(evaluated)
                     if plateau is not None:  # single seed, host-fed: the validation error
                         plateau.update(records[0]["test_error"])
-                for log, record in zip(logs, records):
-                    log.append(record)
-                bar.update(step - bar.n)
-                bar.set_postfix({("mean_" if num_seeds > 1 else "") + k:  # over the seeds
-                                 f"{np.mean([r[k] for r in records]):.4f}"
-                                 for k in ("loss", "train_error", "test_error") if k in records[0]},
-                                refresh=False)
+                for log, board, record in zip(logs, boards, records):
+                    log.append(record)  # the record of the run; a failure here stops it
+                    board.append(record)  # TensorBoard's copy; a failure here is a warning
+                progress.update(step, records)
                 pending, last_step_logged, t_log = [], step, time.perf_counter()
             if save_now:
                 meta = dict(identity, step=step, pending=[
@@ -289,10 +295,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
                     meta[PLATEAU_META] = plateau.state()
                 saver.save(step, state, meta)
             if stop and not done:
-                bar.close()
+                progress.close()
                 saver.finish()
                 raise Preempted(step, checkpoint.step_dir(mngr, step))
-        bar.close()
 
     if "test_error" not in records[0]:  # resumed a finished run: evaluate the restored state
         records = _evaluate(data, state, num_seeds)

@@ -1,4 +1,4 @@
-"""CIFAR-10 recipe of Sec 4.2 for any CIFAR net: `experiments/cifar10.py:resnet56`, `:plain20`, ..."""
+"""CIFAR-10 recipe of Sec 4.2 for any CIFAR net: `--experiment cifar10:resnet56`, `:plain20`, ..."""
 
 from resnet_jax.configs import cifar_config
 

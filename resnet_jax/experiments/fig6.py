@@ -1,6 +1,6 @@
 """Fig 6: plain-20/32/44/56 (left), ResNet-20/32/44/56/110 (middle), ResNet-110 vs 1202 (right).
 
-`experiments/fig6.py:plain44`, `experiments/fig6.py:resnet1202`.
+`--experiment fig6:plain44`, `--experiment fig6:resnet1202`.
 """
 
 from resnet_jax.configs import cifar_config

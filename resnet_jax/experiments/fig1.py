@@ -1,6 +1,6 @@
 """Fig 1: plain-20 vs plain-56 on CIFAR-10 (training and test error against iterations).
 
-`experiments/fig1.py:plain20`, `experiments/fig1.py:plain56`.
+`--experiment fig1:plain20`, `--experiment fig1:plain56`.
 """
 
 from resnet_jax.configs import cifar_config

@@ -1,6 +1,6 @@
 """Table 3: shortcut options A/B/C on ResNet-34, and ResNet-50/101/152 (B); 10-crop top-1/top-5.
 
-`experiments/table3.py:resnet34_A`, `...:resnet34_C`, `...:resnet152`, `...:resnet50:fixed`.
+`--experiment table3:resnet34_A`, `...:resnet34_C`, `...:resnet152`, `...:resnet50:fixed`.
 """
 
 from resnet_jax.configs import imagenet_experiment

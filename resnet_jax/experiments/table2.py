@@ -1,7 +1,7 @@
 """Table 2: plain-18/34 vs ResNet-18/34 on ImageNet (option A shortcuts), 10-crop top-1 error.
 
-`experiments/table2.py:resnet34`, `...:plain18`, `...:resnet18:fixed` (fixed 30/60/90 schedule).
-The same four runs draw Fig 4 (experiments/fig4.py).
+`--experiment table2:resnet34`, `...:plain18`, `...:resnet18:fixed` (fixed 30/60/90 schedule).
+The same four runs draw Fig 4 (`--experiment fig4`).
 """
 
 from resnet_jax.configs import imagenet_experiment

@@ -1,6 +1,6 @@
 """Table 6: ResNet-20/32/44/56/110/1202 on CIFAR-10, option A, 64k steps (110/1202 with warm-up).
 
-`experiments/table6.py:110`. The paper's numbers to compare with are in resnet_jax.analysis.paper.
+`--experiment table6:110`. The paper's numbers to compare with are in resnet_jax.analysis.paper.
 """
 
 from resnet_jax.configs import cifar_config
