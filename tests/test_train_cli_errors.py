@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -134,3 +135,16 @@ def test_check_workdir_rejects_non_directories(tmp_path, bad):
         check_workdir(str(tmp_path / bad))
     check_workdir(str(tmp_path / "new" / "run"))  # creatable: fine, and not created yet
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["summary", "cifar_resnet20"]])
+def test_a_closed_pipe_is_no_traceback(argv):
+    """`resnet-jax ... | head` ends quietly with the shell's code for SIGPIPE (128 + 13)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left before the first write
+    try:
+        result = subprocess.run([sys.executable, "-m", "resnet_jax.cli", *argv], stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and result.stderr == "", result.stderr[-2000:]

@@ -7,6 +7,7 @@ imported when their command runs (statically, so import-linter sees them), which
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
@@ -85,7 +86,17 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv if argv is None else argv)
+    try:
+        try:
+            _main(list(sys.argv if argv is None else argv))
+        finally:
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+    except BrokenPipeError:  # `resnet-jax ... | head`: the reader left; no traceback, as for `cat`
+        _quiet_stdout()
+        sys.exit(141)
+
+
+def _main(argv: list[str]) -> None:
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(usage())
         sys.exit(0 if len(argv) >= 2 else 2)
@@ -98,6 +109,12 @@ def main(argv: list[str] | None = None) -> None:
     except RunIOError as e:  # a file a command was asked to write (--json, --out) could not be
         print(f"resnet-jax {command}: error: {e}", file=sys.stderr)
         sys.exit(3)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush finds no closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":
