@@ -28,5 +28,14 @@ for net in ${NETS//,/ }; do
   train_net table6 "${net#resnet}" "$OUT/runs/$net" 0 ${SEEDS_FLAG[@]+"${SEEDS_FLAG[@]}"}
 done
 rj report table6 --runs "$OUT/runs" --out "$OUT"
-if [[ $SEEDS -eq 1 ]]; then rj plot fig6 --runs "$OUT/runs" --out "$OUT/curves.png"; fi
+if [[ $SEEDS -eq 1 ]]; then
+  # Fig 6's panel draws the paper's depths; other depths (e.g. --depths 8,14) get plain curves.
+  PAIRS=() PAPER=0
+  for net in ${NETS//,/ }; do
+    PAIRS+=("$net=$OUT/runs/$net")
+    [[ ",resnet20,resnet32,resnet44,resnet56,resnet110,resnet1202," == *",$net,"* ]] && PAPER=1
+  done
+  if [[ $PAPER -eq 1 ]]; then rj plot fig6 --runs "$OUT/runs" --out "$OUT/curves.png"
+  else rj plot curves --runs "$(IFS=,; echo "${PAIRS[*]}")" --out "$OUT/curves.png"; fi
+fi
 echo "Table 6 written to $OUT/table6.md and $OUT/table6.json; the runs side by side: tensorboard --logdir $OUT"
