@@ -7,6 +7,8 @@
       checkpoints/<step>/    orbax checkpoints (train/checkpoint.py); several seeds' stacked together
       corrupt_checkpoints/   checkpoints that failed to restore, moved aside by a resume
       .lock                  held by the process writing the run (train/workdir.py)
+      input_mean.npy         imported released models only (`resnet-jax import`): the mean their
+                             input convention subtracts, HxWx3 RGB in [0, 1] (else the training mean)
     with several seeds trained together (`--seeds N`), also
       seeds.json             their aggregate (throughput of all seeds, each seed's results)
       seed{s}/               each seed as if it had been run alone: config.json, metrics.jsonl,
@@ -33,6 +35,7 @@ SEEDS = "seeds.json"
 CHECKPOINTS = "checkpoints"
 CORRUPT_CHECKPOINTS = "corrupt_checkpoints"
 LOCK = ".lock"
+INPUT_MEAN = "input_mean.npy"
 
 
 class RunIOError(RuntimeError):
@@ -57,6 +60,10 @@ def seeds_path(workdir: str) -> str:
 
 def lock_path(workdir: str) -> str:
     return os.path.join(workdir, LOCK)
+
+
+def input_mean_path(workdir: str) -> str:
+    return os.path.join(workdir, INPUT_MEAN)
 
 
 def checkpoint_dir(workdir: str) -> str:

@@ -1,0 +1,143 @@
+"""Released models (the authors' Caffe ResNet-50/101/152, torchvision's ResNet-18..152): files in
+their exact formats with random weights, converted, and our logits against numpy forward passes in
+each framework's own semantics; structure of every depth; bad files; export round trip."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import released_fakes as fakes
+from resnet_jax.models import create_model, layout, released
+from resnet_jax.train import released as R
+
+SIZE = 64  # conv1 -> 32, pool1 -> 16 (Caffe's ceil-mode window clipped at the edge), ..., 2x2
+
+
+def _images(seed=0, n=2):
+    return np.random.default_rng(seed).integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def _our_logits(imported, images):
+    from resnet_jax.data.lighting import normalize
+
+    f = imported.fields
+    model = create_model(f["model"], shortcut=f["shortcut"], num_classes=imported.num_classes,
+                         stride_on_3x3=f["stride_on_3x3"], input_convention=f["input_convention"],
+                         conv1_bias=f["conv1_bias"], pool_ceil_mode=f["pool_ceil_mode"])
+    variables = layout.to_stacked(imported.variables)
+    x = normalize(images, imported.input_mean)
+    return np.asarray(jax.jit(model.apply)(variables, x))
+
+
+def _compare(ours, reference):
+    # Our float32 program (XLA convs, BN as (x - mean) * rsqrt(var + eps), the input adapted
+    # as x*255 or x/std after subtracting the mean in [0, 1] units) against a float64 numpy one:
+    # float32 rounding compounds over depth; 1e-3 of the logits' scale bounds it with a wide
+    # margin at these depths, while any semantic slip (channel order, BN factor, pooling
+    # windows, stride position) moves logits by O(1) of their scale.
+    scale = np.abs(reference).max()
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-3 * scale)
+    assert (ours.argmax(-1) == reference.argmax(-1)).all()
+
+
+def _torchvision_case(depth, tmp_path, fmt, monkeypatch):
+    net = fakes.random_net(depth, seed=depth)
+    state = fakes.torchvision_state(net)
+    path = str(tmp_path / f"resnet{depth}.{fmt}")
+    if fmt == "safetensors":
+        fakes.write_safetensors(path, state)
+    else:
+        fakes.write_pth(path, state, monkeypatch)
+        monkeypatch.undo()  # the stand-in torch modules are gone before we read
+        assert "torch" not in sys.modules
+    images = _images(depth)
+    reference = fakes.forward(net, fakes.torchvision_input(images), caffe=False,
+                              stride_on_3x3=depth >= 50)
+    imported = R.read_weights(path)
+    assert imported.fields["model"] == f"imagenet_resnet{depth}"
+    assert imported.fields["stride_on_3x3"] == (depth >= 50)
+    return _our_logits(imported, images), reference
+
+
+def _caffe_case(depth, tmp_path):
+    net = fakes.random_net(depth, seed=depth, conv1_bias=True)
+    path = tmp_path / f"ResNet-{depth}-model.caffemodel"
+    path.write_bytes(fakes.caffemodel_bytes(net, depth))
+    mean_bgr = np.random.default_rng(7).uniform(90, 130, (3, SIZE, SIZE)).astype(np.float32)
+    (tmp_path / "ResNet_mean.binaryproto").write_bytes(fakes.mean_binaryproto(mean_bgr))
+    images = _images(depth)
+    reference = fakes.forward(net, fakes.caffe_input(images, mean_bgr), caffe=True,
+                              stride_on_3x3=False)
+    imported = R.read_weights(str(path))
+    assert imported.fields["model"] == f"imagenet_resnet{depth}"
+    assert imported.fields["input_convention"] == "caffe"
+    return _our_logits(imported, images), reference
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("depth,fmt", [(18, "safetensors"), (50, "pth")])
+def test_torchvision_logits_match_numpy(depth, fmt, tmp_path, monkeypatch):
+    _compare(*_torchvision_case(depth, tmp_path, fmt, monkeypatch))
+
+
+@pytest.mark.numerics
+def test_caffe_resnet50_logits_match_numpy(tmp_path):
+    _compare(*_caffe_case(50, tmp_path))
+
+
+# The deeper nets: the same comparison, minutes of CPU among them (numpy and XLA); the
+# structure test below covers every depth's names and shapes in the fast tier.
+@pytest.mark.slow
+@pytest.mark.numerics
+@pytest.mark.parametrize("depth,fmt", [(34, "pth"), (101, "safetensors"), (152, "safetensors")])
+def test_torchvision_deep_logits_match_numpy(depth, fmt, tmp_path, monkeypatch):
+    _compare(*_torchvision_case(depth, tmp_path, fmt, monkeypatch))
+
+
+@pytest.mark.slow
+@pytest.mark.numerics
+@pytest.mark.parametrize("depth", [101, 152])
+def test_caffe_deep_logits_match_numpy(depth, tmp_path):
+    _compare(*_caffe_case(depth, tmp_path))
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50, 101, 152])
+def test_every_depth_maps_names_one_to_one(depth):
+    """torchvision's keys and the authors' Caffe layers of every depth map one to one onto the
+    model's variables (the files themselves are converted in the logits tests)."""
+    flags = dict(stride_on_3x3=depth >= 50, input_convention="torchvision")
+    shapes = released.variable_shapes(create_model(f"imagenet_resnet{depth}", **flags))
+    names = released.torchvision_names(depth)
+    assert [p for _, p, _ in names if p in shapes] == [p for _, p, _ in names]
+    assert {p for _, p, _ in names} == set(shapes)
+    assert len({k for k, _, _ in names}) == len(names)
+    params = sum(int(np.prod(s)) for p, s in shapes.items() if p[0] == "params")
+    assert params == {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160,
+                      152: 60_192_808}[depth]
+    if depth < 50:
+        with pytest.raises(released.ReleasedModelError, match="ResNet-50/101/152"):
+            released.caffe_units(depth)
+        return
+    units = released.caffe_units(depth)
+    convs = {u.conv for u in units}
+    # the prototxts' names: a, b, c in ResNet-50; a, b1, b2, ... in the long stages of 101/152
+    last = {50: ["res3d", "res4f"], 101: ["res3b3", "res4b22"], 152: ["res3b7", "res4b35"]}[depth]
+    assert {f"{b}_branch2c" for b in last + ["res2c", "res5c"]} <= convs
+    assert len(convs) == depth + 4  # the depth-1 convs, 4 projections, fc1000
+    caffe_paths = set()
+    for u in units:
+        caffe_paths.add(("params", *u.ours, "kernel"))
+        if u.ours_bn:
+            caffe_paths |= {(c, *u.ours_bn, leaf) for c, leaf in
+                            [("params", "scale"), ("params", "bias"), ("batch_stats", "mean"),
+                             ("batch_stats", "var")]}
+    caffe_paths |= {("params", "conv1", "bias"), ("params", "fc", "bias")}
+    caffe_model = create_model(f"imagenet_resnet{depth}", input_convention="caffe", conv1_bias=True,
+                               pool_ceil_mode=True)
+    assert caffe_paths == set(released.variable_shapes(caffe_model))
+    assert [u.stride for u in units if u.conv.endswith(("a_branch2a", "a_branch1"))] == \
+        [1, 1, 2, 2, 2, 2, 2, 2]  # res2a's branch1 and 2a, then res3a..res5a's (v1)
