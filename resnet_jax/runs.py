@@ -117,6 +117,21 @@ def write_text(path: str, text: str) -> None:
         raise RunIOError(f"cannot write {path} ({os_cause(e)})") from None
 
 
+def write_bytes(path: str, data: bytes) -> None:
+    """`write_text` for bytes (an exported weight file): whole or not at all."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise RunIOError(f"cannot write {path} ({os_cause(e)})") from None
+
+
 def write_json(path: str, value) -> None:
     """The one JSON writer: `value` (dicts, lists, numbers; or text that already is JSON, such as
     `ConfigDict.to_json_best_effort()`) written atomically by `write_text`."""

@@ -2,9 +2,12 @@
 their exact formats with random weights, converted, and our logits against numpy forward passes in
 each framework's own semantics; structure of every depth; bad files; export round trip."""
 
+import json
 import os
-import subprocess
+import pickle
+import re
 import sys
+import zipfile
 
 import jax
 import numpy as np
@@ -141,3 +144,120 @@ def test_every_depth_maps_names_one_to_one(depth):
     assert caffe_paths == set(released.variable_shapes(caffe_model))
     assert [u.stride for u in units if u.conv.endswith(("a_branch2a", "a_branch1"))] == \
         [1, 1, 2, 2, 2, 2, 2, 2]  # res2a's branch1 and 2a, then res3a..res5a's (v1)
+
+
+# ---- the command line: import, export, bad files -------------------------------------------------
+
+def _cli(argv, capsys):
+    from resnet_jax.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["resnet-jax", *argv])
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def resnet18_file(tmp_path_factory):
+    net = fakes.random_net(18, seed=3)
+    path = tmp_path_factory.mktemp("tv") / "resnet18.safetensors"
+    fakes.write_safetensors(path, fakes.torchvision_state(net))
+    return path
+
+
+def test_import_export_round_trip_is_exact(resnet18_file, tmp_path, capsys):
+    from resnet_jax.data.weight_files import read_safetensors
+
+    code, out, err = _cli(["import", str(resnet18_file), str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    assert "imagenet_resnet18 (11,689,512 params, 1000 classes, input torchvision)" in out
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["input_convention"], config["stride_on_3x3"], config["conv1_bias"]) == \
+        ("torchvision", False, False)
+    assert config["imported_from"].startswith("torchvision safetensors resnet18.safetensors sha256:")
+    code, _, err = _cli(["export", str(tmp_path / "run"), str(tmp_path / "back.safetensors")], capsys)
+    assert code == 0, err
+    original, _ = read_safetensors(str(resnet18_file))
+    back, metadata = read_safetensors(str(tmp_path / "back.safetensors"))
+    assert list(back) == list(original)  # torchvision's names, in its order, BN counters included
+    for key, value in original.items():
+        assert back[key].dtype == value.dtype and back[key].shape == value.shape
+        np.testing.assert_array_equal(back[key], value, err_msg=key)
+    assert metadata["resnet_jax.model"] == "imagenet_resnet18"
+    # (so importing the exported file again gives the run's variables, bit for bit)
+
+
+def _refused(argv, out_dir, capsys, match):
+    parent_before = sorted(os.listdir(out_dir.parent))
+    code, out, err = _cli([*argv, str(out_dir)], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert re.search(match, lines[0]), lines[0]
+    assert not out_dir.exists()  # nothing written, no temporary folder left
+    assert sorted(os.listdir(out_dir.parent)) == parent_before
+    return lines[0]
+
+
+def test_malicious_pth_is_refused_without_running_it(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "resnet18.pth"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("resnet18/data.pkl", pickle.dumps({"conv1.weight": Payload()}, protocol=2))
+    _refused(["import", str(path)], tmp_path / "out", capsys, r"refusing to load (posix|os)\.system")
+    assert not marker.exists()
+
+
+def test_truncated_safetensors_names_the_first_missing_tensor(resnet18_file, tmp_path, capsys):
+    data = resnet18_file.read_bytes()
+    cut = tmp_path / "resnet18.safetensors"
+    cut.write_bytes(data[:len(data) // 2])
+    _refused(["import", str(cut)], tmp_path / "out", capsys,
+             r"truncated: tensor 'layer4\.0\.conv2\.weight' needs bytes")
+
+
+def test_wrong_depth_names_the_first_bad_tensor(resnet18_file, tmp_path, capsys):
+    _refused(["import", str(resnet18_file), "--model", "imagenet_resnet34"], tmp_path / "out",
+             capsys, r"layer1\.2\.conv1\.weight is missing")
+    _refused(["import", str(resnet18_file), "--model", "imagenet_resnet50"], tmp_path / "out",
+             capsys, r"layer1\.0\.conv1\.weight has shape \[64, 64, 3, 3\], expected \[64, 64, 1, 1\]")
+
+
+def test_existing_out_is_left_alone(resnet18_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep").write_text("x")
+    code, _, err = _cli(["import", str(resnet18_file), str(out)], capsys)
+    assert code == 2 and "exists" in err
+    assert os.listdir(out) == ["keep"]
+
+
+@pytest.fixture(scope="module")
+def caffe50(tmp_path_factory):
+    net = fakes.random_net(50, seed=5, conv1_bias=True)
+    folder = tmp_path_factory.mktemp("caffe")
+    (folder / "ResNet_mean.binaryproto").write_bytes(
+        fakes.mean_binaryproto(np.full((3, 224, 224), 110, np.float32)))
+    return net, folder
+
+
+def test_caffe_truncated_or_v1_5_is_refused(caffe50, tmp_path, capsys):
+    net, folder = caffe50
+    data = fakes.caffemodel_bytes(net, 50)
+    cut = folder / "ResNet-50-cut.caffemodel"
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    _refused(["import", str(cut)], tmp_path / "out", capsys,
+             r"truncated: it breaks off in layer 'res5b_branch2b'")
+    v15 = folder / "ResNet-50-v15.caffemodel"
+    v15.write_bytes(fakes.caffemodel_bytes(net, 50, v15=True))
+    _refused(["import", str(v15)], tmp_path / "out", capsys,
+             r"res3a_branch2a has stride 1, but the v1 net .* has 2 there")
+    alone = tmp_path / "ResNet-50-model.caffemodel"
+    alone.write_bytes(data[:100])
+    _refused(["import", str(alone)], tmp_path / "out", capsys, r"mean image; give it with --mean")

@@ -53,6 +53,16 @@ def _fig7(argv):
     fig7.main(argv)
 
 
+def _import(argv):
+    from resnet_jax.cli import import_  # noqa: PLC0415
+    import_.main(argv)
+
+
+def _export(argv):
+    from resnet_jax.cli import export  # noqa: PLC0415
+    export.main(argv)
+
+
 def _bench(argv):
     from resnet_jax.cli import bench  # noqa: PLC0415
     bench.main(argv)
@@ -67,6 +77,8 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "plot": (_plot, "training curves (Fig 1/4/6 style) from runs"),
     "eval": (_eval, "test error of a saved run's latest checkpoint"),
     "fig7": (_fig7, "Fig 7: std of the 3x3 layers' responses of runs"),
+    "import": (_import, "a released ResNet (Caffe, torchvision) as a run folder"),
+    "export": (_export, "a run's weights as torchvision safetensors"),
     "bench": (_bench, "training images/s: our engine vs a plain Flax step, e2e, compile"),
 }
 

@@ -38,8 +38,8 @@ class WeightFileError(ValueError):
 
 # (message, [(field, number, type, label, message type)]) with the numbers of BVLC caffe.proto.
 # Only the fields read here; the parser skips every other field of the real messages.
-_OPT, _REP = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL, descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
 _T = descriptor_pb2.FieldDescriptorProto
+_OPT, _REP = _T.LABEL_OPTIONAL, _T.LABEL_REPEATED
 _CAFFE_MESSAGES = {
     "BlobShape": [("dim", 1, _T.TYPE_INT64, _REP, None)],
     "BlobProto": [("shape", 7, _T.TYPE_MESSAGE, _OPT, "BlobShape"),
@@ -285,7 +285,7 @@ def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str] |
     header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
     chunks, offset = [], 0
     for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")  # (ascontiguousarray would make a scalar 1-d)
         if array.dtype == _bfloat16():
             dtype_name = "BF16"
         else:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import os
 import shutil
 
-import flax.traverse_util
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -24,6 +24,7 @@ import numpy as np
 
 from resnet_jax import configs, runs
 from resnet_jax.configs import ConfigError
+from resnet_jax.data import DatasetError, load_dataset
 from resnet_jax.data.weight_files import (WeightFileError, file_format, read_binaryproto,
                                           read_caffemodel, read_pth, read_safetensors,
                                           safetensors_bytes)
@@ -126,25 +127,34 @@ def _from_torchvision(path: str, fmt: str, state: dict, metadata: dict, model: s
     v15 = metadata.get(META_PREFIX + "stride_on_3x3", str(depth >= 50)) == "True"
     convention = metadata.get(META_PREFIX + "input_convention", "torchvision")
     if convention not in ("torchvision", "paper"):
-        raise WeightsError(f"{path}: input convention {convention!r} cannot come from torchvision names")
+        raise WeightsError(f"{path}: input convention {convention!r} cannot come with torchvision names")
     fields = {"model": f"imagenet_resnet{depth}", "shortcut": "B", "stride_on_3x3": depth >= 50 and v15,
               "input_convention": convention, "conv1_bias": False, "pool_ceil_mode": False,
               "imported_from": f"torchvision {fmt} {os.path.basename(path)} sha256:{_sha256(path)}"}
     variables = released.from_torchvision(state, depth, _shapes(fields, num_classes))
-    if convention == "torchvision":
+    if metadata.get(META_PREFIX + "input_mean", MEAN_TORCHVISION) == MEAN_TORCHVISION:
         mean = np.asarray(TORCHVISION_MEAN, np.float32).reshape(1, 1, 3)
-    else:  # a net trained here: its training mean was written beside the weights
+    else:  # a net trained here: its training mean was exported beside the weights
         mean = _mean_beside(path)
     return Imported(fields, variables, mean, num_classes)
 
 
+MEAN_TORCHVISION, MEAN_BESIDE = "torchvision", "beside"  # where an exported file's input mean is
+
+
+def mean_path_for(path: str) -> str:
+    """Where `export` writes the input mean of a net trained here: `<file>.mean.npy`."""
+    return os.path.splitext(path)[0] + ".mean.npy"
+
+
 def _mean_beside(path: str) -> np.ndarray:
-    mean_path = os.path.splitext(path)[0] + ".mean.npy"
     try:
-        mean = np.load(mean_path, allow_pickle=False)
+        mean = np.load(mean_path_for(path), allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise WeightsError(f"{path} is a net trained here: its input mean {mean_path} is needed "
-                           f"({e})") from None
+        raise WeightsError(f"{path} was exported with its training mean beside it: "
+                           f"{mean_path_for(path)} is needed ({e})") from None
+    if mean.ndim != 3 or mean.shape[-1] != 3:
+        raise WeightsError(f"{mean_path_for(path)} holds shape {list(mean.shape)}, not HxWx3")
     return np.asarray(mean, np.float32)
 
 
@@ -207,6 +217,24 @@ def input_mean(workdir: str) -> np.ndarray | None:
     return np.load(path, allow_pickle=False) if os.path.exists(path) else None
 
 
+def run_input_mean(config: ml_collections.ConfigDict, workdir: str) -> np.ndarray:
+    """The mean a run's net subtracts from image/255: the one an imported model came with, else
+    its training set's per-pixel mean (computed, or the cached ImageNet mean)."""
+    mean = input_mean(workdir)
+    if mean is not None:
+        return mean
+    try:
+        if config.dataset in configs.HOST_FED:
+            from resnet_jax.data import imagenet  # noqa: PLC0415 (grain only for ImageNet)
+            from resnet_jax.train import imagenet_eval  # noqa: PLC0415
+
+            return imagenet_eval.mean_image(config, imagenet.open_split("train", config.data_dir),
+                                            workdir)
+        return load_dataset(config.dataset, config.eval_split, config.data_dir).pixel_mean()
+    except DatasetError as e:
+        raise WeightsError(f"the training mean of {workdir} is needed: {e}") from None
+
+
 def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict, int]:
     """(config, variables in the per-block layout as numpy, classes) of a run's newest checkpoint."""
     try:
@@ -234,3 +262,47 @@ def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict, int]:
         raise WeightsError(f"{workdir} has no readable checkpoint")
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     return config, jax.tree.map(np.asarray, layout.to_per_block(jax.device_get(variables))), num_classes
+
+
+# ---- export --------------------------------------------------------------------------------------
+
+def torchvision_file(config: ml_collections.ConfigDict, variables: dict, mean: np.ndarray | None,
+                     out: str) -> list[str]:
+    """Write a run's variables as a torchvision state dict in safetensors (`out`), with our model
+    options in its metadata; the input mean of a net trained here goes to `<out>.mean.npy`.
+    WeightsError if torchvision's ResNet cannot hold the net. Returns the files written.
+
+    A v1 bottleneck net (the paper's, stride on the first 1x1) has the same tensors as torchvision's
+    v1.5 one; the metadata says which it is (`stride_on_3x3`), and torchvision runs it once each
+    stage's first block has its strides moved (`V1_NOTE`)."""
+    family, residual, depth = parse_model_name(config.model)
+    problems = [why for bad, why in (
+        (family != "imagenet" or not residual, f"{config.model} is not an ImageNet ResNet"),
+        (config.shortcut != "B", f"shortcut option {config.shortcut} (torchvision's nets use B)"),
+        (config.conv1_bias, "conv1_bias (torchvision's conv1 has none)"),
+        (config.pool_ceil_mode, "pool_ceil_mode (torchvision pools with padding 1)"),
+        (config.input_convention == "caffe", "the Caffe input convention (BGR, 0-255)")) if bad]
+    if problems:
+        raise WeightsError(f"torchvision's ResNet cannot hold this net: {problems[0]}")
+    try:
+        state = released.to_torchvision(variables, depth)
+    except released.ReleasedModelError as e:
+        raise WeightsError(str(e)) from None
+    beside = config.input_convention != "torchvision"
+    metadata = {"format": "pt", META_PREFIX + "model": config.model,
+                META_PREFIX + "stride_on_3x3": str(bool(config.stride_on_3x3)),
+                META_PREFIX + "input_convention": config.input_convention,
+                META_PREFIX + "input_mean": MEAN_BESIDE if beside else MEAN_TORCHVISION}
+    if beside and mean is None:
+        raise WeightsError("the run's input mean is needed beside the weights")
+    runs.write_bytes(out, safetensors_bytes(state, metadata))
+    if beside:
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(mean, np.float32))
+        runs.write_bytes(mean_path_for(out), buf.getvalue())
+        return [out, mean_path_for(out)]
+    return [out]
+
+
+V1_NOTE = ("a v1 net (stride on the first 1x1 conv, the paper's): in torchvision set "
+           "layerN[0].conv1.stride = 2 and layerN[0].conv2.stride = 1 for N = 2, 3, 4")
