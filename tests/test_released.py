@@ -261,3 +261,82 @@ def test_caffe_truncated_or_v1_5_is_refused(caffe50, tmp_path, capsys):
     alone = tmp_path / "ResNet-50-model.caffemodel"
     alone.write_bytes(data[:100])
     _refused(["import", str(alone)], tmp_path / "out", capsys, r"mean image; give it with --mean")
+
+
+# ---- fine-tuning from an imported file -----------------------------------------------------------
+
+def _fine_tune_config(init_from, steps, **overrides):
+    from resnet_jax.configs import cifar_config
+
+    config = cifar_config("cifar_resnet20")  # the small-dataset recipe, then the ImageNet net
+    config.update({**dict(model="imagenet_resnet18", shortcut="B", dataset="digits64",
+                          init_from=init_from, input_convention="torchvision", steps=steps,
+                          batch_size=32, bn_group_size=0, lr=0.01, lr_boundaries=(), warmup=False,
+                          log_every=10, eval_every=10, checkpoint_every=steps, progress=False),
+                   **overrides})
+    return config
+
+
+def test_init_from_needs_the_files_options(resnet18_file, tmp_path):
+    from resnet_jax.configs import ConfigError
+    from resnet_jax.train.loop import train_and_evaluate
+
+    config = _fine_tune_config(str(resnet18_file), 10, input_convention="paper")
+    with pytest.raises(ConfigError, match="input_convention='torchvision'; set "
+                                          "--config.input_convention=torchvision"):
+        train_and_evaluate(config, str(tmp_path / "ft"))
+    assert not (tmp_path / "ft").exists()
+
+
+@pytest.mark.slow
+def test_fine_tuning_an_imported_resnet18_on_digits(resnet18_file, tmp_path):
+    """ResNet-18 from a torchvision file, a new 10-class fc, digits resized to 64x64: the backbone
+    starts as the file's, the head fresh, and the error falls."""
+    from resnet_jax.data import load_dataset
+    from resnet_jax.train.engine import create_engine
+    from resnet_jax.train.loop import train_and_evaluate
+
+    config = _fine_tune_config(str(resnet18_file), 30)
+    ds = load_dataset("digits64")
+    assert ds.image_shape == (64, 64, 3)
+    engine = create_engine(config, ds.crop_padding, ds.num_classes)
+    fresh = engine.init_state(ds.image_shape)
+    state = R.start_from(fresh, config, R.load_init(config))
+    file_vars = R.read_weights(str(resnet18_file)).variables
+    ours = layout.to_per_block({"params": state.params, "batch_stats": state.batch_stats})
+    np.testing.assert_array_equal(ours["params"]["conv2_2"]["conv1"]["kernel"],
+                                  file_vars["params"]["conv2_2"]["conv1"]["kernel"])
+    np.testing.assert_array_equal(ours["batch_stats"]["conv5_1"]["bn1"]["var"],
+                                  file_vars["batch_stats"]["conv5_1"]["bn1"]["var"])
+    np.testing.assert_array_equal(ours["params"]["fc"]["kernel"], fresh.params["fc"]["kernel"])
+    assert ours["params"]["fc"]["kernel"].shape == (512, 10)
+
+    results = train_and_evaluate(config, str(tmp_path / "ft"))
+    records = [json.loads(line) for line in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
+    tests = [r["test_error"] for r in records if "test_error" in r]
+    assert records[-1]["train_error"] < records[0]["train_error"]
+    assert tests[-1] < tests[0] and results["test_error"] < 0.7
+
+
+def test_eval_of_an_imported_model_prints_the_published_numbers(resnet18_file, tmp_path, capsys,
+                                                                 monkeypatch):
+    """`resnet-jax eval` on an imported torchvision ResNet-18: the centre-crop protocol with the
+    file's input convention, top-1/top-5, and torchvision's published numbers beside."""
+    from imagenet_fakes import fake_records
+
+    from resnet_jax.data import imagenet
+
+    monkeypatch.setattr(imagenet, "open_split", lambda split, data_dir: fake_records(8, seed=1))
+    assert _cli(["import", str(resnet18_file), str(tmp_path / "run")], capsys)[0] == 0
+    config_path = tmp_path / "run" / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["num_workers"] == 12  # the recipe's; decoding 2 images in-process is quicker
+    config_path.write_text(json.dumps({**config, "num_workers": 0}))
+    code, out, err = _cli(["eval", "--workdir", str(tmp_path / "run"), "--max_images", "2",
+                           "--json", str(tmp_path / "eval.json")], capsys)
+    assert code == 0, err
+    assert "imagenet_resnet18 on imagenet (validation, 2 images, center views) at step 0" in out
+    assert "published (torchvision docs): top-1 30.24%, top-5 10.92%" in out
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["input_convention"] == "torchvision" and result["num_images"] == 2
+    assert 0 <= result["test_top5_error"] <= result["test_error"] <= 1

@@ -17,6 +17,7 @@ import io
 import os
 import shutil
 
+import flax.traverse_util
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -235,24 +236,38 @@ def run_input_mean(config: ml_collections.ConfigDict, workdir: str) -> np.ndarra
         raise WeightsError(f"the training mean of {workdir} is needed: {e}") from None
 
 
-def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict, int]:
-    """(config, variables in the per-block layout as numpy, classes) of a run's newest checkpoint."""
-    try:
-        config = configs.from_saved(runs.read_json(runs.config_path(workdir)))
-    except FileNotFoundError:
-        raise WeightsError(f"{workdir} is not a run folder: no config.json") from None
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"cannot read {runs.config_path(workdir)}: {e}") from None
-    if config.num_seeds > 1:
-        raise WeightsError(f"{workdir} trained {config.num_seeds} seeds: use one of its seed folders")
+def read_run_shapes(workdir: str) -> tuple[ml_collections.ConfigDict, dict, int]:
+    """(config, {field: shapes} of its newest checkpoint, classes), nothing restored."""
+    config = _run_config(workdir)
     mngr = checkpoint.manager(workdir, read_only=True)
     try:
         step = mngr.latest_step()
         if step is None:
             raise WeightsError(f"{workdir} has no checkpoint")
-        num_classes = checkpoint.saved_shapes(mngr, step)["params"]["fc"]["bias"][-1]
-        engine = create_engine(config, 0, num_classes)
-        shape = (64, 64, 3) if parse_model_name(config.model)[0] == "imagenet" else (32, 32, 3)
+        shapes = checkpoint.saved_shapes(mngr, step)
+    finally:
+        mngr.close()
+    return config, shapes, int(shapes["params"]["fc"]["bias"][-1])
+
+
+def _run_config(workdir: str) -> ml_collections.ConfigDict:
+    try:
+        return configs.from_saved(runs.read_json(runs.config_path(workdir)))
+    except FileNotFoundError:
+        raise WeightsError(f"{workdir} is not a run folder: no config.json") from None
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"cannot read {runs.config_path(workdir)}: {e}") from None
+
+
+def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict, int]:
+    """(config, variables in the per-block layout as numpy, classes) of a run's newest checkpoint."""
+    config, _, num_classes = read_run_shapes(workdir)
+    if config.num_seeds > 1:
+        raise WeightsError(f"{workdir} trained {config.num_seeds} seeds: use one of its seed folders")
+    engine = create_engine(config, 0, num_classes)
+    shape = (64, 64, 3) if parse_model_name(config.model)[0] == "imagenet" else (32, 32, 3)
+    mngr = checkpoint.manager(workdir, read_only=True)
+    try:
         state = checkpoint.restore_latest(mngr, engine.abstract_state(shape))
     except checkpoint.CheckpointError as e:
         raise WeightsError(str(e)) from None
@@ -306,3 +321,59 @@ def torchvision_file(config: ml_collections.ConfigDict, variables: dict, mean: n
 
 V1_NOTE = ("a v1 net (stride on the first 1x1 conv, the paper's): in torchvision set "
            "layerN[0].conv1.stride = 2 and layerN[0].conv2.stride = 1 for N = 2, 3, 4")
+
+
+# ---- fine-tuning ---------------------------------------------------------------------------------
+
+MODEL_FIELDS = ("model", "shortcut", "stride_on_3x3", "input_convention", "conv1_bias", "pool_ceil_mode")
+
+
+def load_init(config: ml_collections.ConfigDict) -> dict:
+    """The variables (per block) of `config.init_from`, a run folder or a released model's file,
+    checked to hold `config`'s net (its model options too); ConfigError, one line, if not. Read
+    before the workdir is touched, so a wrong source leaves nothing behind."""
+    source = config.init_from
+    try:
+        if os.path.isdir(source):
+            saved, variables, _ = read_run(source)
+            fields = {f: saved[f] for f in MODEL_FIELDS}
+        else:
+            imported = read_weights(source)
+            fields, variables = imported.fields, imported.variables
+    except WeightsError as e:
+        raise ConfigError(f"init_from: {e}") from None
+    if differ := [f for f in MODEL_FIELDS if fields[f] != config[f]]:
+        raise ConfigError(f"init_from {source} holds {fields['model']} with "
+                          + ", ".join(f"{f}={fields[f]!r}" for f in differ if f != "model")
+                          + f"; set {' '.join(f'--config.{f}={fields[f]}' for f in differ)}")
+    return variables
+
+
+def start_from(state: TrainState, config: ml_collections.ConfigDict, variables: dict) -> TrainState:
+    """`state` (freshly initialized) with the params and BN statistics `variables` (load_init's).
+    The fc is kept as initialized when the class count differs (a new head, He init like every
+    layer here); every other tensor must match. The backbone's BN running statistics are kept as
+    they are, and fine-tuning updates them as training always does (train-mode batch statistics,
+    momentum 0.9). The optimizer starts afresh (zero velocity)."""
+    source = config.init_from
+    fresh = {"params": state.params, "batch_stats": state.batch_stats}
+    wanted = layout.layout_of(fresh) or layout.PER_BLOCK
+    ours = flax.traverse_util.flatten_dict(layout.to_per_block(jax.device_get(fresh)))
+    theirs = flax.traverse_util.flatten_dict(variables)
+    merged = {}
+    for path, value in ours.items():
+        name = "/".join(path)
+        if path not in theirs:
+            raise ConfigError(f"init_from {source} has no {name}")
+        if theirs[path].shape == value.shape:
+            merged[path] = np.asarray(theirs[path], value.dtype)
+        elif path[:2] == ("params", "fc"):
+            merged[path] = value  # a new head for the new class count
+        else:
+            raise ConfigError(f"init_from {source}: {name} has shape {list(theirs[path].shape)}, "
+                              f"this net's is {list(value.shape)}")
+    if extra := [p for p in theirs if p not in ours]:
+        raise ConfigError(f"init_from {source}: {'/'.join(extra[0])} has no place in {config.model}")
+    loaded = layout.convert(flax.traverse_util.unflatten_dict(merged), wanted)
+    loaded = jax.tree.map(lambda x, t: jax.device_put(x, t.sharding), loaded, fresh)
+    return state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])
