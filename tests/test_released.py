@@ -2,10 +2,13 @@
 their exact formats with random weights, converted, and our logits against numpy forward passes in
 each framework's own semantics; structure of every depth; bad files; export round trip."""
 
+import contextlib
+import io
 import json
 import os
 import pickle
 import re
+import shutil
 import sys
 import zipfile
 
@@ -166,18 +169,33 @@ def resnet18_file(tmp_path_factory):
     return path
 
 
-def test_import_export_round_trip_is_exact(resnet18_file, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def imported18(resnet18_file, tmp_path_factory):
+    """`resnet-jax import` of resnet18_file: its run folder."""
+    from resnet_jax.cli import main
+
+    run = tmp_path_factory.mktemp("imported") / "run"
+    printed = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stdout(printed):
+        main(["resnet-jax", "import", str(resnet18_file), str(run)])
+        raise SystemExit(0)
+    assert exit_info.value.code == 0
+    assert printed.getvalue().startswith("imagenet_resnet18 (11,689,512 params, 1000 classes, "
+                                         "input torchvision) from ")
+    return run
+
+
+def test_import_export_round_trip_is_exact(resnet18_file, imported18, tmp_path, capsys):
     from resnet_jax.data.weight_files import read_safetensors
 
-    code, out, err = _cli(["import", str(resnet18_file), str(tmp_path / "run")], capsys)
-    assert code == 0, err
-    assert "imagenet_resnet18 (11,689,512 params, 1000 classes, input torchvision)" in out
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    run = imported18
+    config = json.loads((run / "config.json").read_text())
     assert (config["input_convention"], config["stride_on_3x3"], config["conv1_bias"]) == \
         ("torchvision", False, False)
     assert config["imported_from"].startswith("torchvision safetensors resnet18.safetensors sha256:")
-    code, _, err = _cli(["export", str(tmp_path / "run"), str(tmp_path / "back.safetensors")], capsys)
+    code, out, err = _cli(["export", str(run), str(tmp_path / "back.safetensors")], capsys)
     assert code == 0, err
+    assert out.startswith(f"imagenet_resnet18 from {run} -> ")
     original, _ = read_safetensors(str(resnet18_file))
     back, metadata = read_safetensors(str(tmp_path / "back.safetensors"))
     assert list(back) == list(original)  # torchvision's names, in its order, BN counters included
@@ -318,7 +336,7 @@ def test_fine_tuning_an_imported_resnet18_on_digits(resnet18_file, tmp_path):
     assert tests[-1] < tests[0] and results["test_error"] < 0.7
 
 
-def test_eval_of_an_imported_model_prints_the_published_numbers(resnet18_file, tmp_path, capsys,
+def test_eval_of_an_imported_model_prints_the_published_numbers(imported18, tmp_path, capsys,
                                                                  monkeypatch):
     """`resnet-jax eval` on an imported torchvision ResNet-18: the centre-crop protocol with the
     file's input convention, top-1/top-5, and torchvision's published numbers beside."""
@@ -327,12 +345,12 @@ def test_eval_of_an_imported_model_prints_the_published_numbers(resnet18_file, t
     from resnet_jax.data import imagenet
 
     monkeypatch.setattr(imagenet, "open_split", lambda split, data_dir: fake_records(8, seed=1))
-    assert _cli(["import", str(resnet18_file), str(tmp_path / "run")], capsys)[0] == 0
-    config_path = tmp_path / "run" / "config.json"
-    config = json.loads(config_path.read_text())
+    run = tmp_path / "run"
+    shutil.copytree(imported18, run)
+    config = json.loads((run / "config.json").read_text())
     assert config["num_workers"] == 12  # the recipe's; decoding 2 images in-process is quicker
-    config_path.write_text(json.dumps({**config, "num_workers": 0}))
-    code, out, err = _cli(["eval", "--workdir", str(tmp_path / "run"), "--max_images", "2",
+    (run / "config.json").write_text(json.dumps({**config, "num_workers": 0}))
+    code, out, err = _cli(["eval", "--workdir", str(run), "--max_images", "2",
                            "--json", str(tmp_path / "eval.json")], capsys)
     assert code == 0, err
     assert "imagenet_resnet18 on imagenet (validation, 2 images, center views) at step 0" in out
@@ -340,3 +358,24 @@ def test_eval_of_an_imported_model_prints_the_published_numbers(resnet18_file, t
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["input_convention"] == "torchvision" and result["num_images"] == 2
     assert 0 <= result["test_top5_error"] <= result["test_error"] <= 1
+
+
+def test_released_model_notebook_executes(imported18, tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = os.path.join(os.path.dirname(__file__), "..", "notebooks", "released_model.ipynb")
+    nb = nbformat.read(notebook, as_version=4)
+    assert all(not c.outputs for c in nb.cells if c.cell_type == "code")
+    monkeypatch.setenv("RESNET_JAX_WORKDIR", str(imported18))
+    monkeypatch.setenv("RESNET_JAX_CROP", "64")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    assert "imagenet_resnet18, input convention torchvision, from torchvision safetensors" in text
+    assert "conv2_x     256 filters" in text  # Table 1: 2 blocks of two 3x3, 64 convs
+    assert "20 layers; first bn1, last conv5_2/bn2" in text  # 16 3x3 convs, stem, 3 projections
+    assert len([o for c in code for o in c.outputs if "image/png" in o.get("data", {})]) == 3
