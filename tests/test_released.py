@@ -284,14 +284,16 @@ def test_caffe_truncated_or_v1_5_is_refused(caffe50, tmp_path, capsys):
 # ---- fine-tuning from an imported file -----------------------------------------------------------
 
 def _fine_tune_config(init_from, steps, **overrides):
-    from resnet_jax.configs import cifar_config
+    """experiments/finetune_digits.py's ResNet-18 recipe, shortened."""
+    import importlib.util
 
-    config = cifar_config("cifar_resnet20")  # the small-dataset recipe, then the ImageNet net
-    config.update({**dict(model="imagenet_resnet18", shortcut="B", dataset="digits64",
-                          init_from=init_from, input_convention="torchvision", steps=steps,
-                          batch_size=32, bn_group_size=0, lr=0.01, lr_boundaries=(), warmup=False,
-                          log_every=10, eval_every=10, checkpoint_every=steps, progress=False),
-                   **overrides})
+    path = os.path.join(os.path.dirname(__file__), "..", "experiments", "finetune_digits.py")
+    spec = importlib.util.spec_from_file_location("finetune_digits", path)
+    experiment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(experiment)
+    config = experiment.get_config("resnet18,torchvision")
+    config.update({**dict(init_from=init_from, steps=steps, eval_every=10, checkpoint_every=steps,
+                          progress=False), **overrides})
     return config
 
 

@@ -71,8 +71,7 @@ def read_weights(path: str, mean_path: str | None = None, model: str | None = No
             state, metadata = read_pth(path), {}
         return _from_torchvision(path, fmt, state, metadata, model)
     except (WeightFileError, released.ReleasedModelError) as e:
-        raise WeightsError(f"{os.path.basename(path)}: {e}" if not str(e).startswith(path)
-                           else str(e)) from None
+        raise WeightsError(str(e) if str(e).startswith(path) else f"{path}: {e}") from None
 
 
 def _depth(model: str | None, found) -> int:
