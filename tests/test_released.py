@@ -362,6 +362,7 @@ def test_eval_of_an_imported_model_prints_the_published_numbers(imported18, tmp_
     assert 0 <= result["test_top5_error"] <= result["test_error"] <= 1
 
 
+@pytest.mark.slow  # a kernel, JAX and matplotlib in it: ~12 s, half this file's fast tier
 def test_released_model_notebook_executes(imported18, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
