@@ -40,13 +40,14 @@ def _our_logits(imported, images):
 
 
 def _compare(ours, reference):
-    # Our float32 program (XLA convs, BN as (x - mean) * rsqrt(var + eps), the input adapted
-    # as x*255 or x/std after subtracting the mean in [0, 1] units) against a float64 numpy one:
-    # float32 rounding compounds over depth; 1e-3 of the logits' scale bounds it with a wide
-    # margin at these depths, while any semantic slip (channel order, BN factor, pooling
-    # windows, stride position) moves logits by O(1) of their scale.
+    # Our float32 program (XLA convs, BN as (x - mean) * rsqrt(var + eps), the input adapted as
+    # x*255 or x/std after subtracting the mean in [0, 1] units) against a float64 numpy one:
+    # only float32 rounding separates them, measured at <= 6e-7 of the logits' scale for every
+    # depth and format (AVX-512); 2e-5 leaves room for other instruction sets' summation orders,
+    # while any semantic slip (channel order, BN factor, pooling windows, stride position) moves
+    # the logits by a sizeable fraction of their scale.
     scale = np.abs(reference).max()
-    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-3 * scale)
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=2e-5 * scale)
     assert (ours.argmax(-1) == reference.argmax(-1)).all()
 
 
@@ -85,7 +86,7 @@ def _caffe_case(depth, tmp_path):
 
 
 @pytest.mark.numerics
-@pytest.mark.parametrize("depth,fmt", [(18, "safetensors"), (50, "pth")])
+@pytest.mark.parametrize("depth,fmt", [(18, "safetensors"), (34, "pth"), (50, "pth")])
 def test_torchvision_logits_match_numpy(depth, fmt, tmp_path, monkeypatch):
     _compare(*_torchvision_case(depth, tmp_path, fmt, monkeypatch))
 
@@ -99,7 +100,7 @@ def test_caffe_resnet50_logits_match_numpy(tmp_path):
 # structure test below covers every depth's names and shapes in the fast tier.
 @pytest.mark.slow
 @pytest.mark.numerics
-@pytest.mark.parametrize("depth,fmt", [(34, "pth"), (101, "safetensors"), (152, "safetensors")])
+@pytest.mark.parametrize("depth,fmt", [(101, "safetensors"), (152, "safetensors")])
 def test_torchvision_deep_logits_match_numpy(depth, fmt, tmp_path, monkeypatch):
     _compare(*_torchvision_case(depth, tmp_path, fmt, monkeypatch))
 
