@@ -28,7 +28,9 @@ def main(argv: list[str]) -> None:
                         help="the net SRC must hold, e.g. imagenet_resnet101 (default: what it holds)")
     args = parser.parse_args(argv[1:])
 
-    from resnet_jax.train import orbax_quiet  # noqa: PLC0415 (keep --help fast)
+    import jax  # noqa: PLC0415 (keep --help fast)
+
+    from resnet_jax.train import orbax_quiet  # noqa: PLC0415
     from resnet_jax.train.released import WeightsError, read_weights, write_run  # noqa: PLC0415
 
     orbax_quiet.silence_aborted_io()
@@ -37,16 +39,9 @@ def main(argv: list[str]) -> None:
         config = write_run(imported, args.out)
     except WeightsError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")
-    params = sum(x.size for x in _leaves(imported.variables["params"]))
+    params = sum(x.size for x in jax.tree.leaves(imported.variables["params"]))
     print(f"{config.model} ({params:,} params, {imported.num_classes} classes, input "
           f"{config.input_convention}) from {args.src} -> {args.out}")
     print(f"test it: resnet-jax eval --workdir {args.out} --mode ten_crop --data_dir DATA_DIR")
     sys.stdout.flush()
 
-
-def _leaves(tree):
-    if isinstance(tree, dict):
-        for v in tree.values():
-            yield from _leaves(v)
-    else:
-        yield tree
