@@ -338,6 +338,16 @@ def test_fine_tuning_an_imported_resnet18_on_digits(resnet18_file, tmp_path):
     assert records[-1]["train_error"] < records[0]["train_error"]
     assert tests[-1] < tests[0] and results["test_error"] < 0.7
 
+    # exported, the fine-tuned net takes its training mean (digits64's) along, and comes back whole
+    config_, variables, _ = R.read_run(str(tmp_path / "ft"))
+    out = str(tmp_path / "ft.safetensors")
+    written = R.torchvision_file(config_, variables, R.run_input_mean(config_, str(tmp_path / "ft")), out)
+    assert written == [out, str(tmp_path / "ft.mean.npy")]
+    back = R.read_weights(out)
+    np.testing.assert_array_equal(back.input_mean, ds.pixel_mean())
+    assert back.num_classes == 10 and back.fields["input_convention"] == "torchvision"
+    jax.tree.map(np.testing.assert_array_equal, back.variables, variables)
+
 
 def test_eval_of_an_imported_model_prints_the_published_numbers(imported18, tmp_path, capsys,
                                                                  monkeypatch):

@@ -133,13 +133,18 @@ def _from_torchvision(path: str, fmt: str, state: dict, metadata: dict, model: s
               "imported_from": f"torchvision {fmt} {os.path.basename(path)} sha256:{_sha256(path)}"}
     variables = released.from_torchvision(state, depth, _shapes(fields, num_classes))
     if metadata.get(META_PREFIX + "input_mean", MEAN_TORCHVISION) == MEAN_TORCHVISION:
-        mean = np.asarray(TORCHVISION_MEAN, np.float32).reshape(1, 1, 3)
+        mean = torchvision_mean()
     else:  # a net trained here: its training mean was exported beside the weights
         mean = _mean_beside(path)
     return Imported(fields, variables, mean, num_classes)
 
 
 MEAN_TORCHVISION, MEAN_BESIDE = "torchvision", "beside"  # where an exported file's input mean is
+
+
+def torchvision_mean() -> np.ndarray:
+    """torchvision's mean colour as an input mean image (1x1x3, broadcast over any size)."""
+    return np.asarray(TORCHVISION_MEAN, np.float32).reshape(1, 1, 3)
 
 
 def mean_path_for(path: str) -> str:
@@ -280,7 +285,7 @@ def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict, int]:
 
 # ---- export --------------------------------------------------------------------------------------
 
-def torchvision_file(config: ml_collections.ConfigDict, variables: dict, mean: np.ndarray | None,
+def torchvision_file(config: ml_collections.ConfigDict, variables: dict, mean: np.ndarray,
                      out: str) -> list[str]:
     """Write a run's variables as a torchvision state dict in safetensors (`out`), with our model
     options in its metadata; the input mean of a net trained here goes to `<out>.mean.npy`.
@@ -302,13 +307,14 @@ def torchvision_file(config: ml_collections.ConfigDict, variables: dict, mean: n
         state = released.to_torchvision(variables, depth)
     except released.ReleasedModelError as e:
         raise WeightsError(str(e)) from None
-    beside = config.input_convention != "torchvision"
+    # torchvision's own mean colour is implied by the convention; any other mean (a training
+    # mean: nets trained or fine-tuned here subtract their dataset's) travels beside the file.
+    beside = not (config.input_convention == "torchvision" and mean is not None
+                  and np.array_equal(mean, torchvision_mean()))
     metadata = {"format": "pt", META_PREFIX + "model": config.model,
                 META_PREFIX + "stride_on_3x3": str(bool(config.stride_on_3x3)),
                 META_PREFIX + "input_convention": config.input_convention,
                 META_PREFIX + "input_mean": MEAN_BESIDE if beside else MEAN_TORCHVISION}
-    if beside and mean is None:
-        raise WeightsError("the run's input mean is needed beside the weights")
     runs.write_bytes(out, safetensors_bytes(state, metadata))
     if beside:
         buf = io.BytesIO()
