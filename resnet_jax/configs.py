@@ -23,9 +23,17 @@ FIELD_DOCS = {
     "shortcut": "A: zero-padding identity shortcuts; B: projections on dimension changes; "
                 "C: all projections (ImageNet)",
     "stride_on_3x3": 'True = "v1.5" bottlenecks, stride on the 3x3 conv (not the paper\'s model)',
+    "input_convention": "what the first conv expects of the RGB input image/255 - mean: paper (as is), "
+                        "caffe (x255, BGR: the authors' released models), torchvision (/ per-channel "
+                        "std); set by `resnet-jax import`",
+    "conv1_bias": "conv1 has a bias (the authors' Caffe models; redundant before BN)",
+    "pool_ceil_mode": "pool1 as Caffe's: no padding, ceil-mode output size (the authors' Caffe models)",
+    "init_from": "start training from these weights: a run folder or a released model's file "
+                 "(.caffemodel, .safetensors, .pth); a new fc when the class count differs",
+    "imported_from": "provenance of imported weights (format, file, SHA-256); empty for nets trained here",
     "dtype": "compute dtype, float32 or bfloat16 (params, BN statistics and loss stay float32)",
-    "dataset": 'cifar10 (archive or tfds), digits (offline, scikit-learn), synthetic (benchmarks), '
-               'imagenet',
+    "dataset": 'cifar10 (archive or tfds), digits (offline, scikit-learn; digits64: resized to 64x64), '
+               'synthetic (benchmarks), imagenet',
     "data_dir": ("cifar10: cifar-10-*.tar.gz, its extracted folder or a tfds data_dir; imagenet: a "
                  "folder of train/ + val/, of the ILSVRC2012 tars, or a tfds data_dir; "
                  "unset: ~/tensorflow_datasets"),
@@ -106,6 +114,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = ""
     c.shortcut = ""
     c.stride_on_3x3 = False
+    c.input_convention = "paper"
+    c.conv1_bias = False
+    c.pool_ceil_mode = False
+    c.init_from = ""
+    c.imported_from = ""
     c.dtype = "float32"
 
     c.dataset = ""
@@ -264,6 +277,12 @@ def from_saved(saved: dict) -> ml_collections.ConfigDict:
     return config
 
 
+def model_options(config: ml_collections.ConfigDict) -> dict:
+    """The options that describe a released model's files (models/imagenet.py), for create_model."""
+    return {"input_convention": config.input_convention, "conv1_bias": config.conv1_bias,
+            "pool_ceil_mode": config.pool_ceil_mode}
+
+
 def seed_groups(num_seeds: int, mode: str, num_devices: int) -> int:
     """Size of a multi-seed run's seed mesh axis (train/seeds.py): gcd(N, D) device groups in mode
     "devices", else 1."""
@@ -287,19 +306,28 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
     if config.dataset not in (*DATASETS, *HOST_FED):
         raise ConfigError(f"unknown dataset {config.dataset!r}: expected one of "
                           f"{', '.join((*DATASETS, *HOST_FED))}")
-    if (family == "imagenet") != (config.dataset in HOST_FED):
+    fine_tune = family == "imagenet" and config.init_from and config.dataset in DATASETS
+    if (family == "imagenet") != (config.dataset in HOST_FED) and not fine_tune:
         raise ConfigError(f"{config.model} cannot train on {config.dataset}: ImageNet nets train on "
-                          "imagenet (experiments/table2.py etc.), CIFAR nets on the other datasets")
+                          "imagenet (experiments/table2.py etc.) or fine-tune from init_from on any dataset, "
+                          "CIFAR nets train on the other datasets")
     try:
         create_model(config.model, shortcut=config.shortcut, bn_group_size=config.bn_group_size,
                      dtype=config.dtype, stride_on_3x3=config.stride_on_3x3,
                      conv_impl=config.conv_impl, scan_blocks=config.scan_blocks,
                      scan_conv_impl=None if config.scan_conv_impl == "auto" else config.scan_conv_impl,
-                     remat="none" if config.remat == "auto" else config.remat)
+                     remat="none" if config.remat == "auto" else config.remat,
+                     **model_options(config))
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if not isinstance(config.scan_blocks, bool):
-        raise ConfigError(f"scan_blocks must be True or False, got {config.scan_blocks!r}")
+    for field in ("scan_blocks", "conv1_bias", "pool_ceil_mode"):
+        if not isinstance(config[field], bool):
+            raise ConfigError(f"{field} must be True or False, got {config[field]!r}")
+    for field in ("init_from", "imported_from"):
+        if not isinstance(config[field], str):
+            raise ConfigError(f"{field} must be a path or empty, got {config[field]!r}")
+    if config.init_from and config.num_seeds > 1:
+        raise ConfigError("init_from starts one net from given weights: use num_seeds=1")
     for field, options in (("lr_schedule", LR_SCHEDULES), ("momentum_form", MOMENTUM_FORMS),
                            ("seeds_mode", SEEDS_MODES)):
         if config[field] not in options:

@@ -8,6 +8,8 @@
       checkpoints/<step>/    orbax checkpoints (train/checkpoint.py); several seeds' stacked together
       corrupt_checkpoints/   checkpoints that failed to restore, moved aside by a resume
       .lock                  held by the process writing the run (train/workdir.py)
+      input_mean.npy         imported released models only (`resnet-jax import`): the mean their
+                             input convention subtracts, HxWx3 RGB in [0, 1] (else the training mean)
     with several seeds trained together (`--seeds N`), also
       seeds.json             their aggregate (throughput of all seeds, each seed's results)
       seed{s}/               each seed as if it had been run alone: config.json, metrics.jsonl,
@@ -35,6 +37,7 @@ CHECKPOINTS = "checkpoints"
 CORRUPT_CHECKPOINTS = "corrupt_checkpoints"
 LOCK = ".lock"
 EVENTS_PREFIX = "events.out.tfevents."  # TensorBoard finds event files by this part of their name
+INPUT_MEAN = "input_mean.npy"
 
 
 class RunIOError(RuntimeError):
@@ -59,6 +62,10 @@ def seeds_path(workdir: str) -> str:
 
 def lock_path(workdir: str) -> str:
     return os.path.join(workdir, LOCK)
+
+
+def input_mean_path(workdir: str) -> str:
+    return os.path.join(workdir, INPUT_MEAN)
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -108,6 +115,21 @@ def write_text(path: str, text: str) -> None:
     try:
         with open(tmp, "w") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise RunIOError(f"cannot write {path} ({os_cause(e)})") from None
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """`write_text` for bytes (an exported weight file): whole or not at all."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

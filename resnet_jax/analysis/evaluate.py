@@ -1,10 +1,17 @@
-"""Re-test a saved run (`resnet-jax eval`): the single-view CIFAR test of its newest checkpoint."""
+"""Re-test a saved run (`resnet-jax eval`): the single-view CIFAR test of its newest checkpoint, or
+an ImageNet run's (trained, or an imported released model's) with the paper's protocols."""
 
 from __future__ import annotations
 
 import jax
 
-from resnet_jax.analysis.load import Run, RunError, load_run
+from resnet_jax import configs
+from resnet_jax.analysis import paper_imagenet
+from resnet_jax.analysis.load import Run, RunError, load_run, read_config, restore_state
+from resnet_jax.data import DatasetError
+from resnet_jax.models import parse_model_name
+
+IMAGENET_MODES = ("center", "ten_crop", "multi_scale")
 
 
 def single_view(run: Run) -> dict[str, float]:
@@ -13,12 +20,56 @@ def single_view(run: Run) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
-def evaluate_run(workdir: str, mode: str = "single", data_dir: str | None = None) -> dict:
-    if mode != "single":
-        raise RunError(f"unknown eval mode {mode!r}: expected 'single'")
+def evaluate_run(workdir: str, mode: str | None = None, data_dir: str | None = None,
+                 max_images: int = 0) -> dict:
+    """A run's test error: CIFAR-style single view, or for ImageNet runs one of IMAGENET_MODES
+    (default centre crop) with top-5 and the published numbers of that net and protocol."""
+    config = read_config(workdir)
+    if config.dataset in configs.HOST_FED:
+        return evaluate_imagenet(workdir, config, mode or "center", data_dir, max_images)
+    if mode not in (None, "single"):
+        raise RunError(f"{config.dataset} runs are tested on the single original view, not {mode!r}")
     run = load_run(workdir, data_dir)
-    if run.config.dataset == "imagenet":
-        raise RunError("ImageNet runs are tested with `resnet-jax imagenet --eval_only RUNS`")
     return {"workdir": workdir, "model": run.config.model, "dataset": run.dataset.name,
-            "eval_split": run.dataset.eval_split, "mode": mode, "step": run.step,
+            "eval_split": run.dataset.eval_split, "mode": "single", "step": run.step,
             "num_images": len(run.dataset.eval_images), **single_view(run)}
+
+
+def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
+                      max_images: int = 0) -> dict:
+    """Sec 3.4's tests of an ImageNet run: centre 224 crop, 10-crop, or fully-convolutional
+    multi-scale, with the input mean its net expects (an imported model's, else the training
+    mean)."""
+    from resnet_jax.data import imagenet  # noqa: PLC0415 (grain only for ImageNet)
+    from resnet_jax.train import imagenet_eval, released  # noqa: PLC0415
+    from resnet_jax.train.engine import create_engine, replicate_from_host  # noqa: PLC0415
+
+    if mode not in IMAGENET_MODES:
+        raise RunError(f"unknown ImageNet test {mode!r}: expected one of {', '.join(IMAGENET_MODES)}")
+    if data_dir is not None:
+        config.data_dir = data_dir
+    try:
+        _, _, num_classes = released.read_run_shapes(workdir)
+        engine = create_engine(config, 0, num_classes)
+        state = restore_state(workdir, engine, (config.image_size,) * 2 + (3,))
+        mean = released.run_input_mean(config, workdir)
+        source = imagenet.open_split(config.eval_split, config.data_dir)
+    except (released.WeightsError, DatasetError) as e:
+        raise RunError(str(e)) from None
+    if max_images:
+        source = imagenet.Head(source, max_images)
+        devices = jax.device_count()  # (a whole batch of padding would cost as much as images)
+        config.eval_batch_size = min(config.eval_batch_size, -(-len(source) // devices) * devices)
+    metrics = imagenet_eval.evaluate(
+        mode, engine.model, {"params": state.params, "batch_stats": state.batch_stats}, source,
+        replicate_from_host(mean, engine.mesh), engine.mesh, batch_size=config.eval_batch_size,
+        crop_size=config.image_size, resize=config.eval_resize, scales=tuple(config.test_scales),
+        num_workers=config.num_workers)
+    depth = parse_model_name(config.model)[2]
+    found = paper_imagenet.published(config.input_convention, depth, mode)
+    return {"workdir": workdir, "model": config.model, "dataset": "imagenet",
+            "eval_split": config.eval_split, "mode": mode, "step": int(jax.device_get(state.step)),
+            "num_images": metrics["test_images"], "input_convention": config.input_convention,
+            "imported_from": config.imported_from, **metrics,
+            "published": None if found is None else {"source": found[0], "top1": found[1][0],
+                                                     "top5": found[1][1]}}

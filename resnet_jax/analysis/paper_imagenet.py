@@ -40,3 +40,37 @@ TABLE4 = {
 
 # Fig 4: the nets whose curves are drawn (training error thin, centre-crop validation error bold).
 FIG4_NETS = ("plain18", "plain34", "resnet18", "resnet34")
+
+# The released models' published validation errors, (top-1, top-5), by test protocol.
+# The authors' Caffe models (their repository's model card, shorter side 256): 1-crop centre 224
+# and 10-crop ("the same as those in the paper", Table 3 to rounding); their multi-scale numbers
+# are the paper's Table 4.
+RELEASED_CAFFE = {
+    50: {"center": (24.7, 7.8), "ten_crop": (22.9, 6.7), "multi_scale": TABLE4["resnet50"]},
+    101: {"center": (23.6, 7.1), "ten_crop": (21.8, 6.1), "multi_scale": TABLE4["resnet101"]},
+    152: {"center": (23.0, 6.7), "ten_crop": (21.4, 5.7), "multi_scale": TABLE4["resnet152"]},
+}
+# torchvision's IMAGENET1K_V1 weights (its documentation's acc@1/acc@5 as errors; centre 224 crop
+# of the image resized to 256). It publishes no 10-crop or multi-scale numbers.
+RELEASED_TORCHVISION = {
+    18: {"center": (30.242, 10.922)}, 34: {"center": (26.686, 8.58)},
+    50: {"center": (23.87, 7.138)}, 101: {"center": (22.626, 6.454)},
+    152: {"center": (21.688, 5.954)},
+}
+
+
+def published(input_convention: str, depth: int, mode: str) -> tuple[str, tuple[float, float]] | None:
+    """(source, (top-1, top-5)) published for a released model under a test protocol, or the
+    paper's own number for that net and protocol (Tables 3/4) for nets trained here; None if
+    nothing was published."""
+    if input_convention == "caffe":
+        found = RELEASED_CAFFE.get(depth, {}).get(mode)
+        return ("authors' model card" if mode != "multi_scale" else "paper Table 4", found) if found else None
+    if input_convention == "torchvision":
+        found = RELEASED_TORCHVISION.get(depth, {}).get(mode)
+        return ("torchvision docs", found) if found else None
+    net = f"resnet{depth}" + ("_B" if depth == 34 else "")
+    table = {"ten_crop": ("paper Table 3", TABLE3), "multi_scale": ("paper Table 4", TABLE4)}.get(mode)
+    if table and net in table[1]:
+        return table[0], table[1][net]
+    return None

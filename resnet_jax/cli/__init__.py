@@ -59,6 +59,16 @@ def _prepare(argv):
     prepare.main(argv)
 
 
+def _import(argv):
+    from resnet_jax.cli import import_  # noqa: PLC0415
+    import_.main(argv)
+
+
+def _export(argv):
+    from resnet_jax.cli import export  # noqa: PLC0415
+    export.main(argv)
+
+
 def _bench(argv):
     from resnet_jax.cli import bench  # noqa: PLC0415
     bench.main(argv)
@@ -74,6 +84,8 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "eval": (_eval, "test error of a saved run's latest checkpoint"),
     "fig7": (_fig7, "Fig 7: std of the 3x3 layers' responses of runs"),
     "prepare": (_prepare, "pack ImageNet's folders or tars into ArrayRecord shards, once"),
+    "import": (_import, "a released ResNet (Caffe, torchvision) as a run folder"),
+    "export": (_export, "a run's weights as torchvision safetensors"),
     "bench": (_bench, "training images/s: our engine vs a plain Flax step, e2e, compile"),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 from resnet_jax.data import cifar10, digits, synthetic
@@ -11,7 +12,8 @@ from resnet_jax.data.base import ArrayDataset, DatasetError, HostDataset
 # Loaders of the device-resident datasets (each imports its heavy library, tfds or scikit-learn,
 # only when it loads).
 _LOADERS: dict[str, Callable[..., ArrayDataset]] = {
-    "cifar10": cifar10.load, "digits": digits.load, "synthetic": synthetic.load}
+    "cifar10": cifar10.load, "digits": digits.load, "synthetic": synthetic.load,
+    "digits64": functools.partial(digits.load, size=64)}
 DATASETS = tuple(_LOADERS)
 HOST_FED = ("imagenet",)  # decoded and augmented on the hosts, not device-resident
 

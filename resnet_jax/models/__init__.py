@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from resnet_jax.models.cifar import CifarResNet, blocks_per_stage
-from resnet_jax.models.imagenet import STAGES, ImageNetResNet
+from resnet_jax.models.imagenet import INPUT_CONVENTIONS, STAGES, ImageNetResNet
 from resnet_jax.models.layers import CONV_IMPLS, REMAT_OPTIONS, SHORTCUT_OPTIONS, BatchNorm
 
 __all__ = ["BatchNorm", "CifarResNet", "ImageNetResNet", "create_model", "parse_model_name",
@@ -39,14 +39,18 @@ def parse_model_name(name: str) -> tuple[str, bool, int]:
 def create_model(name: str, *, shortcut: str | None = None, num_classes: int | None = None,
                  bn_group_size: int = 0, dtype: str = "float32",
                  stride_on_3x3: bool = False, conv_impl: str = "xla", scan_blocks: bool = True,
-                 scan_conv_impl: str | None = None, remat: str = "none") -> nn.Module:
+                 scan_conv_impl: str | None = None, remat: str = "none",
+                 input_convention: str = "paper", conv1_bias: bool = False,
+                 pool_ceil_mode: bool = False) -> nn.Module:
     """Build a model by name. Shortcut defaults follow the paper: A on CIFAR, B on ImageNet.
 
     `bn_group_size`: images per BN statistics group (layers.BatchNorm), 0 the whole batch.
     `scan_blocks`: a stage's blocks after its first under one nn.scan (compile time and memory
     independent of depth; parameters stacked, models/layout.py) or unrolled; `scan_conv_impl`:
     conv_impl inside the scanned blocks (default: conv_impl; layers.stack_conv_impl); `remat` "block":
-    each block's activations recomputed in the backward pass (REMAT_OPTIONS)."""
+    each block's activations recomputed in the backward pass (REMAT_OPTIONS). `input_convention`,
+    `conv1_bias`, `pool_ceil_mode`: ImageNet nets only, what a released model's files contain
+    (models/imagenet.py; defaults: the paper's nets as trained here)."""
     family, residual, depth = parse_model_name(name)
     if shortcut is not None and shortcut not in SHORTCUT_OPTIONS:
         raise ValueError(f"unknown shortcut option {shortcut!r}: expected one of {SHORTCUT_OPTIONS}")
@@ -64,14 +68,21 @@ def create_model(name: str, *, shortcut: str | None = None, num_classes: int | N
             raise ValueError("shortcut option C is defined for the ImageNet nets only")
         if stride_on_3x3:
             raise ValueError("stride_on_3x3 (v1.5) applies to ImageNet bottleneck nets only")
+        if input_convention != "paper" or conv1_bias or pool_ceil_mode:
+            raise ValueError("input_convention, conv1_bias and pool_ceil_mode describe released "
+                             "ImageNet models; the CIFAR nets have none of them")
         if conv_impl not in CONV_IMPLS:
             raise ValueError(f"unknown conv_impl {conv_impl!r}: expected one of {CONV_IMPLS}")
         return CifarResNet(shortcut=shortcut or "A", num_classes=num_classes or 10,
                            conv_impl=conv_impl, **common)
     if conv_impl != "xla":
         raise ValueError("conv_impl 'im2col' is for the CIFAR nets (several seeds per run) only")
+    if input_convention not in INPUT_CONVENTIONS:
+        raise ValueError(f"unknown input_convention {input_convention!r}: expected one of "
+                         f"{', '.join(INPUT_CONVENTIONS)}")
     return ImageNetResNet(shortcut=shortcut or "B", num_classes=num_classes or 1000,
-                          stride_on_3x3=stride_on_3x3, **common)
+                          stride_on_3x3=stride_on_3x3, input_convention=input_convention,
+                          conv1_bias=bool(conv1_bias), pool_ceil_mode=bool(pool_ceil_mode), **common)
 
 
 def input_shape(name: str) -> tuple[int, int, int]:

@@ -133,6 +133,14 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
     return None
 
 
+def saved_shapes(mngr: ocp.CheckpointManager, step: int) -> dict:
+    """The shapes of the state saved at `step` ({field: nested dicts of shape tuples}), read from
+    its metadata without restoring it (e.g. a saved net's class count)."""
+    tree = ocp.StandardCheckpointHandler().metadata(epath.Path(step_dir(mngr, step)) / STATE).tree
+    return jax.tree.map(lambda m: tuple(m.shape), dict(tree) if not isinstance(tree, dict) else tree,
+                        is_leaf=lambda m: hasattr(m, "shape"))
+
+
 def _reason(error: Exception) -> str:
     text = orbax_quiet.gist(error, limit=200)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

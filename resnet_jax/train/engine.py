@@ -22,7 +22,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from resnet_jax.configs import MOMENTUM_FORMS
+from resnet_jax.configs import MOMENTUM_FORMS, model_options
 from resnet_jax.data.augment import normalize, pad_crop_flip
 from resnet_jax.data.base import ArrayDataset
 from resnet_jax.models import create_model
@@ -335,6 +335,6 @@ def create_engine(config: ml_collections.ConfigDict, crop_padding: int, num_clas
     model = create_model(config.model, shortcut=config.shortcut, num_classes=num_classes,
                          bn_group_size=config.bn_group_size, dtype=config.dtype,
                          stride_on_3x3=config.stride_on_3x3, conv_impl=config.conv_impl,
-                         **block_options(config, mesh))
+                         **block_options(config, mesh), **model_options(config))
     schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay)
     return Engine(config, model, make_optimizer(config), schedule, mesh, crop_padding)

@@ -19,7 +19,7 @@ from resnet_jax.configs import ConfigError
 from resnet_jax.data import DatasetError, open_dataset
 from resnet_jax.models.complexity import complexity
 from resnet_jax.runs import RunIOError
-from resnet_jax.train import checkpoint, feeds, seeds
+from resnet_jax.train import checkpoint, feeds, released, seeds
 from resnet_jax.train.distributed import fetch
 from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset, steps_per_call
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
@@ -174,12 +174,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     checkpoint) when a write fails, naming the cause and the last good checkpoint.
     """
     configs.validate(config)
+    # Weights to fine-tune from, read and checked before the workdir is touched (a resumed run
+    # continues from its own checkpoint instead; checking costs one read of the file).
+    init = released.load_init(config) if config.init_from else None
     check_workdir(workdir)
     with lock_workdir(workdir):
-        return _train_and_evaluate(config, workdir)
+        return _train_and_evaluate(config, workdir, init)
 
 
-def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        init: dict | None = None) -> dict:
     dataset = open_dataset(config.dataset, config.eval_split, config.data_dir, config.image_size)
     if len(dataset.train_images) < config.batch_size:
         raise DatasetError(f"{dataset.name} has {len(dataset.train_images)} training images, fewer "
@@ -217,6 +221,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
         raise ConfigError(str(e)) from None
     if restored is None:
         state, pending = trainer.init_state(dataset.image_shape), []
+        if init is not None:  # fine-tuning
+            try:
+                state = released.start_from(state, config, init)
+            except ConfigError:
+                mngr.close()
+                raise
     else:
         state, pending = restored[0], checkpoint.pending_metrics(restored[1])
     start = int(np.ravel(fetch(state.step))[0])
