@@ -20,7 +20,6 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from resnet_jax.data import imagenet
 from resnet_jax.data import imagenet_reference as reference
 from resnet_jax.data import imagenet_transforms as T
 from resnet_jax.data.imagenet_transforms import simplejpeg
@@ -92,10 +91,11 @@ def _transform(name: str, impl: str) -> Callable[[dict, np.random.Generator], ob
 
 def per_core_rates(jpegs: list[bytes], transforms=TRANSFORMS, impls=None, rounds: int = 3,
                    multi_scale_images: int = 16) -> dict:
-    """Images/s of each (transform, impl) in this process on one thread: every round runs each
-    over all `jpegs` in turn (the multi-scale test, ~20x slower, over the first
-    `multi_scale_images`), so a change in the machine's load hits all alike; median of rounds,
-    after one untimed pass over a few images (imports, first allocations)."""
+    """Images per CPU second of each (transform, impl), in this process on one thread (OpenCV's
+    own threads are off): the process's CPU time, not the wall clock, so other processes sharing
+    the cores slow it little. Every round runs each over all `jpegs` in turn (the multi-scale test,
+    ~20x slower, over the first `multi_scale_images`), so what load remains hits all alike; median
+    of rounds, after one untimed pass over a few images (imports, first allocations)."""
     impls = impls or (["reference", "pil"] + (["fast"] if T.simplejpeg is not None else []))
     runs_ = [(name, impl) for name in transforms for impl in impls]
     runs_ += [("decode", f"decode_{b}") for b in impls if b in ("pil", "fast")]
@@ -106,11 +106,11 @@ def per_core_rates(jpegs: list[bytes], transforms=TRANSFORMS, impls=None, rounds
             fn, rng = _transform(name, impl), np.random.default_rng(0)
             todo = records[:multi_scale_images] if name == "multi_scale" else records
             todo = todo[:4] if warm_up else todo
-            t = time.perf_counter()
+            t = time.process_time()
             for r in todo:
                 fn(r, rng)
             if not warm_up:
-                rates[(name, impl)].append(len(todo) / (time.perf_counter() - t))
+                rates[(name, impl)].append(len(todo) / max(time.process_time() - t, 1e-6))
     return {k: float(np.median(v)) for k, v in rates.items()}
 
 
@@ -118,6 +118,8 @@ def grain_rate(jpegs: list[bytes], num_workers: int, batch_size: int, seconds: f
     """Images/s of `imagenet.train_batches` (grain, our training transform, the default worker
     settings) with `num_workers` processes, over the second half of `seconds` of reading: by then
     the batches the workers prepared while starting are used up, and the rate is theirs."""
+    from resnet_jax.data import imagenet  # noqa: PLC0415 (grain: the GPU machine's bench lacks it)
+
     source = [{"image": j, "label": i % 1000} for i, j in enumerate(jpegs)]
     batches = imagenet.train_batches(source, batch_size, seed=0, num_workers=num_workers)
     next(batches)  # the workers have started
