@@ -80,11 +80,11 @@ def train_on_batches(engine: Engine, state: TrainState, images: jax.Array, label
 class InputMonitor:
     """Says once (a log warning) when the host's batches arrive slower than the devices use them.
 
-    Per chunk the feed reports how long it waited for its batches and whether the devices had
-    already finished the previous chunk when they came (then they idled). When most chunks of a
-    window find the devices idle, the run is input bound: the devices' own rate is measured on one
-    chunk (waited for, no cost: nothing else is queued), and the warning names the grain workers
-    that would feed it at the workers' present rate."""
+    Per chunk the feed reports its images and whether the devices had already finished the
+    previous chunk when its batches came (then they had idled, waiting for input). When most chunks
+    of a window find the devices idle, the run is input bound: the devices' own rate is measured on
+    one chunk (waited for, at no cost: nothing else is queued), and the warning names the grain
+    workers that would feed that rate at the workers' present rate each."""
 
     num_workers: int
     window: int = 20  # chunks per verdict, after the first `skip` (compiling)
