@@ -44,7 +44,8 @@ def test_batched_multi_scale_scores_are_the_one_image_scores(monkeypatch):
     assert sorted(got) == list(range(len(records)))
     # shapes were grouped: fewer device calls than (image, scale) pairs, each a whole batch
     assert len(calls) < len(records) * len(scales)
-    assert all(shape[0] == imagenet_eval.whole_image_batch(shape[2:4], 16, 32, 1) for shape in calls)
+    devices = len(jax.local_devices())
+    assert all(shape[0] == imagenet_eval.whole_image_batch(shape[2:4], 16, 32, devices) for shape in calls)
     assert any(shape[0] > 1 for shape in calls)
     expected = []
     for i, r in enumerate(records):
