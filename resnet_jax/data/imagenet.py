@@ -82,8 +82,10 @@ def worker_count(num_workers: int) -> int:
 
 def _iterate(ds: grain.MapDataset, num_workers: int) -> Iterator:
     num_workers = worker_count(num_workers)
-    if num_workers == 0:
-        return iter(ds.to_iter_dataset())
+    if num_workers == 0:  # in this process (tests, debugging): two reader threads, two batches
+        # ahead, where grain's default (16 threads, 500 elements = batches here) would go on
+        # decoding hundreds of batches nobody asked for
+        return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=2)))
     from absl import flags  # noqa: PLC0415
 
     if not flags.FLAGS.is_parsed():  # grain reads its absl flags; outside an absl app, defaults
