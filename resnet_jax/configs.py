@@ -45,7 +45,7 @@ FIELD_DOCS = {
     "pca_lighting": "std of the AlexNet PCA colour noise coefficients",
     "mean_images": "training images averaged for the cached per-pixel mean",
     "mean_cache_dir": "where the per-pixel mean is cached; unset: data_dir, else the workdir",
-    "num_workers": "grain decoding processes per host",
+    "num_workers": "grain decoding processes per host; -1: one per core, less one for training",
     "max_eval_images": ">0: periodic validation on the first N images only (faster curves)",
     "batch_size": "global batch, over all devices and hosts",
     "bn_group_size": "images per BN statistics group (as one GPU's batch in the paper); 0 = whole batch",
@@ -199,7 +199,7 @@ def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
     c.update(model=model, shortcut=shortcut,  # Table 2 / Fig 4 use A
              dataset="imagenet", eval_split="validation", image_size=224, scale_range=(256, 480),
              eval_resize=256, test_scales=(224, 256, 384, 480, 640), pca_lighting=0.1,
-             mean_images=10_000, num_workers=12,
+             mean_images=10_000, num_workers=-1,  # one per host core (data.imagenet.worker_count)
              batch_size=256, bn_group_size=32,  # 8 GPUs x 32 images
              steps=PAPER_IMAGENET_STEPS, lr_schedule=schedule,
              lr_boundaries=() if schedule == "plateau" else (0.25, 0.5, 0.75),  # epochs 30/60/90 of 120
@@ -369,6 +369,8 @@ def _validate_host_fed(config: ml_collections.ConfigDict, num_processes: int) ->
     for field in ("batch_size", "eval_batch_size"):
         if config[field] % num_processes:
             raise ConfigError(f"{field} {config[field]} is not divisible by the {num_processes} hosts")
+    if config.num_workers < -1:
+        raise ConfigError(f"num_workers must be >= 0, or -1 for one per core; got {config.num_workers}")
     if (not config.scale_range or min(config.scale_range) < config.image_size
             or config.eval_resize < config.image_size):
         raise ConfigError(f"scale_range {tuple(config.scale_range)} and eval_resize "

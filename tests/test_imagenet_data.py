@@ -7,6 +7,7 @@ import pytest
 from imagenet_fakes import fake_records, jpeg
 
 from resnet_jax.data import imagenet
+from resnet_jax.data import imagenet_reference as R
 from resnet_jax.data import imagenet_transforms as T
 from resnet_jax.data.base import DatasetError
 from resnet_jax.data.lighting import PCA_EIGVAL, PCA_EIGVEC, lighting_offsets, normalize
@@ -20,21 +21,23 @@ def records():
 def test_resize_shorter_keeps_aspect_and_sets_the_shorter_side():
     image = np.zeros((300, 450, 3), np.uint8)
     for source in (image, jpeg(image)):  # arrays and JPEG bytes (decoded with draft mode)
-        out = T.resize_shorter(T.decode(source), 100)
+        out = R.resize_shorter(R.decode(source), 100)
         assert out.shape == (100, 150, 3) and out.dtype == np.uint8
-    assert T.resize_shorter(T.decode(image.transpose(1, 0, 2)), 256).shape == (384, 256, 3)
+        assert T.resized_shape(*T.image_shape(source), 100) == (100, 150)
+    assert R.resize_shorter(R.decode(image.transpose(1, 0, 2)), 256).shape == (384, 256, 3)
+    assert T.resized_shape(450, 300, 256) == (384, 256)
 
 
 def test_train_transform_scale_range_crop_and_flip(monkeypatch):
     """Shorter sides are drawn from the whole closed range; crops are crop x crop; half are flipped."""
     drawn = []
-    real_resize = T.resize_shorter
+    real_resized_shape = T.resized_shape
 
-    def spy(img, shorter):
+    def spy(height, width, shorter):
         drawn.append(shorter)
-        return real_resize(img, shorter)
+        return real_resized_shape(height, width, shorter)
 
-    monkeypatch.setattr(T, "resize_shorter", spy)
+    monkeypatch.setattr(T, "resized_shape", spy)
     # left half dark, right half bright: a flip moves the bright half to the left
     image = np.zeros((60, 80, 3), np.uint8)
     image[:, 40:] = 255

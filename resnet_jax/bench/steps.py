@@ -25,7 +25,7 @@ from resnet_jax.train.seeds import SEEDS_MODES, SeedsEngine, seeds_mesh
 
 
 DEFAULT_MODELS = ("cifar_resnet20", "cifar_resnet56", "cifar_resnet110", "imagenet_resnet50")
-PARTS = ("step", "reference", "seeds", "e2e", "compile")
+PARTS = ("step", "reference", "seeds", "e2e", "compile", "pipeline")
 COMPILE_MODELS = ("cifar_resnet20", "cifar_resnet56", "cifar_resnet110", "cifar_resnet1202")
 
 

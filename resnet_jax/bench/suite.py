@@ -8,6 +8,7 @@ import os
 
 from resnet_jax.models import input_shape, parse_model_name
 from resnet_jax.bench import compile as compile_bench
+from resnet_jax.bench import pipeline
 
 
 from resnet_jax.bench.e2e import bench_e2e
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
         out.append(r)
         emit(r)
 
-    for model in args.models if set(args.parts) - {"compile"} else ():
+    for model in args.models if set(args.parts) - {"compile", "pipeline"} else ():
         image_size = args.image_size or input_shape(model)[0]
         cifar = parse_model_name(model)[0] == "cifar"
         for dtype in args.dtypes:
@@ -67,4 +68,8 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
                     model, dtype, args.image_size or input_shape(model)[0],
                     bench_config(model, dtype, args.batch_size).batch_size, forms,
                     args.compile_chunk, args.steps, args.repeats, args.compile_timeout, record)
+    if "pipeline" in args.parts:
+        pipeline.bench_pipeline(args.pipeline_images, args.pipeline_qualities, args.pipeline_rounds,
+                                model_rate=args.model_rate, workers=args.pipeline_workers,
+                                grain_seconds=args.pipeline_seconds, emit=record)
     return out

@@ -7,6 +7,7 @@ import os
 
 from resnet_jax import runs
 from resnet_jax.bench import compile as compile_bench
+from resnet_jax.bench import pipeline
 
 
 # ---- summary -------------------------------------------------------------------------------------
@@ -101,7 +102,9 @@ def summary_markdown(records: list[dict]) -> str:
                          f"{r['overhead_s']:.0f} | {r['projected_full_run_s']:,.0f} s | "
                          f"{f'<= {target} s' if target else ''} |")
     lines += compile_bench.summary_rows(records)
-    if rows := targets([r for r in records if r["backend"] != "cpu"]):  # accelerator targets
+    lines += pipeline.summary_rows(records)
+    # accelerator targets, and the host pipeline's (measured on whatever host ran it)
+    if rows := targets([r for r in records if r["backend"] != "cpu"]) + pipeline.targets(records):
         lines += ["", "| speed target | measured | target | met |", "|---|---:|---:|---|"]
         lines += [f"| {t['what']} | {t['value']} | {t['target']} | {'yes' if t['met'] else 'NO'} |"
                   for t in rows]

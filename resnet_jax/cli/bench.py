@@ -13,17 +13,22 @@ One JSON object per measurement (stdout, and appended to --out):
 - compile:   compile seconds and peak host memory of init, one step and a scanned chunk per depth,
              blocks scanned vs unrolled, each in a fresh process, and the step time of both
              (bench/compile.py; --compile_models, --compile_forms, --unrolled_max_depth).
+- pipeline:  the ImageNet host transforms (bench/pipeline.py): per-core images/s of ours and of the
+             straightforward PIL reference on JPEGs cut from photographs (quality 90 and 95), the
+             worker processes --model_rate images/s needs, and grain's rate with N workers.
 Compile time is measured apart (ahead-of-time lowering), never inside a rate.
 
     resnet-jax bench --quick                    # CPU smoke test, < 2 minutes on 2 cores
     resnet-jax bench --out bench.jsonl          # the full set (GPU): R20/56/110, R50, f32/bf16
     resnet-jax bench --parts compile --dtypes float32 --image_size 8   # depth 20..1202, CPU
+    resnet-jax bench --parts pipeline --quick   # host transforms, < 2 minutes on 2 cores
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import jax
@@ -78,6 +83,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="steps in the compile part's scanned chunk (default: --steps_per_call)")
     p.add_argument("--compile_timeout", type=float, default=900.0,
                    help="seconds before a compile-part process is stopped and recorded as failed")
+    p.add_argument("--pipeline_images", type=int, default=None,
+                   help="pipeline part: JPEGs per quality, default 256 (the multi-scale test uses "
+                        "the first 16)")
+    p.add_argument("--pipeline_qualities", default="90,95", help="pipeline part: JPEG qualities")
+    p.add_argument("--pipeline_rounds", type=int, default=None,
+                   help="pipeline part: alternated timing rounds per transform, default 5 (the "
+                        "median counts)")
+    p.add_argument("--pipeline_workers", default=None,
+                   help="pipeline part: grain worker counts to time end to end (default: 1, 2, 4, "
+                        "... up to this host's cores; 0 = in the main process)")
+    p.add_argument("--pipeline_seconds", type=float, default=None,
+                   help="pipeline part: seconds grain reads per worker count (the rate is the "
+                        "second half's), default 20")
+    p.add_argument("--model_rate", type=float, default=6_500,
+                   help="pipeline part: the device's images/s to feed (default: ResNet-50, bf16, "
+                        "one current GPU)")
     p.add_argument("--out", default=None, help="also append the JSON lines to this file")
     p.add_argument("--summary", default=None, help="write the markdown tables to this file")
     p.add_argument("--summarize", metavar="JSONL", default=None,
@@ -93,6 +114,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.parts = args.parts or "step,reference,e2e"
         args.image_size, args.steps, args.repeats = args.image_size or 8, 10, 3
         args.e2e_steps, args.e2e_eval_every, args.e2e_dataset = 60, 20, "digits"
+        for name, default in (("pipeline_images", 32), ("pipeline_rounds", 3), ("pipeline_seconds", 6.0),
+                              ("pipeline_workers", "2")):
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+    for name, default in (("pipeline_images", 256), ("pipeline_rounds", 5), ("pipeline_seconds", 20.0)):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     args.models = _csv(args.models or ",".join(DEFAULT_MODELS))
     args.dtypes = _csv(args.dtypes or "float32,bfloat16")
     args.parts = _csv(args.parts or ",".join(PARTS))
@@ -102,6 +130,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.compile_models = _csv(args.compile_models)
     args.compile_forms = _csv(args.compile_forms)
     args.compile_chunk = args.compile_chunk or args.steps_per_call
+    cores = os.cpu_count() or 1
+    default_workers = sorted({min(2 ** k, cores) for k in range(cores.bit_length() + 1)})
+    try:
+        args.pipeline_qualities = [int(q) for q in _csv(args.pipeline_qualities)]
+        args.pipeline_workers = ([int(n) for n in _csv(args.pipeline_workers)]
+                                 if args.pipeline_workers else default_workers)
+    except ValueError:
+        errors.append("--pipeline_qualities and --pipeline_workers take comma-separated integers")
+        args.pipeline_qualities, args.pipeline_workers = [90], [1]
+    errors += [f"--pipeline_qualities: {q} is not a JPEG quality (1-100)"
+               for q in args.pipeline_qualities if not 1 <= q <= 100]
+    errors += [f"--pipeline_workers: {n} is negative" for n in args.pipeline_workers if n < 0]
+    errors += [f"--{name} must be positive" for name in ("pipeline_images", "pipeline_rounds",
+                                                         "pipeline_seconds") if getattr(args, name) <= 0]
     errors += [f"unknown compile form {x!r} (expected {', '.join(compile_bench.FORMS)})"
                for x in args.compile_forms if x not in compile_bench.FORMS]
     errors += [f"unknown part {x!r} (expected {', '.join(PARTS)})" for x in args.parts if x not in PARTS]
@@ -113,7 +155,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         except ValueError as e:
             errors.append(str(e))
     for name in ("steps", "repeats", "steps_per_call", "seeds", "e2e_steps", "e2e_eval_every",
-                 "e2e_seeds", "compile_chunk", "compile_timeout"):
+                 "e2e_seeds", "compile_chunk", "compile_timeout", "model_rate"):
         if getattr(args, name) <= 0:
             errors.append(f"--{name} must be positive")
     if "e2e" in args.parts and args.e2e_steps < 2 * args.e2e_eval_every:

@@ -81,15 +81,35 @@ def host_shard(source: Sequence) -> grain.MapDataset:
     return grain.MapDataset.source(source)[jax.process_index()::jax.process_count()]
 
 
-def _iterate(ds: grain.MapDataset, num_workers: int) -> Iterator:
-    it = ds.to_iter_dataset()
-    if num_workers > 0:  # decoding in worker processes: JPEG decode + resize is the bottleneck
-        from absl import flags  # noqa: PLC0415
+AUTO_WORKERS = -1  # num_workers: one grain process per core (see worker_count)
 
-        if not flags.FLAGS.is_parsed():  # grain reads its absl flags; outside an absl app, defaults
-            flags.FLAGS.mark_as_parsed()
-        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
-    return iter(it)
+
+def worker_count(num_workers: int) -> int:
+    """`num_workers`, or for AUTO_WORKERS one grain process per core this process may run on, less
+    one for the training process itself (it stacks the batches and dispatches the steps)."""
+    if num_workers != AUTO_WORKERS:
+        return num_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+def _iterate(ds: grain.MapDataset, num_workers: int) -> Iterator:
+    num_workers = worker_count(num_workers)
+    if num_workers == 0:  # in this process (tests, debugging): two reader threads, two batches
+        # ahead, where grain's default (16 threads, 500 elements = batches here) would go on
+        # decoding hundreds of batches nobody asked for
+        return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=2)))
+    from absl import flags  # noqa: PLC0415
+
+    if not flags.FLAGS.is_parsed():  # grain reads its absl flags; outside an absl app, defaults
+        flags.FLAGS.mark_as_parsed()
+    # Decoding in worker processes (JPEG decode + resize is the bottleneck), one thread each: the
+    # decoders release the GIL, so grain's default of 16 reader threads per process would run up to
+    # 16 workers' transforms on every core. Each worker keeps 2 batches ready beyond the one it is
+    # making, so a slow image does not stall the step.
+    it = ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=1))
+    return iter(it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
+                                                            per_worker_buffer_size=2)))
 
 
 def train_batches(source: Sequence, local_batch: int, *, seed: int, start_step: int = 0,

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import time
 from typing import Protocol
 
 import jax
 import numpy as np
+from absl import logging
 
 from resnet_jax.data import HostDataset, imagenet
 from resnet_jax.data.lighting import normalize
@@ -73,6 +76,59 @@ def train_on_batches(engine: Engine, state: TrainState, images: jax.Array, label
     return run_steps(body, state, (images, labels), images.shape[0])
 
 
+@dataclasses.dataclass
+class InputMonitor:
+    """Says once (a log warning) when the host's batches arrive slower than the devices use them.
+
+    Per chunk the feed reports its images and whether the devices had already finished the
+    previous chunk when its batches came (then they had idled, waiting for input). When most chunks
+    of a window find the devices idle, the run is input bound: the devices' own rate is measured on
+    one chunk (waited for, at no cost: nothing else is queued), and the warning names the grain
+    workers that would feed that rate at the workers' present rate each."""
+
+    num_workers: int
+    window: int = 20  # chunks per verdict, after the first `skip` (compiling)
+    skip: int = 2
+    idle_fraction: float = 0.5
+    warned: bool = False
+    chunks: int = 0
+    in_window: int = 0
+    idle: int = 0
+    images: int = 0
+    started: float = 0.0
+
+    def arrived(self, images: int, devices_idle: bool) -> bool:
+        """Count a chunk whose batches came now; True when this chunk's device time should be
+        measured (`measured`) because the window says input bound."""
+        self.chunks += 1
+        if self.warned or self.chunks <= self.skip:
+            self.started = time.perf_counter()
+            return False
+        self.in_window += 1
+        self.idle += devices_idle
+        self.images += images
+        if self.in_window < self.window:
+            return False
+        if self.idle >= self.idle_fraction * self.window:
+            return True
+        self.in_window = self.idle = self.images = 0  # fed in time: a new window
+        self.started = time.perf_counter()
+        return False
+
+    def measured(self, images: int, device_s: float) -> str:
+        """The warning for a window found input bound, with one chunk's device time."""
+        self.warned = True
+        feed = self.images / max(time.perf_counter() - self.started - device_s, 1e-9)
+        device = images / max(device_s, 1e-9)
+        workers = max(self.num_workers, 1)
+        needed = math.ceil(workers * device / feed)
+        message = (f"input bound: the host feeds {feed:,.0f} images/s and the devices take "
+                   f"{device:,.0f}; about {needed} grain workers (num_workers, now {self.num_workers})"
+                   f" would keep up, if the host has the cores (resnet-jax bench --parts pipeline)")
+        logging.warning(message)
+        return message
+
+
 class HostFeed:
     """Grain batches from this host's shard; the iterator starts lazily at the state's step.
 
@@ -86,6 +142,8 @@ class HostFeed:
             imagenet_eval.mean_image(cfg, dataset.train_images, workdir), engine.mesh)
         self.local_batch = cfg.batch_size // jax.process_count()
         self.batches = None
+        self.monitor = InputMonitor(imagenet.worker_count(cfg.num_workers))
+        self.last = None  # the previous chunk's metrics: ready once the devices finished it
 
     def lr_scale(self) -> float:
         return 1.0 if self.plateau is None else self.plateau.scale
@@ -99,11 +157,19 @@ class HostFeed:
                 crop_size=cfg.image_size, scale_range=tuple(cfg.scale_range),
                 num_workers=cfg.num_workers)
         chunk = [next(self.batches) for _ in range(num_steps)]
+        idle = self.last is not None and all(x.is_ready() for x in jax.tree.leaves(self.last))
+        measure = self.monitor.arrived(num_steps * self.local_batch, idle)
         put = lambda x: global_batch_from_process_local(x, self.engine.mesh, batch_axis=1)  # noqa: E731
         images = put(np.stack([b["image"] for b in chunk]))
         labels = put(np.stack([b["label"] for b in chunk]).astype(np.int32))
-        return train_on_batches(self.engine, state, images, labels, self.pixel_mean,
-                                np.float32(self.lr_scale()))
+        t = time.perf_counter()
+        state, metrics = train_on_batches(self.engine, state, images, labels, self.pixel_mean,
+                                          np.float32(self.lr_scale()))
+        if measure:
+            jax.block_until_ready(metrics)
+            self.monitor.measured(num_steps * self.local_batch, time.perf_counter() - t)
+        self.last = metrics
+        return state, metrics
 
     def evaluate(self, state: TrainState) -> dict:
         """Centre-crop validation error (the curves of Fig 4)."""

@@ -6,8 +6,9 @@ and averages the views' softmax scores; top-1/top-5 errors are taken on the aver
 
 from __future__ import annotations
 
+import collections
 import functools
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import flax.linen as nn
 import jax
@@ -19,7 +20,7 @@ from jax.sharding import PartitionSpec as P
 
 from resnet_jax import runs
 from resnet_jax.data import imagenet
-from resnet_jax.data.imagenet_transforms import CenterCrop, FullImage, TenCrop
+from resnet_jax.data.imagenet_transforms import CenterCrop, MultiScale, TenCrop
 from resnet_jax.data.lighting import normalize
 from resnet_jax.train import checkpoint
 from resnet_jax.train.engine import create_engine, replicate_from_host
@@ -71,26 +72,99 @@ def evaluate_batches(model: nn.Module, variables, batches: Iterable[dict], pixel
     return summarize(jax.device_get(totals))
 
 
+def whole_image_batch(shape: tuple[int, int], batch_size: int, crop_size: int, num_devices: int) -> int:
+    """Images per device call at whole-image shape (H, W), each with its flip: as many pixels as
+    `batch_size` crops of `crop_size`^2 (the device memory a centre-crop batch takes), at least one
+    image per device, and a multiple of the devices."""
+    n = max(1, batch_size * crop_size ** 2 // (2 * shape[0] * shape[1]))
+    return -(-n // num_devices) * num_devices
+
+
+def multi_scale_scores(model: nn.Module, variables, source: Sequence, pixel_mean,
+                       scales: Sequence[int], num_workers: int = 0, *, batch_size: int = 32,
+                       crop_size: int = 224, in_flight: int = 4) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(index in this host's shard, label, scores averaged over `scales` and flips) per image, in
+    the order images complete.
+
+    Each image is decoded once (`MultiScale`); its view at each scale joins the queue of its
+    (scale, bucketed shape), and a queue runs on this host's devices as one batch when it holds
+    `whole_image_batch` images (the last, partial ones padded). Up to `in_flight` batches are left
+    running on the devices while the host prepares the next; an image's per-scale scores are summed
+    in scale order once all have come back.
+    """
+    devices = jax.local_devices()
+    mesh = Mesh(np.array(devices), ("data",))
+    data, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+    variables = jax.device_put(jax.device_get(variables), replicated)
+    pixel_mean = jax.device_put(np.asarray(jax.device_get(pixel_mean)), replicated)
+    queues: dict[tuple[int, tuple[int, int]], list] = {}
+    running: collections.deque = collections.deque()
+    pending: dict[int, list] = {}  # index -> [label, one score row per scale (None until back)]
+
+    def launch(key):
+        entries = queues.pop(key)
+        n = whole_image_batch(key[1], batch_size, crop_size, len(devices))
+        images = np.zeros((n, *entries[0][1].shape), np.uint8)
+        for i, (_, views) in enumerate(entries):
+            images[i] = views
+        scores = view_scores(model, variables, jax.device_put(images, data), pixel_mean)
+        running.append((key[0], [index for index, _ in entries], scores))
+
+    def collect():
+        scale, indices, scores = running.popleft()
+        for index, row in zip(indices, np.asarray(jax.device_get(scores))):
+            pending[index][1][scale] = row
+            rows = pending[index][1]
+            if all(r is not None for r in rows):
+                label = pending.pop(index)[0]
+                yield index, label, sum(rows[1:], rows[0]) / len(rows)
+
+    stream = imagenet._iterate(imagenet.host_shard(source).map(MultiScale(tuple(scales))), num_workers)
+    for index, record in enumerate(stream):
+        pending[index] = [int(record["label"]), [None] * len(scales)]
+        for scale, views in enumerate(record["images"]):
+            key = (scale, views.shape[1:3])
+            queues.setdefault(key, []).append((index, views))
+            if len(queues[key]) == whole_image_batch(key[1], batch_size, crop_size, len(devices)):
+                launch(key)
+        while len(running) > in_flight:
+            yield from collect()
+    for key in list(queues):
+        launch(key)
+    while running:
+        yield from collect()
+
+
 def evaluate_multi_scale(model: nn.Module, variables, source: Sequence, pixel_mean: np.ndarray,
-                         scales: Sequence[int], num_workers: int = 0) -> dict:
+                         scales: Sequence[int], num_workers: int = 0, *, batch_size: int = 32,
+                         crop_size: int = 224) -> dict:
     """Average each image's scores over whole-image views at every scale (and their flips).
 
-    Images keep their own aspect ratio, so shapes differ from image to image: each host evaluates
-    its shard one image at a time on its first local device, and the error counts are summed over
-    hosts at the end.
+    Images keep their own aspect ratio, so shapes differ from image to image: each host batches
+    its shard by bucketed shape (`multi_scale_scores`, `batch_size` is this host's) on its local
+    devices, and the error counts are summed over hosts at the end.
     """
-    device = jax.local_devices()[0]
-    variables = jax.device_put(jax.device_get(variables), device)
-    pixel_mean = jax.device_put(np.asarray(jax.device_get(pixel_mean)), device)
-    streams = [imagenet._iterate(imagenet.host_shard(source).map(FullImage(s)), num_workers)
-               for s in scales]
     totals = {"count": 0.0, "top1": 0.0, "top5": 0.0, "loss": 0.0}
-    for views in zip(*streams):
-        label = views[0]["label"]
-        scores = sum(view_scores(model, variables, jax.device_put(v["image"][None], device),
-                                 pixel_mean) for v in views) / len(views)
-        sums = error_sums(scores, jnp.asarray([label], jnp.int32), jnp.ones(1, jnp.float32))
-        totals = {k: totals[k] + float(sums[k]) for k in totals}
+    block = max(batch_size, 1)
+    done: list[tuple[int, np.ndarray]] = []
+
+    def count():  # error sums of the finished images, `block` at a time (one compile)
+        labels = np.zeros(block, np.int32)
+        scores = np.full((block, done[0][1].shape[-1]), 1.0 / done[0][1].shape[-1], np.float32)
+        for i, (label, row) in enumerate(done):
+            labels[i], scores[i] = label, row
+        sums = error_sums(scores, labels, (np.arange(block) < len(done)).astype(np.float32))
+        done.clear()
+        return {k: totals[k] + float(sums[k]) for k in totals}
+
+    for _, label, scores in multi_scale_scores(model, variables, source, pixel_mean, scales,
+                                               num_workers, batch_size=batch_size,
+                                               crop_size=crop_size):
+        done.append((label, scores))
+        if len(done) == block:
+            totals = count()
+    if done:
+        totals = count()
     if jax.process_count() > 1:
         summed = multihost_utils.process_allgather(np.asarray([totals[k] for k in totals])).sum(0)
         totals = dict(zip(totals, summed))
@@ -102,7 +176,8 @@ def evaluate(mode: str, model: nn.Module, variables, source: Sequence, pixel_mea
              scales: Sequence[int] = (224, 256, 384, 480, 640), num_workers: int = 0) -> dict:
     """One of MODES over a split; `batch_size` is global (images, not views)."""
     if mode == "multi_scale":
-        return evaluate_multi_scale(model, variables, source, pixel_mean, scales, num_workers)
+        return evaluate_multi_scale(model, variables, source, pixel_mean, scales, num_workers,
+                                    batch_size=batch_size // jax.process_count(), crop_size=crop_size)
     if mode not in MODES:
         raise ValueError(f"unknown evaluation mode {mode!r}: expected one of {MODES}")
     transform = CenterCrop(crop_size, resize) if mode == "center" else TenCrop(crop_size, resize)
