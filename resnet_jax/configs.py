@@ -32,7 +32,7 @@ FIELD_DOCS = {
                  "(.caffemodel, .safetensors, .pth); a new fc when the class count differs",
     "imported_from": "provenance of imported weights (format, file, SHA-256); empty for nets trained here",
     "dtype": "compute dtype, float32 or bfloat16 (params, BN statistics and loss stay float32)",
-    "dataset": 'cifar10 (archive or tfds), digits (offline, scikit-learn; digits64: resized to 64x64), '
+    "dataset": 'cifar10 (archive or tfds), digits (offline, scikit-learn; digits32/digits64: resized), '
                'synthetic (benchmarks), imagenet',
     "data_dir": ("cifar10: cifar-10-*.tar.gz, its extracted folder or a tfds data_dir; imagenet: a "
                  "folder of train/ + val/, of the ILSVRC2012 tars, or a tfds data_dir; "

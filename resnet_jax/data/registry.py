@@ -13,7 +13,7 @@ from resnet_jax.data.base import ArrayDataset, DatasetError, HostDataset
 # only when it loads).
 _LOADERS: dict[str, Callable[..., ArrayDataset]] = {
     "cifar10": cifar10.load, "digits": digits.load, "synthetic": synthetic.load,
-    "digits64": functools.partial(digits.load, size=64)}
+    "digits32": functools.partial(digits.load, size=32), "digits64": functools.partial(digits.load, size=64)}
 DATASETS = tuple(_LOADERS)
 HOST_FED = ("imagenet",)  # decoded and augmented on the hosts, not device-resident
 
