@@ -363,7 +363,7 @@ def test_eval_of_an_imported_model_prints_the_published_numbers(imported18, tmp_
     run = tmp_path / "run"
     shutil.copytree(imported18, run)
     config = json.loads((run / "config.json").read_text())
-    assert config["num_workers"] == -1  # the recipe's (a process per core); 2 images decode quicker in-process
+    assert config["num_workers"] == -1  # the recipe's (per core); 2 images decode quicker in-process
     (run / "config.json").write_text(json.dumps({**config, "num_workers": 0}))
     code, out, err = _cli(["eval", "--workdir", str(run), "--max_images", "2",
                            "--json", str(tmp_path / "eval.json")], capsys)
