@@ -111,22 +111,12 @@ def os_cause(error: BaseException | None) -> str:
 def write_text(path: str, text: str) -> None:
     """Replace `path` with `text` whole or not at all: a reader, or a run killed mid-write, sees
     the old file or the new one, never half of one. RunIOError (naming the cause) if it cannot."""
-    tmp = path + ".tmp"  # same folder, so the rename is atomic
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise RunIOError(f"cannot write {path} ({os_cause(e)})") from None
+    write_bytes(path, text.encode())
 
 
 def write_bytes(path: str, data: bytes) -> None:
     """`write_text` for bytes (an exported weight file): whole or not at all."""
-    tmp = path + ".tmp"
+    tmp = path + ".tmp"  # same folder, so the rename is atomic
     try:
         with open(tmp, "wb") as f:
             f.write(data)
