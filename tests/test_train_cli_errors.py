@@ -17,6 +17,8 @@ def _cases(tmp_path):
     tmp_path/<name with underscores>."""
     a_file = tmp_path / "a_file"
     a_file.write_text("not a directory")
+    garbage = tmp_path / "cifar-10-python.tar.gz"  # found only when the data are opened
+    garbage.write_bytes(b"<html>not found</html>")
     read_only = tmp_path / "read_only"
     read_only.mkdir(mode=0o555)
     cases = {
@@ -44,6 +46,8 @@ def _cases(tmp_path):
         "positional argument": ({}, ["extra"], "unexpected arguments: extra"),
         "missing data_dir": ({"dataset": "cifar10", "data_dir": "/nonexistent"}, [],
                              "data_dir '/nonexistent': no such file or directory"),
+        "corrupt CIFAR archive": ({"dataset": "cifar10", "data_dir": str(garbage)}, [],
+                                  "not a CIFAR-10 archive"),
         "data_dir for digits": ({"data_dir": str(tmp_path)}, [], "dataset 'digits' does not read a data_dir"),
         "data_dir for synthetic": ({"dataset": "synthetic", "data_dir": str(tmp_path)}, [],
                                    "dataset 'synthetic' does not read a data_dir"),

@@ -16,7 +16,7 @@ from jax.experimental import multihost_utils
 
 from resnet_jax import configs, runs
 from resnet_jax.configs import ConfigError
-from resnet_jax.data import DatasetError, open_dataset
+from resnet_jax.data import ArrayDataset, DatasetError, HostDataset, open_dataset
 from resnet_jax.models.complexity import complexity
 from resnet_jax.runs import RunIOError
 from resnet_jax.train import checkpoint, feeds, released, seeds
@@ -177,17 +177,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # Weights to fine-tune from, read and checked before the workdir is touched (a resumed run
     # continues from its own checkpoint instead; checking costs one read of the file).
     init = released.load_init(config) if config.init_from else None
-    check_workdir(workdir)
-    with lock_workdir(workdir):
-        return _train_and_evaluate(config, workdir, init)
-
-
-def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                        init: dict | None = None) -> dict:
+    # The data too: a missing or corrupt dataset is the user's to fix, with nothing written.
     dataset = open_dataset(config.dataset, config.eval_split, config.data_dir, config.image_size)
     if len(dataset.train_images) < config.batch_size:
         raise DatasetError(f"{dataset.name} has {len(dataset.train_images)} training images, fewer "
                            f"than one batch of {config.batch_size}")
+    check_workdir(workdir)
+    with lock_workdir(workdir):
+        return _train_and_evaluate(config, workdir, dataset, init)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        dataset: ArrayDataset | HostDataset, init: dict | None = None) -> dict:
     num_seeds = config.num_seeds
     mesh = seeds.seeds_mesh(num_seeds, config.seeds_mode) if num_seeds > 1 else make_mesh()
     data_devices = mesh.shape[DATA_AXIS]
