@@ -48,8 +48,8 @@ TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's name for a checkpoint still bein
 IDENTITY_FIELDS = ("model", "shortcut", "dataset", "seed", "batch_size", "bn_group_size", "num_seeds",
                    "momentum_form", "image_backend")
 # What to check when a resume stops on a field the user may not have set themselves.
-IDENTITY_HINTS = {"image_backend": f" (auto is fast only where simplejpeg and OpenCV import: "
-                                   f"{FAST_HINT})"}
+IDENTITY_HINTS = {"image_backend": f" (set image_backend to the run's: fast needs simplejpeg and "
+                                   f"OpenCV, {FAST_HINT}; auto is fast only where they import)"}
 
 
 def run_identity(config) -> dict:
