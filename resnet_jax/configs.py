@@ -45,6 +45,9 @@ FIELD_DOCS = {
     "pca_lighting": "std of the AlexNet PCA colour noise coefficients",
     "mean_images": "training images averaged for the cached per-pixel mean",
     "mean_cache_dir": "where the per-pixel mean is cached; unset: data_dir, else the workdir",
+    "image_backend": "host decode + resampling: fast (simplejpeg + OpenCV bilinear, no antialiasing "
+                     "when shrinking; the `fast` extra), pil (Pillow, the reference's filter), or auto: "
+                     "fast where it imports, else pil; a run records what auto resolved to",
     "num_workers": "grain decoding processes per host; -1: one per core, less one for training",
     "max_eval_images": ">0: periodic validation on the first N images only (faster curves)",
     "batch_size": "global batch, over all devices and hosts",
@@ -93,14 +96,18 @@ MOMENTUM_FORMS = ("caffe", "optax")
 SEEDS_MODES = ("loop", "vmap", "devices")
 # Fields only the host-fed ImageNet pipeline reads: elsewhere they keep base_config()'s values.
 HOST_FED_FIELDS = ("image_size", "scale_range", "eval_resize", "test_scales", "pca_lighting",
-                   "mean_images", "mean_cache_dir", "num_workers", "max_eval_images",
+                   "mean_images", "mean_cache_dir", "image_backend", "num_workers", "max_eval_images",
                    "plateau_patience", "plateau_min_delta", "plateau_max_drops")
 
 # What a config.json or checkpoint written before a field existed meant by its absence, where that
 # differs from (or, in a checkpoint's meta, has no) base_config() value: optax's momentum was the
-# only form, and a run trained one seed. Absent speed choices (scan_blocks, scan_conv_impl, remat,
-# conv_impl) take today's values: same function, and the checkpoints convert (models/layout.py).
-LEGACY_DEFAULTS = {"momentum_form": "optax", "num_seeds": 1}
+# only form, a run trained one seed, and ImageNet images were decoded and resized by Pillow (a
+# host-fed field: only runs that read it get it). Absent speed choices (scan_blocks, scan_conv_impl,
+# remat, conv_impl) take today's values: same function, and the checkpoints convert (models/layout.py).
+LEGACY_DEFAULTS = {"momentum_form": "optax", "num_seeds": 1, "image_backend": "pil"}
+# image_backend: "auto" resolves to one of the others when a run starts (`resolve_image_backend`).
+IMAGE_BACKENDS = ("auto", "fast", "pil")
+FAST_HINT = "pip install 'resnet-jax[fast]'"
 
 
 class ConfigError(ValueError):
@@ -131,6 +138,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.pca_lighting = 0.0
     c.mean_images = 0
     c.mean_cache_dir = ml_collections.config_dict.placeholder(str)
+    c.image_backend = "auto"
     c.num_workers = 0
     c.max_eval_images = 0
 
@@ -267,7 +275,8 @@ def from_saved(saved: dict) -> ml_collections.ConfigDict:
         raise ConfigError(f"no valid model: {e}") from None
     config = cifar_config(saved["model"]) if family == "cifar" else imagenet_config(saved["model"])
     for field, value in LEGACY_DEFAULTS.items():
-        config[field] = value
+        if field not in HOST_FED_FIELDS or saved.get("dataset") in HOST_FED:
+            config[field] = value
     if unknown := sorted(set(saved) - set(config)):
         raise ConfigError(f"unknown config fields {', '.join(unknown)}")
     try:
@@ -275,6 +284,22 @@ def from_saved(saved: dict) -> ml_collections.ConfigDict:
     except (TypeError, ValueError) as e:
         raise ConfigError(str(e)) from None
     return config
+
+
+def resolve_image_backend(config: ml_collections.ConfigDict) -> str:
+    """The transform backend a host-fed run decodes and resamples with: `image_backend`, "auto" as
+    this machine resolves it (fast where simplejpeg and OpenCV import, else pil). ConfigError if
+    "fast" is named and cannot import. A run calls this once, when it starts, and records the
+    result (config.json, the checkpoints' identity): resumed elsewhere it keeps its pixels or stops.
+
+    Not part of `validate`, which also vets saved configs opened where no images are read."""
+    from resnet_jax.data import imagenet_transforms  # noqa: PLC0415 (OpenCV only where images are)
+
+    backend = config.image_backend
+    if backend == "fast" and imagenet_transforms.default_backend() != "fast":
+        raise ConfigError(f"image_backend 'fast' needs simplejpeg and opencv-python-headless, which "
+                          f"do not import here: {FAST_HINT}, or use image_backend=pil")
+    return imagenet_transforms.check_backend(backend)
 
 
 def model_options(config: ml_collections.ConfigDict) -> dict:
@@ -329,7 +354,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
     if config.init_from and config.num_seeds > 1:
         raise ConfigError("init_from starts one net from given weights: use num_seeds=1")
     for field, options in (("lr_schedule", LR_SCHEDULES), ("momentum_form", MOMENTUM_FORMS),
-                           ("seeds_mode", SEEDS_MODES)):
+                           ("seeds_mode", SEEDS_MODES), ("image_backend", IMAGE_BACKENDS)):
         if config[field] not in options:
             raise ConfigError(f"unknown {field} {config[field]!r}: expected one of {', '.join(options)}")
     for field in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every",

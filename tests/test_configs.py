@@ -59,6 +59,8 @@ def test_old_config_json_reads_as_its_release_meant(saved, tmp_path):
             config.remat) == ("loop", "xla", True, "auto", "auto")
     if saved is OLD_CIFAR:  # step decay at lr_boundaries; ImageNet's pipeline fields stay neutral
         assert config.lr_schedule == "fixed" and config.image_size == 0 and config.test_scales == ()
+    # ImageNet images went through Pillow before image_backend existed; CIFAR never reads it
+    assert config.image_backend == ("pil" if saved is OLD_IMAGENET else "auto")
     validate(config, num_devices=8)
 
     from resnet_jax.analysis.load import read_config  # noqa: PLC0415 (the run-folder reader uses it)
@@ -78,6 +80,8 @@ def test_from_saved_rejects_what_no_release_wrote():
     ({"lr_schedule": "plateau"}, "lr_schedule 'plateau' is the ImageNet pipeline's"),
     ({"lr_schedule": "cosine"}, "unknown lr_schedule 'cosine'"),
     ({"image_size": 64, "pca_lighting": 0.1}, "image_size, pca_lighting: ImageNet pipeline settings"),
+    ({"image_backend": "pil"}, "image_backend: ImageNet pipeline settings"),
+    ({"image_backend": "cv2"}, "unknown image_backend 'cv2': expected one of auto, fast, pil"),
     ({"remat": "all"}, "unknown remat 'all'"),
     ({"scan_conv_impl": "fft"}, "unknown scan_conv_impl 'fft'"),
     ({"dtype": "float16"}, "unknown dtype 'float16'"),
@@ -93,6 +97,11 @@ def test_each_check_rejects_a_cifar_config(overrides, match):
 
 
 def test_imagenet_checks():
+    config = imagenet_config("imagenet_resnet18")
+    config.image_backend = "opencv"
+    with pytest.raises(ConfigError,
+                       match="^unknown image_backend 'opencv': expected one of auto, fast, pil$"):
+        validate(config, num_devices=1)
     config = imagenet_config("imagenet_resnet18")
     config.conv_impl = "im2col"
     with pytest.raises(ConfigError, match="im2col"):

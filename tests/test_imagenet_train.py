@@ -13,6 +13,7 @@ from resnet_jax.analysis import imagenet_tables
 from resnet_jax.cli import imagenet as imagenet_cli
 from resnet_jax.configs import imagenet_config, imagenet_net_config, validate
 from resnet_jax.data import imagenet
+from resnet_jax.data import imagenet_transforms as T
 from resnet_jax.data.imagenet_transforms import TenCrop
 from resnet_jax.models import create_model, layout
 from resnet_jax.train import feeds, imagenet_eval
@@ -62,6 +63,19 @@ def test_resnet18_training_steps_decrease_the_loss(fake_imagenet, tmp_path):
     row = {"net": "resnet18", "run": "resnet18_A", "paper": {"top1": 27.88}, "ours": ours}
     text = imagenet_tables.markdown("2", "ten_crop", [row])
     assert f"| 27.88 | {100 * ours['test_error']:.2f} |" in text
+
+    # the run recorded what image_backend "auto" resolved to, and is tested with it; resuming it
+    # with the other backend stops in one line, before anything is written
+    recorded = json.loads((tmp_path / "config.json").read_text())["image_backend"]
+    assert recorded == T.default_backend() == ours["image_backend"]
+    files = lambda: sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")  # noqa: E731
+                           if p.name != ".lock")  # (each start takes the workdir's lock)
+    before = files()
+    other = {"fast": "pil", "pil": "fast"}[recorded]  # fast where it cannot run: also one line
+    with pytest.raises(ConfigError, match="image_backend") as error:
+        train_and_evaluate(small_config(steps=16, image_backend=other), str(tmp_path))
+    assert "\n" not in str(error.value)
+    assert files() == before
 
 
 def test_imagenet_configs_validate(fake_imagenet):

@@ -358,6 +358,7 @@ def test_eval_of_an_imported_model_prints_the_published_numbers(imported18, tmp_
     from imagenet_fakes import fake_records
 
     from resnet_jax.data import imagenet
+    from resnet_jax.data import imagenet_transforms as T
 
     monkeypatch.setattr(imagenet, "open_split", lambda split, data_dir: fake_records(8, seed=1))
     run = tmp_path / "run"
@@ -368,10 +369,15 @@ def test_eval_of_an_imported_model_prints_the_published_numbers(imported18, tmp_
     code, out, err = _cli(["eval", "--workdir", str(run), "--max_images", "2",
                            "--json", str(tmp_path / "eval.json")], capsys)
     assert code == 0, err
-    assert "imagenet_resnet18 on imagenet (validation, 2 images, center views) at step 0" in out
+    # an imported net was not trained here: its folder keeps "auto", resolved (and named) when tested
+    assert config["image_backend"] == "auto"
+    backend = T.default_backend()
+    assert (f"imagenet_resnet18 on imagenet (validation, 2 images, center views by {backend}) at "
+            "step 0") in out
     assert "published (torchvision docs): top-1 30.24%, top-5 10.92%" in out
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["input_convention"] == "torchvision" and result["num_images"] == 2
+    assert result["image_backend"] == backend
     assert 0 <= result["test_top5_error"] <= result["test_error"] <= 1
 
 

@@ -39,7 +39,8 @@ def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
                       max_images: int = 0) -> dict:
     """Sec 3.4's tests of an ImageNet run: centre 224 crop, 10-crop, or fully-convolutional
     multi-scale, with the input mean its net expects (an imported model's, else the training
-    mean)."""
+    mean), the views made by its recorded `image_backend` ("auto", an imported model's: this
+    machine's, named in the result)."""
     from resnet_jax.data import imagenet  # noqa: PLC0415 (grain only for ImageNet)
     from resnet_jax.train import imagenet_eval, released  # noqa: PLC0415
     from resnet_jax.train.engine import create_engine, replicate_from_host  # noqa: PLC0415
@@ -48,6 +49,10 @@ def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
         raise RunError(f"unknown ImageNet test {mode!r}: expected one of {', '.join(IMAGENET_MODES)}")
     if data_dir is not None:
         config.data_dir = data_dir
+    try:
+        config.image_backend = configs.resolve_image_backend(config)
+    except configs.ConfigError as e:
+        raise RunError(f"{workdir}: {e}") from None
     try:
         _, _, num_classes = released.read_run_shapes(workdir)
         engine = create_engine(config, 0, num_classes)
@@ -64,12 +69,12 @@ def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
         mode, engine.model, {"params": state.params, "batch_stats": state.batch_stats}, source,
         replicate_from_host(mean, engine.mesh), engine.mesh, batch_size=config.eval_batch_size,
         crop_size=config.image_size, resize=config.eval_resize, scales=tuple(config.test_scales),
-        num_workers=config.num_workers)
+        num_workers=config.num_workers, backend=config.image_backend)
     depth = parse_model_name(config.model)[2]
     found = paper_imagenet.published(config.input_convention, depth, mode)
     return {"workdir": workdir, "model": config.model, "dataset": "imagenet",
             "eval_split": config.eval_split, "mode": mode, "step": int(jax.device_get(state.step)),
             "num_images": metrics["test_images"], "input_convention": config.input_convention,
-            "imported_from": config.imported_from, **metrics,
+            "imported_from": config.imported_from, "image_backend": config.image_backend, **metrics,
             "published": None if found is None else {"source": found[0], "top1": found[1][0],
                                                      "top5": found[1][1]}}

@@ -38,6 +38,8 @@ def main(argv: list[str]) -> None:
     except RunError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")
     views = f"{result['mode']} view" + ("s" if result["mode"] != "single" else "")
+    if "image_backend" in result:  # ImageNet: whose decoder and resampling made the views
+        views += f" by {result['image_backend']}"
     line = (f"{result['model']} on {result['dataset']} ({result['eval_split']}, "
             f"{result['num_images']} images, {views}) at step {result['step']}: "
             f"test error {100 * result['test_error']:.2f}%")

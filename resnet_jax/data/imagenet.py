@@ -21,7 +21,7 @@ import numpy as np
 
 from resnet_jax.data import imagenet_files, imagenet_pack
 from resnet_jax.data.base import DatasetError
-from resnet_jax.data.imagenet_transforms import CenterCrop, TrainTransform
+from resnet_jax.data.imagenet_transforms import CenterCrop, TrainTransform, check_backend
 
 NAME = "imagenet2012"
 NUM_CLASSES = 1000
@@ -114,16 +114,18 @@ def _iterate(ds: grain.MapDataset, num_workers: int) -> Iterator:
 
 def train_batches(source: Sequence, local_batch: int, *, seed: int, start_step: int = 0,
                   crop_size: int = 224, scale_range: tuple[int, int] = (256, 480),
-                  num_workers: int = 0) -> Iterator[dict]:
+                  num_workers: int = 0, backend: str | None = None) -> Iterator[dict]:
     """Endless augmented batches {'image': (b, crop, crop, 3) uint8, 'label': (b,)}, from `start_step`.
 
     Each epoch is reshuffled (grain folds the epoch into the shuffle seed); the last partial batch
-    of an epoch runs on into the next epoch rather than being dropped.
+    of an epoch runs on into the next epoch rather than being dropped. `backend`: the transforms'
+    (imagenet_transforms; None: "fast" where it imports, else "pil").
     """
     if scale_range[0] < crop_size:
         raise ValueError(f"scale range {scale_range} must start at or above the crop size {crop_size}")
     ds = host_shard(source).shuffle(seed=seed).repeat()
-    ds = ds.random_map(TrainTransform(crop_size, tuple(scale_range)), seed=seed + 1)
+    ds = ds.random_map(TrainTransform(crop_size, tuple(scale_range), check_backend(backend)),
+                       seed=seed + 1)
     ds = ds.batch(local_batch, drop_remainder=True)[start_step:]
     return _iterate(ds, num_workers)
 
@@ -151,21 +153,27 @@ def eval_batches(source: Sequence, transform: Callable[[dict], dict], local_batc
 
 def mean_image(source: Sequence, *, crop_size: int = 224, resize: int = 256,
                num_images: int = 10_000, cache_dir: str | None = None,
-               num_workers: int = 0) -> np.ndarray:
+               num_workers: int = 0, backend: str | None = None) -> np.ndarray:
     """Per-pixel mean (crop, crop, 3) in [0, 1] of centre crops of training images, cached as .npy.
 
     A fixed random subset of `num_images` (all, if fewer) is averaged: the per-pixel mean of
-    1.28M images is settled long before that many.
+    1.28M images is settled long before that many. The crops are `backend`'s (as in
+    `train_batches`); the cache file of a "fast" mean says so, one of "pil" has the name the
+    Pillow-only releases gave it.
     """
     path = None
+    if backend in (None, "auto"):
+        backend = check_backend(backend)
     if cache_dir:
+        name = f"{NAME}_mean_{crop_size}_{resize}_{num_images}_{len(source)}"
         path = os.path.join(os.path.expanduser(cache_dir),
-                            f"{NAME}_mean_{crop_size}_{resize}_{num_images}_{len(source)}.npy")
-        if os.path.exists(path):
+                            f"{name}{'' if backend == 'pil' else f'_{backend}'}.npy")
+        if os.path.exists(path):  # (read even where `backend` could not recompute it)
             return np.load(path)
+    backend = check_backend(backend)
     ds = grain.MapDataset.source(source).shuffle(seed=0)[:min(num_images, len(source))]
     total, count = np.zeros((crop_size, crop_size, 3), np.float64), 0
-    for batch in _iterate(ds.map(CenterCrop(crop_size, resize)).batch(256), num_workers):
+    for batch in _iterate(ds.map(CenterCrop(crop_size, resize, backend)).batch(256), num_workers):
         total += batch["image"].astype(np.float64).sum(0)
         count += len(batch["image"])
     mean = (total / count / 255.0).astype(np.float32)

@@ -13,7 +13,8 @@ The random draws are the reference's, in its order, from the same generator, so 
 distribution is the paper's: shorter side uniform in the closed range, crop position uniform over
 the valid positions, flip with probability 1/2.
 
-Backends (`backend=`; the default is "fast" when both of its packages import, else "pil"):
+Backends (`backend=`; "auto" or None: "fast" when both of its packages import, else "pil"; a run
+names one in its config, `image_backend`, and records what "auto" resolved to):
 - "pil": Pillow decodes and `Image.resize(box=...)` resamples the window with Pillow's BILINEAR, a
   triangle filter whose support widens with the shrink factor (antialiased): the reference's own
   filter, evaluated only inside the window; outputs equal the reference's to within 2 levels
@@ -58,7 +59,9 @@ def default_backend() -> str:
 
 
 def check_backend(backend: str | None) -> str:
-    backend = backend or default_backend()
+    """`backend` as one of BACKENDS ("auto" or None: `default_backend()`); ValueError if it is
+    unknown or cannot run here."""
+    backend = default_backend() if backend in (None, "auto") else backend
     if backend not in BACKENDS:
         raise ValueError(f"unknown transform backend {backend!r}: expected one of {BACKENDS}")
     if backend == "fast" and simplejpeg is None:

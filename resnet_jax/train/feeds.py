@@ -130,7 +130,8 @@ class InputMonitor:
 
 
 class HostFeed:
-    """Grain batches from this host's shard; the iterator starts lazily at the state's step.
+    """Grain batches from this host's shard; the iterator starts lazily at the state's step. The
+    mean, training crops and validation crops are all made by the config's `image_backend`.
 
     The lr scale comes from `plateau` (the loop's PlateauRule), read at every chunk; 1 without."""
 
@@ -155,7 +156,7 @@ class HostFeed:
             self.batches = imagenet.train_batches(
                 self.dataset.train_images, self.local_batch, seed=int(seed), start_step=int(step),
                 crop_size=cfg.image_size, scale_range=tuple(cfg.scale_range),
-                num_workers=cfg.num_workers)
+                num_workers=cfg.num_workers, backend=cfg.image_backend)
         chunk = [next(self.batches) for _ in range(num_steps)]
         idle = self.last is not None and all(x.is_ready() for x in jax.tree.leaves(self.last))
         measure = self.monitor.arrived(num_steps * self.local_batch, idle)
@@ -180,4 +181,5 @@ class HostFeed:
         return imagenet_eval.evaluate(
             "center", self.engine.model, {"params": state.params, "batch_stats": state.batch_stats},
             source, self.pixel_mean, self.engine.mesh, batch_size=cfg.eval_batch_size,
-            crop_size=cfg.image_size, resize=cfg.eval_resize, num_workers=cfg.num_workers)
+            crop_size=cfg.image_size, resize=cfg.eval_resize, num_workers=cfg.num_workers,
+            backend=cfg.image_backend)

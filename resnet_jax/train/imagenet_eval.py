@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import collections
 import functools
+import os
 from typing import Iterable, Iterator, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from resnet_jax import runs
+from resnet_jax.configs import LEGACY_DEFAULTS, resolve_image_backend
 from resnet_jax.data import imagenet
-from resnet_jax.data.imagenet_transforms import CenterCrop, MultiScale, TenCrop
+from resnet_jax.data.imagenet_transforms import CenterCrop, MultiScale, TenCrop, check_backend
 from resnet_jax.data.lighting import normalize
 from resnet_jax.train import checkpoint
 from resnet_jax.train.engine import create_engine, replicate_from_host
@@ -82,7 +85,8 @@ def whole_image_batch(shape: tuple[int, int], batch_size: int, crop_size: int, n
 
 def multi_scale_scores(model: nn.Module, variables, source: Sequence, pixel_mean,
                        scales: Sequence[int], num_workers: int = 0, *, batch_size: int = 32,
-                       crop_size: int = 224, in_flight: int = 4) -> Iterator[tuple[int, int, np.ndarray]]:
+                       crop_size: int = 224, in_flight: int = 4,
+                       backend: str | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
     """(index in this host's shard, label, scores averaged over `scales` and flips) per image, in
     the order images complete.
 
@@ -90,7 +94,7 @@ def multi_scale_scores(model: nn.Module, variables, source: Sequence, pixel_mean
     (scale, bucketed shape), and a queue runs on this host's devices as one batch when it holds
     `whole_image_batch` images (the last, partial ones padded). Up to `in_flight` batches are left
     running on the devices while the host prepares the next; an image's per-scale scores are summed
-    in scale order once all have come back.
+    in scale order once all have come back. `backend`: the transforms' (imagenet_transforms).
     """
     devices = jax.local_devices()
     mesh = Mesh(np.array(devices), ("data",))
@@ -119,7 +123,8 @@ def multi_scale_scores(model: nn.Module, variables, source: Sequence, pixel_mean
                 label = pending.pop(index)[0]
                 yield index, label, sum(rows[1:], rows[0]) / len(rows)
 
-    stream = imagenet._iterate(imagenet.host_shard(source).map(MultiScale(tuple(scales))), num_workers)
+    transform = MultiScale(tuple(scales), check_backend(backend))
+    stream = imagenet._iterate(imagenet.host_shard(source).map(transform), num_workers)
     for index, record in enumerate(stream):
         pending[index] = [int(record["label"]), [None] * len(scales)]
         for scale, views in enumerate(record["images"]):
@@ -137,7 +142,7 @@ def multi_scale_scores(model: nn.Module, variables, source: Sequence, pixel_mean
 
 def evaluate_multi_scale(model: nn.Module, variables, source: Sequence, pixel_mean: np.ndarray,
                          scales: Sequence[int], num_workers: int = 0, *, batch_size: int = 32,
-                         crop_size: int = 224) -> dict:
+                         crop_size: int = 224, backend: str | None = None) -> dict:
     """Average each image's scores over whole-image views at every scale (and their flips).
 
     Images keep their own aspect ratio, so shapes differ from image to image: each host batches
@@ -159,7 +164,7 @@ def evaluate_multi_scale(model: nn.Module, variables, source: Sequence, pixel_me
 
     for _, label, scores in multi_scale_scores(model, variables, source, pixel_mean, scales,
                                                num_workers, batch_size=batch_size,
-                                               crop_size=crop_size):
+                                               crop_size=crop_size, backend=backend):
         done.append((label, scores))
         if len(done) == block:
             totals = count()
@@ -173,32 +178,51 @@ def evaluate_multi_scale(model: nn.Module, variables, source: Sequence, pixel_me
 
 def evaluate(mode: str, model: nn.Module, variables, source: Sequence, pixel_mean, mesh: Mesh, *,
              batch_size: int, crop_size: int = 224, resize: int = 256,
-             scales: Sequence[int] = (224, 256, 384, 480, 640), num_workers: int = 0) -> dict:
-    """One of MODES over a split; `batch_size` is global (images, not views)."""
+             scales: Sequence[int] = (224, 256, 384, 480, 640), num_workers: int = 0,
+             backend: str | None = None) -> dict:
+    """One of MODES over a split; `batch_size` is global (images, not views); `backend`: the
+    transforms' (imagenet_transforms; a run's is its config's `image_backend`)."""
     if mode == "multi_scale":
         return evaluate_multi_scale(model, variables, source, pixel_mean, scales, num_workers,
-                                    batch_size=batch_size // jax.process_count(), crop_size=crop_size)
+                                    batch_size=batch_size // jax.process_count(), crop_size=crop_size,
+                                    backend=backend)
     if mode not in MODES:
         raise ValueError(f"unknown evaluation mode {mode!r}: expected one of {MODES}")
-    transform = CenterCrop(crop_size, resize) if mode == "center" else TenCrop(crop_size, resize)
+    view = CenterCrop if mode == "center" else TenCrop
+    transform = view(crop_size, resize, check_backend(backend))
     local = batch_size // jax.process_count()
     batches = imagenet.eval_batches(source, transform, local, num_workers=num_workers)
     return evaluate_batches(model, variables, batches, pixel_mean, mesh)
 
 
 def mean_image(config, train_images: Sequence, workdir: str) -> np.ndarray:
-    """The per-pixel training mean a run subtracts (cached next to the data, or in `workdir`)."""
+    """The per-pixel training mean a run subtracts (cached next to the data, or in `workdir`),
+    of crops made by the run's `image_backend`."""
     return imagenet.mean_image(train_images, crop_size=config.image_size, resize=config.eval_resize,
                                num_images=config.mean_images,
                                cache_dir=config.mean_cache_dir or config.data_dir or workdir,
-                               num_workers=config.num_workers)
+                               num_workers=config.num_workers, backend=config.image_backend)
+
+
+def recorded_image_backend(config, workdir: str) -> str:
+    """The backend to test the run in `workdir` with: `config.image_backend` if named; for "auto",
+    the one the run recorded in its config.json (train and test see the same resampling; a run
+    written before the field: Pillow's), else this machine's. ConfigError if it cannot run here."""
+    if config.image_backend == "auto" and os.path.exists(runs.config_path(workdir)):
+        saved = runs.read_json(runs.config_path(workdir))
+        config = ml_collections.ConfigDict(
+            {"image_backend": saved.get("image_backend", LEGACY_DEFAULTS["image_backend"])})
+    return resolve_image_backend(config)
 
 
 def evaluate_checkpoint(config, workdir: str, mode: str) -> dict | None:
     """Test the newest checkpoint of the ImageNet run in `workdir` with `mode` (one of MODES) on
-    `config.eval_split`; its metrics and step, or None if there is no checkpoint."""
+    `config.eval_split`, with the run's image backend (`recorded_image_backend`); its metrics and
+    step, or None if there is no checkpoint."""
     if not runs.has_checkpoints(workdir):
         return None
+    config = ml_collections.ConfigDict(config)
+    config.image_backend = recorded_image_backend(config, workdir)
     engine = create_engine(config, 0, imagenet.NUM_CLASSES)
     mngr = checkpoint.manager(workdir, read_only=True)
     state = checkpoint.restore_latest(mngr, engine.init_state((config.image_size,) * 2 + (3,)))
@@ -210,5 +234,6 @@ def evaluate_checkpoint(config, workdir: str, mode: str) -> dict | None:
         mode, engine.model, {"params": state.params, "batch_stats": state.batch_stats},
         imagenet.open_split(config.eval_split, config.data_dir), replicate_from_host(mean, engine.mesh),
         engine.mesh, batch_size=config.eval_batch_size, crop_size=config.image_size,
-        resize=config.eval_resize, scales=tuple(config.test_scales), num_workers=config.num_workers)
-    return {**metrics, "step": int(jax.device_get(state.step))}
+        resize=config.eval_resize, scales=tuple(config.test_scales), num_workers=config.num_workers,
+        backend=config.image_backend)
+    return {**metrics, "step": int(jax.device_get(state.step)), "image_backend": config.image_backend}

@@ -16,7 +16,7 @@ from jax.experimental import multihost_utils
 
 from resnet_jax import configs, runs
 from resnet_jax.configs import ConfigError
-from resnet_jax.data import ArrayDataset, DatasetError, HostDataset, open_dataset
+from resnet_jax.data import HOST_FED, ArrayDataset, DatasetError, HostDataset, open_dataset
 from resnet_jax.models.complexity import complexity
 from resnet_jax.runs import RunIOError
 from resnet_jax.train import checkpoint, feeds, released, seeds
@@ -70,8 +70,7 @@ def lock_workdir(workdir: str):
         yield
 
 
-def run_identity(config: ml_collections.ConfigDict) -> dict:
-    return {field: config[field] for field in checkpoint.IDENTITY_FIELDS}
+run_identity = checkpoint.run_identity
 
 
 @jax.jit
@@ -174,6 +173,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     checkpoint) when a write fails, naming the cause and the last good checkpoint.
     """
     configs.validate(config)
+    if config.dataset in HOST_FED:  # "auto" resolved once, and recorded (config.json, checkpoints)
+        config = ml_collections.ConfigDict(config)  # the caller's stays untouched
+        config.image_backend = configs.resolve_image_backend(config)
     # Weights to fine-tune from, read and checked before the workdir is touched (a resumed run
     # continues from its own checkpoint instead; checking costs one read of the file).
     init = released.load_init(config) if config.init_from else None
@@ -204,13 +206,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     # The validation-plateau lr rule (ImageNet): updated here after each validation, kept in the
     # checkpoints, read by the host feed at every chunk.
     plateau = PlateauRule.from_config(config) if config.lr_schedule == "plateau" else None
-    data: feeds.Feed
-    if num_seeds > 1:
-        trainer = seeds.SeedsEngine(engine, run_seeds, config.seeds_mode)
-        data = seeds.SeedsFeed(trainer, put_dataset(dataset, mesh, config.eval_batch_size))
-    else:
-        trainer = engine
-        data = feeds.feed(dataset, engine, config.eval_batch_size, workdir, plateau)
+    trainer = seeds.SeedsEngine(engine, run_seeds, config.seeds_mode) if num_seeds > 1 else engine
     info = complexity(engine.model, dataset.image_shape, config.model)
     mngr = checkpoint.manager(workdir, config.keep_checkpoints)
     identity = run_identity(config)
@@ -230,6 +226,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                 raise
     else:
         state, pending = restored[0], checkpoint.pending_metrics(restored[1])
+    try:  # after the checkpoint check: a mismatched resume stops before a host feed's mean
+        data: feeds.Feed = (
+            seeds.SeedsFeed(trainer, put_dataset(dataset, mesh, config.eval_batch_size))
+            if num_seeds > 1 else feeds.feed(dataset, engine, config.eval_batch_size, workdir, plateau))
+    except BaseException:
+        mngr.close()
+        raise
     start = int(np.ravel(fetch(state.step))[0])
     if plateau is not None and restored is not None:
         _restore_plateau(plateau, restored[1], workdir, start)

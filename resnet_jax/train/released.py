@@ -203,7 +203,7 @@ def write_run(imported: Imported, out: str) -> ml_collections.ConfigDict:
         runs.write_json(runs.config_path(tmp), config.to_json_best_effort(indent=2))
         np.save(runs.input_mean_path(tmp), imported.input_mean)
         state = _state(config, imported.variables, imported.num_classes)
-        meta = {field: config[field] for field in checkpoint.IDENTITY_FIELDS}
+        meta = checkpoint.run_identity(config)
         with checkpoint.Saver(checkpoint.manager(tmp, 1)) as saver:
             saver.save(0, state, {**meta, "step": 0, "pending": []})
         os.rename(tmp, out)
@@ -233,8 +233,11 @@ def run_input_mean(config: ml_collections.ConfigDict, workdir: str) -> np.ndarra
             from resnet_jax.data import imagenet  # noqa: PLC0415 (grain only for ImageNet)
             from resnet_jax.train import imagenet_eval  # noqa: PLC0415
 
-            return imagenet_eval.mean_image(config, imagenet.open_split("train", config.data_dir),
-                                            workdir)
+            train = imagenet.open_split("train", config.data_dir)
+            try:
+                return imagenet_eval.mean_image(config, train, workdir)
+            except ValueError as e:  # its image_backend cannot run here, and no mean was cached
+                raise WeightsError(f"the training mean of {workdir} is needed: {e}") from None
         return load_dataset(config.dataset, config.eval_split, config.data_dir).pixel_mean()
     except DatasetError as e:
         raise WeightsError(f"the training mean of {workdir} is needed: {e}") from None
