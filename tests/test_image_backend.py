@@ -59,7 +59,9 @@ def test_auto_is_what_imports_and_fast_without_its_packages_is_one_line(no_fast_
 
 def test_a_run_records_what_auto_resolved_to(no_fast_backend, monkeypatch, tmp_path):
     started = []
-    monkeypatch.setattr(loop, "_train_and_evaluate", lambda config, workdir, init: started.append(config))
+    monkeypatch.setattr(loop, "_train_and_evaluate",
+                        lambda config, workdir, dataset, init: started.append(config))
+    monkeypatch.setattr(loop, "open_dataset", lambda *args: types.SimpleNamespace(train_images=range(10**6)))
     config = small_config()
     loop.train_and_evaluate(config, str(tmp_path / "run"))
     assert started[0].image_backend == "pil" and config.image_backend == "auto"  # the caller's kept
