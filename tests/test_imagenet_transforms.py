@@ -163,3 +163,22 @@ def test_without_the_fast_packages_pillow_gives_the_same_draws(no_fast_backend, 
         assert np.abs(out.astype(np.int32) - ref).max() <= 2
     views = T.TenCrop()(record)["image"]
     np.testing.assert_array_equal(views[5:], views[:5, :, ::-1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_image_damaged_inside_stops_with_one_line_naming_its_file(backend):
+    """The readers skip empty and cut-short files; one whose header is garbage fails at decode time,
+    in every transform, as a DatasetError naming the file (exit 2 through `resnet-jax train`)."""
+    from resnet_jax.data.base import DatasetError
+
+    good = jpeg(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    damaged = good[:2] + bytes(range(256)) * 8 + good[2 + 2048:]
+    record = {"image": damaged, "label": 7, "file_name": b"n01440764_10026.JPEG"}
+    transforms = [lambda r: T.TrainTransform(backend=backend)(r, np.random.default_rng(0)),
+                  T.CenterCrop(backend=backend), T.TenCrop(backend=backend),
+                  T.FullImage(224, backend=backend), T.MultiScale((224, 256), backend=backend)]
+    for transform in transforms:
+        with pytest.raises(DatasetError, match=r"^cannot decode image n01440764_10026\.JPEG \(label 7\): "
+                                               r"[^\n]+; replace or remove the file and rerun$"):
+            transform(record)
+        transform({**record, "image": good})  # the same transform reads the intact image

@@ -297,7 +297,7 @@ class FileRecords(Sequence):
         if not -len(self) <= i < len(self):
             raise IndexError(i)
         i %= len(self)
-        return {"image": self.read(i), "label": int(self.label[i])}
+        return {"image": self.read(i), "label": int(self.label[i]), "file_name": self.names[i]}
 
     def __del__(self):
         for fd in getattr(self, "_open", {}).values():

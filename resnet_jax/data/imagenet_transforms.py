@@ -31,12 +31,15 @@ A file simplejpeg cannot read goes to Pillow; arrays take the same window arithm
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
+
+from resnet_jax.data.base import DatasetError
 
 try:  # optional: the "fast" backend (`pip install resnet-jax[fast]`); Pillow is the fallback
     import cv2
@@ -83,8 +86,30 @@ def image_shape(image) -> tuple[int, int]:
             return tuple(simplejpeg.decode_jpeg_header(image)[:2])
         except ValueError:
             pass  # not a JPEG simplejpeg reads: Pillow tells
-    w, h = Image.open(io.BytesIO(image)).size
+    try:
+        w, h = Image.open(io.BytesIO(image)).size
+    except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for data it cannot read
+        raise _Undecodable(e) from None
     return h, w
+
+
+class _Undecodable(Exception):
+    """The bytes of an image that neither decoder reads (raised where a decoder is called)."""
+
+
+@contextlib.contextmanager
+def _named(record: dict) -> Iterator[None]:
+    """An image no decoder reads stops the run with one line naming its file (the readers already
+    skip files that are empty or cut short; this is one damaged inside), not a worker's traceback."""
+    try:
+        yield
+    except _Undecodable as e:
+        name = record.get("file_name", b"")
+        name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        cause = e.args[0]
+        reason = (str(cause).split(" <_io.BytesIO")[0].splitlines() or [type(cause).__name__])[0][:200]
+        raise DatasetError(f"cannot decode image {name or '(unnamed)'} (label {record.get('label')}): "
+                           f"{reason}; replace or remove the file and rerun") from None
 
 
 def resized_shape(height: int, width: int, shorter: int) -> tuple[int, int]:
@@ -158,9 +183,12 @@ def _decode(image, window: Window, backend: str):
             return np.asarray(_decode(image, window, "pil"))
     if not _is_jpeg_bytes(image):
         return Image.fromarray(np.asarray(image, np.uint8))
-    img = Image.open(io.BytesIO(image))
-    img.draft("RGB", window.resized[::-1])  # the reference's draft: the same decoded pixels
-    return img.convert("RGB")
+    try:
+        img = Image.open(io.BytesIO(image))
+        img.draft("RGB", window.resized[::-1])  # the reference's draft: the same decoded pixels
+        return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for data it cannot read
+        raise _Undecodable(e) from None
 
 
 def _affine(source: tuple[int, int], window: Window) -> np.ndarray:
@@ -226,9 +254,10 @@ class TrainTransform:
     backend: str | None = None
 
     def __call__(self, record: dict, rng: np.random.Generator) -> dict:
-        window = train_window(*image_shape(record["image"]), rng, self.crop_size, self.scale_range)
-        return {"image": render(record["image"], window, self.backend),
-                "label": np.int32(record["label"])}
+        with _named(record):
+            window = train_window(*image_shape(record["image"]), rng, self.crop_size, self.scale_range)
+            return {"image": render(record["image"], window, self.backend),
+                    "label": np.int32(record["label"])}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,9 +269,10 @@ class CenterCrop:
     backend: str | None = None
 
     def __call__(self, record: dict) -> dict:
-        window = center_window(*image_shape(record["image"]), self.crop_size, self.resize)
-        return {"image": render(record["image"], window, self.backend),
-                "label": np.int32(record["label"])}
+        with _named(record):
+            window = center_window(*image_shape(record["image"]), self.crop_size, self.resize)
+            return {"image": render(record["image"], window, self.backend),
+                    "label": np.int32(record["label"])}
 
 
 def ten_crops(image: np.ndarray, size: int) -> np.ndarray:
@@ -263,8 +293,9 @@ class TenCrop:
     backend: str | None = None
 
     def __call__(self, record: dict) -> dict:
-        h, w = resized_shape(*image_shape(record["image"]), self.resize)
-        image = render(record["image"], Window((h, w), 0, 0, h, w), self.backend)
+        with _named(record):
+            h, w = resized_shape(*image_shape(record["image"]), self.resize)
+            image = render(record["image"], Window((h, w), 0, 0, h, w), self.backend)
         return {"image": ten_crops(image, self.crop_size), "label": np.int32(record["label"])}
 
 
@@ -276,8 +307,9 @@ class FullImage:
     backend: str | None = None
 
     def __call__(self, record: dict) -> dict:
-        image = render(record["image"], full_window(*image_shape(record["image"]), self.shorter),
-                       self.backend)
+        with _named(record):
+            image = render(record["image"], full_window(*image_shape(record["image"]), self.shorter),
+                           self.backend)
         return {"image": np.stack([image, flip(image)]), "label": np.int32(record["label"])}
 
 
@@ -290,7 +322,9 @@ class MultiScale:
     backend: str | None = None
 
     def __call__(self, record: dict) -> dict:
-        h, w = image_shape(record["image"])
-        views = render_many(record["image"], [full_window(h, w, s) for s in self.scales], self.backend)
+        with _named(record):
+            h, w = image_shape(record["image"])
+            views = render_many(record["image"], [full_window(h, w, s) for s in self.scales],
+                                self.backend)
         return {"images": tuple(np.stack([v, flip(v)]) for v in views),
                 "label": np.int32(record["label"])}
