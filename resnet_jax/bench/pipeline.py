@@ -94,7 +94,7 @@ def per_core_rates(jpegs: list[bytes], transforms=TRANSFORMS, impls=None, rounds
     """Images per CPU second of each (transform, impl), in this process on one thread (OpenCV's
     own threads are off): the process's CPU time, not the wall clock, so other processes sharing
     the cores slow it little. Every round runs each over all `jpegs` in turn (the multi-scale test,
-    ~20x slower, over the first `multi_scale_images`), so what load remains hits all alike; median
+    much slower, over the first `multi_scale_images`), so what load remains hits all alike; median
     of rounds, after one untimed pass over a few images (imports, first allocations)."""
     impls = impls or (["reference", "pil"] + (["fast"] if T.simplejpeg is not None else []))
     runs_ = [(name, impl) for name in transforms for impl in impls]

@@ -241,7 +241,8 @@ def render(image, window: Window, backend: str | None = None) -> np.ndarray:
 
 
 def flip(image: np.ndarray) -> np.ndarray:
-    """The left-right mirror, as a new array (OpenCV's copy is ~4x numpy's for 3-channel rows)."""
+    """The left-right mirror, as a new array (OpenCV's copy is quicker than numpy's strided one for
+    3-channel rows)."""
     return cv2.flip(image, 1) if cv2 is not None else np.ascontiguousarray(image[:, ::-1])
 
 
