@@ -12,6 +12,9 @@ import tarfile
 import numpy as np
 from PIL import Image
 
+# The official ImageNet layouts are written by the reader bench's writers (one copy of them).
+from resnet_jax.bench.readers import write_imagenet_folders, write_imagenet_tars  # noqa: F401
+
 CIFAR_LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                      "truck"]
 CIFAR_STEMS = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -112,45 +115,6 @@ def imagenet_images(num_val: int = 8, per_class: int = 2, seed: int = 0
     train = {w: {f"{w}_{k}.JPEG": image() for k in (11, 2, 300)[:per_class]} for w in sorted(set(truth))}
     val = {f"ILSVRC2012_val_{k:08d}.JPEG": image() for k in range(1, num_val + 1)}
     return train, val
-
-
-def val_wnid(name: str) -> str:
-    from resnet_jax.data.imagenet_files import validation_wnids
-
-    return validation_wnids()[int(name[len("ILSVRC2012_val_"):-len(".JPEG")]) - 1]
-
-
-def write_imagenet_folders(root: str, train: dict, val: dict) -> None:
-    """DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG (the tree PyTorch users train from)."""
-    for wnid, files in train.items():
-        os.makedirs(os.path.join(root, "train", wnid))
-        for name, data in files.items():
-            with open(os.path.join(root, "train", wnid, name), "wb") as f:
-                f.write(data)
-    for name, data in val.items():
-        os.makedirs(os.path.join(root, "val", val_wnid(name)), exist_ok=True)
-        with open(os.path.join(root, "val", val_wnid(name), name), "wb") as f:
-            f.write(data)
-
-
-def _tar_bytes(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def write_imagenet_tars(root: str, train: dict, val: dict) -> None:
-    """ILSVRC2012_img_train.tar (a tar of <wnid>.tar, each of <wnid>_<n>.JPEG) and
-    ILSVRC2012_img_val.tar (flat ILSVRC2012_val_<8 digits>.JPEG), as image-net.org ships them."""
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, "ILSVRC2012_img_train.tar"), "wb") as f:
-        f.write(_tar_bytes({f"{w}.tar": _tar_bytes(files) for w, files in train.items()}))
-    with open(os.path.join(root, "ILSVRC2012_img_val.tar"), "wb") as f:
-        f.write(_tar_bytes(val))
 
 
 def tfds_build_imagenet2012(monkeypatch, manual_dir: str, data_dir: str) -> None:

@@ -31,43 +31,63 @@ def _jpeg(rng: np.random.Generator, height: int, width: int) -> bytes:
     return buf.getvalue()
 
 
+def _tar_bytes(files: dict[str, bytes]) -> bytes:
+    import tarfile  # noqa: PLC0415
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def val_wnid(name: str) -> str:
+    """The class of official validation image `ILSVRC2012_val_<8 digits>.JPEG`, per the devkit."""
+    from resnet_jax.data.imagenet_files import validation_wnids  # noqa: PLC0415
+
+    return validation_wnids()[int(name[len("ILSVRC2012_val_"):-len(".JPEG")]) - 1]
+
+
+def write_imagenet_folders(root: str, train: dict, val: dict) -> None:
+    """`train` ({wnid: {file name: JPEG}}) and `val` ({file name: JPEG}) as root/train/<wnid>/*.JPEG
+    and root/val/<wnid>/*.JPEG (the tree PyTorch users train from)."""
+    for wnid, files in train.items():
+        os.makedirs(os.path.join(root, "train", wnid), exist_ok=True)
+        for name, data in files.items():
+            with open(os.path.join(root, "train", wnid, name), "wb") as f:
+                f.write(data)
+    for name, data in val.items():
+        os.makedirs(os.path.join(root, "val", val_wnid(name)), exist_ok=True)
+        with open(os.path.join(root, "val", val_wnid(name), name), "wb") as f:
+            f.write(data)
+
+
+def write_imagenet_tars(root: str, train: dict, val: dict) -> None:
+    """The same as ILSVRC2012_img_train.tar (a tar of <wnid>.tar, each of <wnid>_<n>.JPEG) and
+    ILSVRC2012_img_val.tar (flat ILSVRC2012_val_<8 digits>.JPEG), as image-net.org ships them."""
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "ILSVRC2012_img_train.tar"), "wb") as f:
+        f.write(_tar_bytes({f"{w}.tar": _tar_bytes(files) for w, files in train.items()}))
+    with open(os.path.join(root, "ILSVRC2012_img_val.tar"), "wb") as f:
+        f.write(_tar_bytes(val))
+
+
 def write_sample(root: str, num_train: int = 600, num_val: int = 40, seed: int = 0) -> int:
     """A folder tree and the official tars of the same JPEGs under `root`/folders, `root`/tars;
     returns the number of classes (those of the first `num_val` validation images)."""
-    import tarfile  # noqa: PLC0415
-
     from resnet_jax.data.imagenet_files import validation_wnids  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
-    truth = validation_wnids()[:num_val]
-    classes = sorted(set(truth))
+    classes = sorted(set(validation_wnids()[:num_val]))
     val = {f"ILSVRC2012_val_{k:08d}.JPEG": _jpeg(rng, 375, 500) for k in range(1, num_val + 1)}
     train = {w: {} for w in classes}
     for k in range(num_train):
         w = classes[k % len(classes)]
         train[w][f"{w}_{k}.JPEG"] = _jpeg(rng, *((375, 500) if k % 3 else (500, 333)))
-
-    def tar_bytes(files):
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for name, data in files.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-        return buf.getvalue()
-    for split, groups in (("train", train), ("val", {w: {n: d for n, d in val.items()
-                                                         if truth[int(n[15:23]) - 1] == w}
-                                                     for w in classes})):
-        for w, files in groups.items():
-            os.makedirs(os.path.join(root, "folders", split, w), exist_ok=True)
-            for name, data in files.items():
-                with open(os.path.join(root, "folders", split, w, name), "wb") as f:
-                    f.write(data)
-    os.makedirs(os.path.join(root, "tars"), exist_ok=True)
-    with open(os.path.join(root, "tars", "ILSVRC2012_img_train.tar"), "wb") as f:
-        f.write(tar_bytes({f"{w}.tar": tar_bytes(files) for w, files in train.items()}))
-    with open(os.path.join(root, "tars", "ILSVRC2012_img_val.tar"), "wb") as f:
-        f.write(tar_bytes(val))
+    write_imagenet_folders(os.path.join(root, "folders"), train, val)
+    write_imagenet_tars(os.path.join(root, "tars"), train, val)
     return len(classes)
 
 
