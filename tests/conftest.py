@@ -68,3 +68,12 @@ def digits_engine():
     ds = load_dataset("digits")
     engine = create_engine(config, ds.crop_padding, ds.num_classes)
     return engine, ds, put_dataset(ds, engine.mesh, 360)
+
+
+@pytest.fixture
+def no_fast_backend(monkeypatch):
+    """A machine without simplejpeg/OpenCV (the GPU host has no registry to install them from)."""
+    from resnet_jax.data import imagenet_transforms
+
+    monkeypatch.setattr(imagenet_transforms, "simplejpeg", None)
+    monkeypatch.setattr(imagenet_transforms, "cv2", None)

@@ -22,13 +22,6 @@ FAST_HINT = "pip install 'resnet-jax[fast]'"
 
 
 @pytest.fixture
-def no_fast_backend(monkeypatch):
-    """A machine without simplejpeg/OpenCV (the GPU host has no registry to install them from)."""
-    monkeypatch.setattr(T, "simplejpeg", None)
-    monkeypatch.setattr(T, "cv2", None)
-
-
-@pytest.fixture
 def records(monkeypatch):
     splits = {"train": fake_records(8, seed=0), "validation": fake_records(4, seed=1)}
     monkeypatch.setattr(imagenet, "open_split", lambda split, data_dir: splits[split])

@@ -23,13 +23,6 @@ def photos():
     return natural_jpegs(8, quality=90, seed=3) + natural_jpegs(4, quality=95, seed=4)
 
 
-@pytest.fixture
-def no_fast_backend(monkeypatch):
-    """A machine without simplejpeg/OpenCV (the GPU host has no registry to install them from)."""
-    monkeypatch.setattr(T, "simplejpeg", None)
-    monkeypatch.setattr(T, "cv2", None)
-
-
 def test_train_windows_have_the_paper_distribution():
     """Sec 3.4: shorter side uniform over the closed [256, 480], crop position uniform over the
     valid positions given the scale, flip with probability 1/2, independent of position."""
