@@ -210,23 +210,19 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     info = complexity(engine.model, dataset.image_shape, config.model)
     mngr = checkpoint.manager(workdir, config.keep_checkpoints)
     identity = run_identity(config)
-    try:
-        restored = checkpoint.restore_for_resume(mngr, trainer.abstract_state(dataset.image_shape),
-                                                 identity)
-    except checkpoint.CheckpointError as e:
-        mngr.close()
-        raise ConfigError(str(e)) from None
-    if restored is None:
-        state, pending = trainer.init_state(dataset.image_shape), []
-        if init is not None:  # fine-tuning
-            try:
+    try:  # until the loop below owns the manager, any failure closes it
+        try:
+            restored = checkpoint.restore_for_resume(mngr, trainer.abstract_state(dataset.image_shape),
+                                                     identity)
+        except checkpoint.CheckpointError as e:
+            raise ConfigError(str(e)) from None
+        if restored is None:
+            state, pending = trainer.init_state(dataset.image_shape), []
+            if init is not None:  # fine-tuning
                 state = released.start_from(state, config, init)
-            except ConfigError:
-                mngr.close()
-                raise
-    else:
-        state, pending = restored[0], checkpoint.pending_metrics(restored[1])
-    try:  # after the checkpoint check: a mismatched resume stops before a host feed's mean
+        else:
+            state, pending = restored[0], checkpoint.pending_metrics(restored[1])
+        # After the checkpoint check: a mismatched resume stops before a host feed's mean.
         data: feeds.Feed = (
             seeds.SeedsFeed(trainer, put_dataset(dataset, mesh, config.eval_batch_size))
             if num_seeds > 1 else feeds.feed(dataset, engine, config.eval_batch_size, workdir, plateau))
