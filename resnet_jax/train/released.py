@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import orbax.checkpoint as ocp
 
 from resnet_jax import configs, runs
 from resnet_jax.configs import ConfigError
@@ -243,18 +244,24 @@ def run_input_mean(config: ml_collections.ConfigDict, workdir: str) -> np.ndarra
         raise WeightsError(f"the training mean of {workdir} is needed: {e}") from None
 
 
+def _newest_shapes(mngr: ocp.CheckpointManager, workdir: str) -> tuple[dict, int]:
+    """({field: shapes} of the newest checkpoint, classes), nothing restored."""
+    step = mngr.latest_step()
+    if step is None:
+        raise WeightsError(f"{workdir} has no checkpoint")
+    shapes = checkpoint.saved_shapes(mngr, step)
+    return shapes, int(shapes["params"]["fc"]["bias"][-1])
+
+
 def read_run_shapes(workdir: str) -> tuple[ml_collections.ConfigDict, dict, int]:
     """(config, {field: shapes} of its newest checkpoint, classes), nothing restored."""
     config = _run_config(workdir)
     mngr = checkpoint.manager(workdir, read_only=True)
     try:
-        step = mngr.latest_step()
-        if step is None:
-            raise WeightsError(f"{workdir} has no checkpoint")
-        shapes = checkpoint.saved_shapes(mngr, step)
+        shapes, num_classes = _newest_shapes(mngr, workdir)
     finally:
         mngr.close()
-    return config, shapes, int(shapes["params"]["fc"]["bias"][-1])
+    return config, shapes, num_classes
 
 
 def _run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -268,13 +275,14 @@ def _run_config(workdir: str) -> ml_collections.ConfigDict:
 
 def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict, int]:
     """(config, variables in the per-block layout as numpy, classes) of a run's newest checkpoint."""
-    config, _, num_classes = read_run_shapes(workdir)
-    if config.num_seeds > 1:
-        raise WeightsError(f"{workdir} trained {config.num_seeds} seeds: use one of its seed folders")
-    engine = create_engine(config, 0, num_classes)
-    shape = (64, 64, 3) if parse_model_name(config.model)[0] == "imagenet" else (32, 32, 3)
+    config = _run_config(workdir)
     mngr = checkpoint.manager(workdir, read_only=True)
     try:
+        _, num_classes = _newest_shapes(mngr, workdir)
+        if config.num_seeds > 1:
+            raise WeightsError(f"{workdir} trained {config.num_seeds} seeds: use one of its seed folders")
+        engine = create_engine(config, 0, num_classes)
+        shape = (64, 64, 3) if parse_model_name(config.model)[0] == "imagenet" else (32, 32, 3)
         state = checkpoint.restore_latest(mngr, engine.abstract_state(shape))
     except checkpoint.CheckpointError as e:
         raise WeightsError(str(e)) from None
