@@ -277,9 +277,12 @@ def test_caffe_truncated_or_v1_5_is_refused(caffe50, tmp_path, capsys):
     v15.write_bytes(fakes.caffemodel_bytes(net, 50, v15=True))
     _refused(["import", str(v15)], tmp_path / "out", capsys,
              r"res3a_branch2a has stride 1, but the v1 net .* has 2 there")
-    alone = tmp_path / "ResNet-50-model.caffemodel"
-    alone.write_bytes(data[:100])
+    alone = tmp_path / "ResNet-50-model.caffemodel"  # a whole model, no mean image beside it
+    alone.write_bytes(data)
     _refused(["import", str(alone)], tmp_path / "out", capsys, r"mean image; give it with --mean")
+    # a missing model file is said first, whatever else is missing
+    _refused(["import", str(tmp_path / "nothere.caffemodel")], tmp_path / "out", capsys,
+             r"nothere\.caffemodel: No such file or directory$")
 
 
 # ---- fine-tuning from an imported file -----------------------------------------------------------

@@ -213,7 +213,7 @@ def _read_bytes(path: str) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        raise WeightFileError(f"cannot read {path}: {e.strerror}") from None
+        raise WeightFileError(f"{path}: {e.strerror}") from None
 
 
 # ---- safetensors ---------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
             header_bytes = f.read(size)
             body = f.read()
     except OSError as e:
-        raise WeightFileError(f"cannot read {path}: {e.strerror}") from None
+        raise WeightFileError(f"{path}: {e.strerror}") from None
     try:
         header = json.loads(header_bytes)
         if not isinstance(header, dict):

@@ -96,11 +96,11 @@ def _shapes(fields: dict, num_classes: int) -> dict:
 
 
 def _read_caffe(path: str, mean_path: str | None, model: str | None) -> Imported:
+    layers = read_caffemodel(path)  # first: a missing or broken model file is the first thing to say
     mean_path = mean_path or os.path.join(os.path.dirname(path), CAFFE_MEAN)
     if not os.path.exists(mean_path):
         raise WeightsError(f"{path}: the Caffe models subtract the released mean image; give it "
                            f"with --mean (no {mean_path})")
-    layers = read_caffemodel(path)
     depth = _depth(model, lambda: released.caffe_depth(layers))
     fc = layers.get("fc1000")
     num_classes = int(fc.blobs[0].shape[0]) if fc is not None and fc.blobs else 1000
