@@ -234,6 +234,13 @@ def scaled_steps(config: ml_collections.ConfigDict, steps: int) -> ml_collection
     return config
 
 
+def override(config: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:
+    """`config` with `fields` (by their flat names, e.g. lr=0.01, dataset="digits") set; an
+    experiment's way to change its recipe."""
+    config.update(fields)
+    return config
+
+
 def imagenet_net_config(net: str, default_shortcut: str = "B") -> ml_collections.ConfigDict:
     """A net of the ImageNet tables by short name: `plain34`, `resnet50`, `resnet34_C`, `resnet50:fixed`.
 
