@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from imagenet_fakes import fake_records, jpeg
 
+from resnet_jax import configs
 from resnet_jax.analysis import imagenet_tables
 from resnet_jax.cli import imagenet as imagenet_cli
 from resnet_jax.configs import imagenet_config, imagenet_net_config, validate
@@ -35,10 +36,10 @@ def fake_imagenet(monkeypatch):
 
 def small_config(**overrides):
     c = imagenet_config("imagenet_resnet18", schedule="fixed")
-    c.update(image_size=32, scale_range=(36, 48), eval_resize=36, mean_images=32, num_workers=0,
-             batch_size=8, bn_group_size=4, eval_batch_size=8, steps=8, steps_per_call=1,
-             log_every=1, eval_every=8, checkpoint_every=8, progress=False, lr=0.02)
-    c.update(overrides)
+    configs.override(c, image_size=32, scale_range=(36, 48), eval_resize=36, mean_images=32, num_workers=0,
+                        batch_size=8, bn_group_size=4, eval_batch_size=8, steps=8, steps_per_call=1,
+                        log_every=1, eval_every=8, checkpoint_every=8, progress=False, lr=0.02)
+    configs.override(c, **overrides)
     return c
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
 
+from resnet_jax import configs
 from resnet_jax.configs import cifar_config
 from resnet_jax.data.augment import normalize, pad_crop_flip
 from resnet_jax.models import create_model
@@ -23,8 +23,8 @@ MOMENTUM, WEIGHT_DECAY = 0.9, 1e-4
 def optimizer_steps(form: str, lrs, grads, w0) -> np.ndarray:
     """The weights after each step of make_optimizer's SGD, the lr injected per step as
     Engine.train_step does."""
-    config = ml_collections.ConfigDict(dict(momentum_form=form, momentum=MOMENTUM,
-                                            weight_decay=WEIGHT_DECAY, lr=lrs[0]))
+    config = configs.override(cifar_config(), momentum_form=form, momentum=MOMENTUM,
+                              weight_decay=WEIGHT_DECAY, lr=lrs[0])
     tx = make_optimizer(config)
     params = {"w": jnp.asarray(w0, jnp.float32)}
     state, weights = tx.init(params), []
@@ -104,11 +104,11 @@ def test_momentum_form_is_part_of_the_run_identity():
     """The two forms give different trajectories and optimizer-state trees: a checkpoint of the
     previous release (no momentum_form saved = optax) does not resume under the Caffe default."""
     config = cifar_config("cifar_resnet8")
-    assert config.momentum_form == "caffe"
+    assert config.optim.momentum_form == "caffe"
     old_meta = {k: v for k, v in run_identity(config).items() if k != "momentum_form"}
     with pytest.raises(checkpoint.CheckpointError, match="momentum_form='optax', not 'caffe'"):
         checkpoint._check_identity(old_meta, run_identity(config), "W/checkpoints/100")
-    config.momentum_form = "optax"
+    config.optim.momentum_form = "optax"
     checkpoint._check_identity(old_meta, run_identity(config), "W/checkpoints/100")
 
 

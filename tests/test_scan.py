@@ -20,6 +20,7 @@ import orbax.checkpoint as ocp
 import pytest
 from etils import epath
 
+from resnet_jax import configs
 from resnet_jax.models import create_model, layout
 
 F32_TOL = {"logits": 2e-5, "loss": 2e-6, "grads": 5e-4, "stats": 2e-5}
@@ -159,8 +160,8 @@ def _small_run(workdir, steps, **fields):
     from resnet_jax.train.loop import train_and_evaluate  # noqa: PLC0415
 
     config = cifar_config("cifar_resnet14")
-    config.update(dataset="digits", steps=steps, batch_size=32, bn_group_size=32, log_every=2,
-                  eval_every=steps, checkpoint_every=2, progress=False, **fields)
+    configs.override(config, dataset="digits", steps=steps, batch_size=32, bn_group_size=32, log_every=2,
+                             eval_every=steps, checkpoint_every=2, progress=False, **fields)
     return train_and_evaluate(config, str(workdir))
 
 

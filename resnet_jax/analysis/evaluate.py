@@ -25,12 +25,12 @@ def evaluate_run(workdir: str, mode: str | None = None, data_dir: str | None = N
     """A run's test error: CIFAR-style single view, or for ImageNet runs one of IMAGENET_MODES
     (default centre crop) with top-5 and the published numbers of that net and protocol."""
     config = read_config(workdir)
-    if config.dataset in configs.HOST_FED:
+    if config.data.name in configs.HOST_FED:
         return evaluate_imagenet(workdir, config, mode or "center", data_dir, max_images)
     if mode not in (None, "single"):
-        raise RunError(f"{config.dataset} runs are tested on the single original view, not {mode!r}")
+        raise RunError(f"{config.data.name} runs are tested on the single original view, not {mode!r}")
     run = load_run(workdir, data_dir)
-    return {"workdir": workdir, "model": run.config.model, "dataset": run.dataset.name,
+    return {"workdir": workdir, "model": run.config.model.name, "dataset": run.dataset.name,
             "eval_split": run.dataset.eval_split, "mode": "single", "step": run.step,
             "num_images": len(run.dataset.eval_images), **single_view(run)}
 
@@ -48,33 +48,34 @@ def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
     if mode not in IMAGENET_MODES:
         raise RunError(f"unknown ImageNet test {mode!r}: expected one of {', '.join(IMAGENET_MODES)}")
     if data_dir is not None:
-        config.data_dir = data_dir
+        config.data.data_dir = data_dir
     try:
-        config.image_backend = configs.resolve_image_backend(config)
+        config.data.image_backend = configs.resolve_image_backend(config)
     except configs.ConfigError as e:
         raise RunError(f"{workdir}: {e}") from None
     try:
         _, _, num_classes = released.read_run_shapes(workdir)
         engine = create_engine(config, 0, num_classes)
-        state = restore_state(workdir, engine, (config.image_size,) * 2 + (3,))
+        state = restore_state(workdir, engine, (config.data.image_size,) * 2 + (3,))
         mean = released.run_input_mean(config, workdir)
-        source = imagenet.open_split(config.eval_split, config.data_dir)
+        source = imagenet.open_split(config.data.eval_split, config.data.data_dir)
     except (released.WeightsError, DatasetError) as e:
         raise RunError(str(e)) from None
     if max_images:
         source = imagenet.Head(source, max_images)
         devices = jax.device_count()  # (a whole batch of padding would cost as much as images)
-        config.eval_batch_size = min(config.eval_batch_size, -(-len(source) // devices) * devices)
+        config.run.eval_batch_size = min(config.run.eval_batch_size, -(-len(source) // devices) * devices)
     metrics = imagenet_eval.evaluate(
         mode, engine.model, {"params": state.params, "batch_stats": state.batch_stats}, source,
-        replicate_from_host(mean, engine.mesh), engine.mesh, batch_size=config.eval_batch_size,
-        crop_size=config.image_size, resize=config.eval_resize, scales=tuple(config.test_scales),
-        num_workers=config.num_workers, backend=config.image_backend)
-    depth = parse_model_name(config.model)[2]
-    found = paper_imagenet.published(config.input_convention, depth, mode)
-    return {"workdir": workdir, "model": config.model, "dataset": "imagenet",
-            "eval_split": config.eval_split, "mode": mode, "step": int(jax.device_get(state.step)),
-            "num_images": metrics["test_images"], "input_convention": config.input_convention,
-            "imported_from": config.imported_from, "image_backend": config.image_backend, **metrics,
+        replicate_from_host(mean, engine.mesh), engine.mesh, batch_size=config.run.eval_batch_size,
+        crop_size=config.data.image_size, resize=config.data.eval_resize,
+        scales=tuple(config.data.test_scales), num_workers=config.data.num_workers,
+        backend=config.data.image_backend)
+    depth = parse_model_name(config.model.name)[2]
+    found = paper_imagenet.published(config.model.input_convention, depth, mode)
+    return {"workdir": workdir, "model": config.model.name, "dataset": "imagenet",
+            "eval_split": config.data.eval_split, "mode": mode, "step": int(jax.device_get(state.step)),
+            "num_images": metrics["test_images"], "input_convention": config.model.input_convention,
+            "imported_from": config.run.imported_from, "image_backend": config.data.image_backend, **metrics,
             "published": None if found is None else {"source": found[0], "top1": found[1][0],
                                                      "top5": found[1][1]}}

@@ -25,14 +25,14 @@ def run_record(workdir: str, data_dir: str | None = None) -> dict:
     """Responses of one trained run, with what identifies it (model, dataset, step, test error)."""
     run = load_run(workdir, data_dir)
     layers = resp.run_responses(run)
-    _, _, depth = parse_model_name(run.config.model)
+    _, _, depth = parse_model_name(run.config.model.name)
     if len(layers.names) != resp.expected_num_layers(depth):
         raise RunError(f"{workdir}: found {len(layers.names)} response layers, expected "
                        f"{resp.expected_num_layers(depth)} for depth {depth}")
     # The training run's final evaluation (no second compiled forward pass); None if unfinished.
     results = runs.read_results(workdir)
     test_error = results["test_error"] if results and results.get("steps") == run.step else None
-    return {"workdir": workdir, "model": run.config.model, "label": net_label(run.config.model),
+    return {"workdir": workdir, "model": run.config.model.name, "label": net_label(run.config.model.name),
             "dataset": run.dataset.name, "eval_split": run.dataset.eval_split, "step": run.step,
             "test_error": test_error, "layers": layers.names, "std": layers.std.tolist(),
             "mean_channel_std": layers.mean_channel_std.tolist()}

@@ -25,10 +25,10 @@ TABLES = {
 
 def run_name(config) -> str:
     """One directory per trained net: plain34, resnet34_A, resnet50_B (v1.5 and schedules apart)."""
-    _, residual, depth = parse_model_name(config.model)
-    name = f"resnet{depth}_{config.shortcut}" if residual else f"plain{depth}"
-    name += "_v1.5" if config.stride_on_3x3 else ""
-    return name + ("_fixed" if config.lr_schedule == "fixed" else "")
+    _, residual, depth = parse_model_name(config.model.name)
+    name = f"resnet{depth}_{config.model.shortcut}" if residual else f"plain{depth}"
+    name += "_v1.5" if config.model.stride_on_3x3 else ""
+    return name + ("_fixed" if config.optim.lr_schedule == "fixed" else "")
 
 
 def paper_numbers(table: str, net: str) -> dict:

@@ -21,6 +21,7 @@ import time
 
 import jax
 import numpy as np
+from resnet_jax import configs
 
 FORMS = ("scan", "unrolled", "scan+remat", "unrolled+remat", "scan+xla", "scan+im2col")
 PROGRAMS = ("init", "step", "chunk")
@@ -51,12 +52,12 @@ def probe(spec: dict) -> dict:
     from resnet_jax.train.engine import Engine, EpochOrders, create_engine, put_dataset  # noqa: PLC0415
 
     config = bench.bench_config(spec["model"], spec["dtype"], spec["batch_size"])
-    config.update(form_config(spec["form"]))
+    configs.override(config, **form_config(spec["form"]))
     # enough data for the timed steps, not 50k images: the memory measured is the compile's
-    ds = synthetic.load(num_train=8 * config.batch_size, num_eval=config.batch_size,
+    ds = synthetic.load(num_train=8 * config.run.batch_size, num_eval=config.run.batch_size,
                         image_size=spec["image_size"])
     engine = create_engine(config, ds.crop_padding, ds.num_classes)
-    data = put_dataset(ds, engine.mesh, config.batch_size)
+    data = put_dataset(ds, engine.mesh, config.run.batch_size)
     shape = ds.image_shape
     base = _resident_gb("VmRSS")
     t = time.perf_counter()

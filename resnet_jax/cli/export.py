@@ -33,11 +33,11 @@ def main(argv: list[str]) -> None:
     try:
         config, variables, _ = released.read_run(args.run)
         if args.data_dir:
-            config.data_dir = args.data_dir
+            config.data.data_dir = args.data_dir
         mean = released.run_input_mean(config, args.run)
         written = released.torchvision_file(config, variables, mean, args.out)
     except released.WeightsError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")
-    print(f"{config.model} from {args.run} -> {' and '.join(written)}")
-    if config.model.endswith(("50", "101", "152")) and not config.stride_on_3x3:
+    print(f"{config.model.name} from {args.run} -> {' and '.join(written)}")
+    if config.model.name.endswith(("50", "101", "152")) and not config.model.stride_on_3x3:
         print(f"note: {released.V1_NOTE}")

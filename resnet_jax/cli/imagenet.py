@@ -61,7 +61,7 @@ def run_table(table: str, nets: tuple[str, ...], runs: str, *, train: bool, sche
     rows = []
     for net in nets:
         config = imagenet_net_config(f"{net}:{schedule}", default_shortcut)
-        config.data_dir = data_dir
+        config.data.data_dir = data_dir
         if steps:
             config = scaled_steps(config, steps)
         workdir = os.path.join(runs, tables.run_name(config))

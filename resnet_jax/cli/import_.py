@@ -40,8 +40,8 @@ def main(argv: list[str]) -> None:
     except WeightsError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")
     params = sum(x.size for x in jax.tree.leaves(imported.variables["params"]))
-    print(f"{config.model} ({params:,} params, {imported.num_classes} classes, input "
-          f"{config.input_convention}) from {args.src} -> {args.out}")
+    print(f"{config.model.name} ({params:,} params, {imported.num_classes} classes, input "
+          f"{config.model.input_convention}) from {args.src} -> {args.out}")
     print(f"test it: resnet-jax eval --workdir {args.out} --mode ten_crop --data_dir DATA_DIR")
     sys.stdout.flush()
 

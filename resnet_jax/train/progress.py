@@ -27,7 +27,7 @@ def _duration(seconds: float) -> str:
 
 class Progress:
     """`update(step, records)` at every log interval (the records of one or several seeds);
-    `close()` at the end. Shows nothing if not `enabled` (other processes, config.progress)."""
+    `close()` at the end. Shows nothing if not `enabled` (other processes, config.run.progress)."""
 
     def __init__(self, total: int, initial: int, enabled: bool = True, stream=None):
         stream = stream or sys.stderr
