@@ -4,6 +4,7 @@ replaced by their PIL / builtin equivalents)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import pickle
@@ -14,6 +15,13 @@ from PIL import Image
 
 # The official ImageNet layouts are written by the reader bench's writers (one copy of them).
 from resnet_jax.bench.readers import write_imagenet_folders, write_imagenet_tars  # noqa: F401
+
+def scale_num_val(monkeypatch, name: str, num_val: int) -> None:
+    """The paper's 5k validation hold-out of `name`, scaled down to a fake's size."""
+    from resnet_jax.data import registry
+
+    monkeypatch.setitem(registry.SPECS, name, dataclasses.replace(registry.SPECS[name], num_val=num_val))
+
 
 CIFAR_LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                      "truck"]

@@ -15,9 +15,13 @@ import pytest
 
 import archive_fakes as fakes
 import scaleout_helpers as h
-from resnet_jax.data import DatasetError, cifar10, cifar_archives, load_dataset
+from resnet_jax.data import DatasetError, cifar_archives, load_dataset, registry
 
 FORMS = ("bin_folder", "py_folder", "bin_archive", "py_archive")
+
+
+def find(path):
+    return cifar_archives.find(registry.CIFAR10_LAYOUT, path)
 
 
 @pytest.fixture(scope="module")
@@ -53,24 +57,24 @@ def test_tfds_order_is_what_the_tfds_builder_writes(cifar, tmp_path, monkeypatch
 def test_each_form_is_found_by_content_from_its_parent_too(cifar, tmp_path):
     _, paths = cifar
     parent = os.path.dirname(paths["bin_folder"])
-    assert cifar_archives.find(parent)[:2] == ("bin", "folder")  # the extracted folder comes first
-    assert cifar_archives.find(paths["py_folder"])[:2] == ("py", "folder")
+    assert find(parent)[:2] == ("bin", "folder")  # the extracted folder comes first
+    assert find(paths["py_folder"])[:2] == ("py", "folder")
     renamed = str(tmp_path / "downloaded.bin")  # a file is read by its members, not its name
     shutil.copy(paths["py_archive"], renamed)
-    assert cifar_archives.find(renamed) == ("py", "archive", renamed)
+    assert find(renamed) == ("py", "archive", renamed)
     only_archive = tmp_path / "only"
     only_archive.mkdir()
     shutil.copy(paths["bin_archive"], only_archive)
-    assert cifar_archives.find(str(only_archive))[:2] == ("bin", "archive")
+    assert find(str(only_archive))[:2] == ("bin", "archive")
     (tmp_path / "tfds" / "cifar10").mkdir(parents=True)  # a tfds data_dir stays tfds's
     shutil.copy(paths["bin_archive"], tmp_path / "tfds")
-    assert cifar_archives.find(str(tmp_path / "tfds")) is None
-    assert cifar_archives.find(str(tmp_path / "nothing")) is None
+    assert find(str(tmp_path / "tfds")) is None
+    assert find(str(tmp_path / "nothing")) is None
 
 
 def test_val_split_holds_out_the_last_5k_in_tfds_order(cifar, monkeypatch):
     _, paths = cifar
-    monkeypatch.setattr(cifar10, "NUM_VAL", 5)
+    fakes.scale_num_val(monkeypatch, "cifar10", 5)
     full = load_dataset("cifar10", data_dir=paths["bin_archive"])
     val = load_dataset("cifar10", "val", data_dir=paths["py_archive"])
     np.testing.assert_array_equal(val.eval_images, full.train_images[10:])
