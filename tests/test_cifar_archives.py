@@ -38,7 +38,7 @@ def test_tfds_order_is_what_the_tfds_builder_writes(cifar, tmp_path, monkeypatch
     pytest.importorskip("tensorflow_datasets")
     batches, paths = cifar
     data_dir = str(tmp_path / "tfds")
-    fakes.tfds_build_cifar10(monkeypatch, os.path.dirname(paths["bin_folder"]), data_dir)
+    fakes.tfds_build_cifar(monkeypatch, "cifar10", os.path.dirname(paths["bin_folder"]), data_dir)
     from_tfds = load_dataset("cifar10", data_dir=data_dir)
     train_x = np.concatenate([batches[s][0] for s in fakes.CIFAR_STEMS[:5]])
     assert len(from_tfds.train_images) == 15 and len(from_tfds.eval_images) == 3
@@ -160,3 +160,4 @@ def test_broken_files_exit_2_through_resnet_jax_train(cifar, tmp_path):
         lines = [line for line in result["stderr"].splitlines() if line.strip()]
         assert result["code"] == 2 and len(lines) == 1, (name, result)
         assert lines[0].startswith("resnet-jax train: error: ") and expected in lines[0], (name, lines)
+

@@ -24,6 +24,14 @@ CIFAR10_LAYOUT = Layout(
     archives={"bin": "cifar-10-binary.tar.gz", "py": "cifar-10-python.tar.gz"},
     split_files={"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
     labels=(LabelField("label", b"labels", "label", 10),))
+# A CIFAR-100 binary record holds the coarse label byte, then the fine one (the home page).
+CIFAR100_LAYOUT = Layout(
+    title="CIFAR-100",
+    folders={"bin": "cifar-100-binary", "py": "cifar-100-python"},
+    archives={"bin": "cifar-100-binary.tar.gz", "py": "cifar-100-python.tar.gz"},
+    split_files={"train": ("train",), "test": ("test",)},
+    labels=(LabelField("coarse", b"coarse_labels", "coarse_label", 20),
+            LabelField("fine", b"fine_labels", "label", 100)))
 _CIFAR_COUNTS = {"train": 50_000, "test": 10_000}
 
 
@@ -59,6 +67,10 @@ def _ignoring_spec(load, spec: DatasetSpec, **kwargs) -> ArrayDataset:
 SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     _cifar("cifar10", CIFAR10_LAYOUT, "cifar10", "label",
            "CIFAR-10: 50k/10k 32x32 colour images, 10 classes (the paper's Sec 4.2)"),
+    _cifar("cifar100", CIFAR100_LAYOUT, "cifar100", "fine",
+           "CIFAR-100: 50k/10k 32x32 colour images, 100 (fine) classes"),
+    _cifar("cifar100_coarse", CIFAR100_LAYOUT, "cifar100", "coarse",
+           "CIFAR-100's images with its 20 coarse (superclass) labels"),
     _digits(8), _digits(32), _digits(64),
     DatasetSpec("synthetic", "random CIFAR-shaped images and labels (benchmarks; learning means nothing)",
                 get_it="generated", num_classes=10, image_shape=(32, 32, 3),
