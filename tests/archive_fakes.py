@@ -16,6 +16,17 @@ from PIL import Image
 # The official ImageNet layouts are written by the reader bench's writers (one copy of them).
 from resnet_jax.bench.readers import write_imagenet_folders, write_imagenet_tars  # noqa: F401
 
+def real_files() -> str | None:
+    """The shared folder of real files (`../shared/real` beside the project's root; from a git
+    worktree one level further up), or None where it is absent."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for up in ("..", os.path.join("..", "..")):
+        path = os.path.normpath(os.path.join(root, up, "shared", "real"))
+        if os.path.isdir(path):
+            return path
+    return None
+
+
 def scale_num_val(monkeypatch, name: str, num_val: int) -> None:
     """The paper's 5k validation hold-out of `name`, scaled down to a fake's size."""
     from resnet_jax.data import registry

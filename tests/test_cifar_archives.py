@@ -3,8 +3,10 @@ files fail with one line naming the file."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -15,7 +17,7 @@ import pytest
 
 import archive_fakes as fakes
 import scaleout_helpers as h
-from resnet_jax.data import DatasetError, cifar_archives, load_dataset, registry
+from resnet_jax.data import DatasetError, cifar_archives, load_dataset, read_test_split, registry
 
 FORMS = ("bin_folder", "py_folder", "bin_archive", "py_archive")
 
@@ -161,3 +163,61 @@ def test_broken_files_exit_2_through_resnet_jax_train(cifar, tmp_path):
         assert result["code"] == 2 and len(lines) == 1, (name, result)
         assert lines[0].startswith("resnet-jax train: error: ") and expected in lines[0], (name, lines)
 
+
+def test_a_subset_loads_with_one_warning_naming_the_form_and_counts(cifar, monkeypatch, caplog):
+    """15 training and 3 test images are never mistaken for CIFAR-10's 50,000 and 10,000."""
+    _, paths = cifar
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset("cifar10", data_dir=paths["bin_archive"])
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert message.startswith("cifar10 from cifar-10-binary.tar.gz: 15 train images, 3 test images; "
+                              "the official set has 50,000 train, 10,000 test"), message
+    assert ds.summary() == {"dataset": "cifar10", "source": "cifar-10-binary.tar.gz",
+                            "counts": {"train": 15, "test": 3}, "eval_split": "test",
+                            "official_counts": {"train": 50_000, "test": 10_000},
+                            "train_images": 15, "eval_images": 3}
+    from_folder = load_dataset("cifar10", data_dir=paths["py_folder"])
+    assert from_folder.source == "cifar-10-batches-py/ (extracted folder)"
+    caplog.clear()  # the official counts: no warning
+    spec = registry.SPECS["cifar10"]
+    monkeypatch.setitem(registry.SPECS, "cifar10",
+                        dataclasses.replace(spec, official_counts={"train": 15, "test": 3}))
+    with caplog.at_level(logging.WARNING):
+        load_dataset("cifar10", data_dir=paths["bin_archive"])
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_folder_of_the_test_batch_alone_is_an_evaluation_source(cifar, tmp_path):
+    _, paths = cifar
+    for form, name in (("bin_folder", "test_batch.bin"), ("py_folder", "test_batch")):
+        only = tmp_path / form / os.path.basename(paths[form])
+        only.mkdir(parents=True)
+        shutil.copy(os.path.join(paths[form], name), only)
+        ds = read_test_split(str(only))
+        full = load_dataset("cifar10", data_dir=paths[form])
+        np.testing.assert_array_equal(ds.eval_images, full.eval_images)
+        np.testing.assert_array_equal(ds.eval_labels, full.eval_labels)
+        assert len(ds.train_images) == 0 and dict(ds.counts) == {"test": 3}
+        with pytest.raises(DatasetError, match="no training images to take the input mean of"):
+            ds.pixel_mean()
+        with pytest.raises(DatasetError, match=r"data_batch_1(\.bin)?: missing"):
+            load_dataset("cifar10", data_dir=str(only))  # training needs the training batches
+
+
+def test_the_real_partial_test_batch_reads_as_an_evaluation_source(caplog):
+    """The first 1,017 real CIFAR-10 test images, in the binary layout, training batches absent
+    (their README gives the labels per class and the first ten in file order)."""
+    real = fakes.real_files()
+    if real is None:
+        pytest.skip("no ../shared/real folder of real files here")
+    with caplog.at_level(logging.WARNING):
+        ds = read_test_split(os.path.join(real, "cifar-10-batches-bin"))
+    assert ds.eval_images.shape == (1017, 32, 32, 3) and dict(ds.counts) == {"test": 1017}
+    assert ds.source == "cifar-10-batches-bin/ (extracted folder)"
+    np.testing.assert_array_equal(np.bincount(ds.eval_labels, minlength=10),
+                                  [105, 93, 100, 104, 92, 87, 114, 102, 110, 110])
+    in_file_order = np.empty_like(ds.eval_labels)
+    in_file_order[cifar_archives.tfds_order("test", 1017)] = ds.eval_labels
+    np.testing.assert_array_equal(in_file_order[:10], [3, 8, 8, 0, 6, 6, 1, 6, 3, 1])
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "1,017 test images; the official set has 10,000 test" in message
