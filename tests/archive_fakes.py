@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import pickle
+import sys
 import tarfile
 
 import numpy as np
@@ -15,6 +17,36 @@ from PIL import Image
 
 # The official ImageNet layouts are written by the reader bench's writers (one copy of them).
 from resnet_jax.bench.readers import write_imagenet_folders, write_imagenet_tars  # noqa: F401
+
+def assert_one_line_errors(dataset: str, cases: dict[str, tuple[str, str]]) -> None:
+    """Each case {name: (data_dir, expected text)}: loading raises one DatasetError line."""
+    from resnet_jax.data import DatasetError, load_dataset
+
+    for name, (data_dir, expected) in cases.items():
+        try:
+            load_dataset(dataset, data_dir=data_dir)
+        except DatasetError as e:
+            assert expected in str(e) and "\n" not in str(e), (name, str(e))
+        else:
+            raise AssertionError(f"{name}: loaded without an error")
+
+
+def assert_train_exits_2(tmp_path, cases: dict[str, tuple[list[str], str]]) -> None:
+    """Each case {name: ([--config=..., more flags], expected text)}: `resnet-jax train` says
+    one line naming the problem and exits 2 (all cases in one child process)."""
+    import scaleout_helpers as h
+
+    argvs = [["train", *argv[:1], f"--workdir={tmp_path / 'run'}", "--config.steps=1", *argv[1:]]
+             for argv, _ in cases.values()]
+    runner = h.run([sys.executable, "tests/cli_runner.py"], {**h.env(1), "HOME": str(tmp_path)},
+                   input=json.dumps(argvs))
+    assert runner.returncode == 0, runner.stderr
+    assert not os.path.exists(os.path.join(h.REPO, "SHOULD_NOT_EXIST"))
+    for (name, (_, expected)), result in zip(cases.items(), json.loads(runner.stdout)):
+        lines = [line for line in result["stderr"].splitlines() if line.strip()]
+        assert result["code"] == 2 and len(lines) == 1, (name, result)
+        assert lines[0].startswith("resnet-jax train: error: ") and expected in lines[0], (name, lines)
+
 
 def real_files() -> str | None:
     """The shared folder of real files (`../shared/real` beside the project's root; from a git

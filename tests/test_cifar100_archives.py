@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
 import archive_fakes as fakes
-import scaleout_helpers as h
 from resnet_jax.data import READS_DATA_DIR, DatasetError, cifar_archives, load_dataset, registry
 
 FORMS = ("bin_folder", "py_folder", "bin_archive", "py_archive")
@@ -126,10 +123,7 @@ def _broken_cases(paths, tmp_path) -> dict[str, tuple[str, str]]:
 def test_broken_files_fail_with_one_line_naming_the_file(cifar100, tmp_path, monkeypatch):
     _, paths = cifar100
     monkeypatch.chdir(tmp_path)
-    for name, (data_dir, expected) in _broken_cases(paths, tmp_path).items():
-        with pytest.raises(DatasetError) as err:
-            load_dataset("cifar100", data_dir=data_dir)
-        assert expected in str(err.value) and "\n" not in str(err.value), (name, str(err.value))
+    fakes.assert_one_line_errors("cifar100", _broken_cases(paths, tmp_path))
     assert not (tmp_path / "SHOULD_NOT_EXIST").exists()
 
 
@@ -143,15 +137,7 @@ def _train_cli_reads_cifar100() -> bool:
                     reason="cli/train.py's own list of datasets that read a data_dir lacks cifar100")
 def test_broken_files_exit_2_through_resnet_jax_train(cifar100, tmp_path):
     _, paths = cifar100
-    cases = _broken_cases(paths, tmp_path)
-    argvs = [["train", "--config=experiments/table6.py:20", f"--workdir={tmp_path / 'run'}",
-              "--config.steps=1", "--config.dataset=cifar100", f"--config.data_dir={data_dir}"]
-             for data_dir, _ in cases.values()]
-    runner = h.run([sys.executable, "tests/cli_runner.py"], {**h.env(1), "HOME": str(tmp_path)},
-                   input=json.dumps(argvs))
-    assert runner.returncode == 0, runner.stderr
-    assert not os.path.exists(os.path.join(h.REPO, "SHOULD_NOT_EXIST"))
-    for (name, (_, expected)), result in zip(cases.items(), json.loads(runner.stdout)):
-        lines = [line for line in result["stderr"].splitlines() if line.strip()]
-        assert result["code"] == 2 and len(lines) == 1, (name, result)
-        assert lines[0].startswith("resnet-jax train: error: ") and expected in lines[0], (name, lines)
+    fakes.assert_train_exits_2(tmp_path, {
+        name: (["--config=experiments/table6.py:20", "--config.dataset=cifar100",
+                f"--config.data_dir={data_dir}"], expected)
+        for name, (data_dir, expected) in _broken_cases(paths, tmp_path).items()})

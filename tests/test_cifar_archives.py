@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import json
 import logging
 import os
 import pickle
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
 import archive_fakes as fakes
-import scaleout_helpers as h
 from resnet_jax.data import DatasetError, cifar_archives, load_dataset, read_test_split, registry
 
 FORMS = ("bin_folder", "py_folder", "bin_archive", "py_archive")
@@ -134,10 +131,7 @@ class _Boom:
 def test_broken_files_fail_with_one_line_naming_the_file(cifar, tmp_path, monkeypatch):
     _, paths = cifar
     monkeypatch.chdir(tmp_path)
-    for name, (data_dir, expected) in _broken_cases(paths, tmp_path).items():
-        with pytest.raises(DatasetError) as err:
-            load_dataset("cifar10", data_dir=data_dir)
-        assert expected in str(err.value) and "\n" not in str(err.value), (name, str(err.value))
+    fakes.assert_one_line_errors("cifar10", _broken_cases(paths, tmp_path))
     assert not (tmp_path / "SHOULD_NOT_EXIST").exists()
     with gzip.open(paths["py_archive"]) as f:  # the case above cut a real gzip stream
         assert f.read(2)
@@ -146,22 +140,14 @@ def test_broken_files_fail_with_one_line_naming_the_file(cifar, tmp_path, monkey
 def test_broken_files_exit_2_through_resnet_jax_train(cifar, tmp_path):
     """CIFAR-10's broken files, and an ImageNet folder tree short of classes."""
     _, paths = cifar
-    cases = {name: ("experiments/table6.py:20", *case)
-             for name, case in _broken_cases(paths, tmp_path).items()}
+    cases = {name: (["--config=experiments/table6.py:20", f"--config.data_dir={data_dir}"], expected)
+             for name, (data_dir, expected) in _broken_cases(paths, tmp_path).items()}
     train, val = fakes.imagenet_images(num_val=4, per_class=1)
     fakes.write_imagenet_folders(str(tmp_path / "imagenet"), train, val)
-    cases["imagenet short of classes"] = ("experiments/table2.py:resnet18", str(tmp_path / "imagenet"),
-                                          "holds 4 classes, ImageNet has 1000 (missing n01440764")
-    argvs = [["train", f"--config={experiment}", f"--workdir={tmp_path / 'run'}", "--config.steps=1",
-              f"--config.data_dir={data_dir}"] for experiment, data_dir, _ in cases.values()]
-    runner = h.run([sys.executable, "tests/cli_runner.py"], {**h.env(1), "HOME": str(tmp_path)},
-                   input=json.dumps(argvs))
-    assert runner.returncode == 0, runner.stderr
-    assert not os.path.exists(os.path.join(h.REPO, "SHOULD_NOT_EXIST"))
-    for (name, (_, _, expected)), result in zip(cases.items(), json.loads(runner.stdout)):
-        lines = [line for line in result["stderr"].splitlines() if line.strip()]
-        assert result["code"] == 2 and len(lines) == 1, (name, result)
-        assert lines[0].startswith("resnet-jax train: error: ") and expected in lines[0], (name, lines)
+    cases["imagenet short of classes"] = (
+        ["--config=experiments/table2.py:resnet18", f"--config.data_dir={tmp_path / 'imagenet'}"],
+        "holds 4 classes, ImageNet has 1000 (missing n01440764")
+    fakes.assert_train_exits_2(tmp_path, cases)
 
 
 def test_a_subset_loads_with_one_warning_naming_the_form_and_counts(cifar, monkeypatch, caplog):
