@@ -17,7 +17,8 @@ _MULT_ADDS_M = dict(zip(DEPTHS, (40.6, 68.9, 97.2, 125.5, 252.9, 2830.0)))
 
 
 def get_config(depth: str = "20"):
-    return cifar_config(f"cifar_resnet{depth}")  # a bad depth fails validation with one line
+    # "20" or "resnet20" (a sweep's net name); a bad depth fails validation with one line
+    return cifar_config(f"cifar_resnet{depth.removeprefix('resnet')}")
 
 
 EXPERIMENT = Experiment(
