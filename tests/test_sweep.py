@@ -103,3 +103,21 @@ def test_a_signal_is_passed_on_and_the_sweep_stops_with_the_childs_code(tmp_path
         sweep.run_child([sys.executable, "-c", child])
     assert exit_.value.code == 7 and marker.exists()
     assert signal.getsignal(signal.SIGTERM) == before  # the handlers are restored
+
+
+def test_imagenet_takes_dataset_and_config_fields(capsys):
+    from resnet_jax import experiments
+    from resnet_jax.cli import imagenet
+    from resnet_jax.configs import ConfigError
+
+    args, nets = imagenet.parse(["resnet-jax imagenet", "--table", "2", "--nets", "resnet18",
+                                 "--dataset", "imagenet2012", "--config.batch_size=128",
+                                 "--config.dtype=bfloat16"])
+    assert nets == ("resnet18",) and args.dataset == "imagenet2012"
+    config = imagenet.net_config(experiments.get("table2"), "resnet18", schedule="plateau",
+                                 dataset=args.dataset, config_flags=args.config)
+    assert (config.batch_size, config.dtype, config.dataset, config.shortcut) == (
+        128, "bfloat16", "imagenet2012", "A")
+    with pytest.raises(ConfigError, match="unknown config field 'batch_sze'; did you mean 'batch_size'"):
+        imagenet.net_config(experiments.get("table2"), "resnet18", schedule="plateau",
+                            config_flags=["--config.batch_sze=3"])
