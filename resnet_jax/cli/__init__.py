@@ -39,6 +39,11 @@ def _imagenet(argv):
     imagenet.main(argv)
 
 
+def _sweep(argv):
+    from resnet_jax.cli import sweep  # noqa: PLC0415
+    sweep.main(argv)
+
+
 def _report(argv):
     from resnet_jax.cli import report  # noqa: PLC0415
     report.main(argv)
@@ -79,7 +84,8 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "summary": (_summary, "parameters and multiply-adds of models"),
     "table1": (_table1, "Table 1 complexity: ours beside the paper's FLOPs"),
     "imagenet": (_imagenet, "ImageNet Tables 2-4 / Fig 4: train, evaluate, tabulate"),
-    "report": (_report, "paper-vs-ours tables from finished runs"),
+    "sweep": (_sweep, "train every net of an experiment (--experiment table6), then its report"),
+    "report": (_report, "an experiment's tables and figures from its runs, ours beside the paper's"),
     "plot": (_plot, "training curves (Fig 1/4/6 style) from runs"),
     "eval": (_eval, "test error of a saved run's latest checkpoint"),
     "fig7": (_fig7, "Fig 7: std of the 3x3 layers' responses of runs"),
