@@ -72,7 +72,8 @@ def test_the_run_is_the_environments_else_the_fig7_scripts_found_upwards(tmp_pat
 
 def test_without_the_run_the_notebook_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.delenv("RESNET_JAX_WORKDIR", raising=False)
-    with pytest.raises(FileNotFoundError, match="scripts/fig7_responses.sh --dataset digits.*RESNET_JAX_WORKDIR"):
+    how = "scripts/fig7_responses.sh --dataset digits.*RESNET_JAX_WORKDIR"
+    with pytest.raises(FileNotFoundError, match=how):
         _where(tmp_path, monkeypatch)
 
 

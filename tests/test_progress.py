@@ -25,33 +25,45 @@ def _messages(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records]
 
 
+class _Clock:
+    def __init__(self, monkeypatch, now: float):
+        self.now = now
+        monkeypatch.setattr(progress.time, "perf_counter", lambda: self.now)
+
+
 def test_without_a_terminal_each_interval_is_one_line(monkeypatch, caplog):
-    # created at 100; the first call returns at 160 (a minute of compiling); then 2 s per 10 steps
-    clock = iter([100.0, 160.0, 162.0, 164.0, 168.0])
-    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    clock = _Clock(monkeypatch, 100.0)
     stream = io.StringIO()  # a log file, a pipe: not a terminal
-    shown = Progress(40, 0, stream=stream)
+    shown = Progress(50, 0, stream=stream)
     with caplog.at_level(logging.INFO):
+        clock.now = 160.0  # a minute of compiling
         assert shown.compiled() == 160.0  # the loop's img/s count from there
+        clock.now = 162.0  # then 2 s per 10 steps
         shown.update(10, _records(2.5))
+        clock.now = 170.0  # 2 s of training, 6 s for the first evaluation (compiling it)
         shown.update(20, _records(1.25, test_error=0.125))
-        shown.update(40, _records(1.0))
+        clock.now = 172.0
+        shown.update(30, _records(1.0, test_error=0.125))
+        clock.now = 174.0
+        shown.update(50, _records(1.0))
         shown.close()
     assert stream.getvalue() == ""  # no bar, no carriage returns
     assert _messages(caplog) == [
         "compiled in 1m00s (the first call; not counted in img/s or ETA)",
-        # 2 s per 10 steps since compiling, 30 steps left: 6 s, not the minute of compiling * 3
-        "step 10/40  loss 2.5000  train_err 50.00%  lr 0.1  1234 img/s  ETA 6s",
-        "step 20/40  loss 1.2500  train_err 50.00%  test_err 12.50%  lr 0.1  1234 img/s  ETA 4s",
-        "step 40/40  loss 1.0000  train_err 50.00%  lr 0.1  1234 img/s"]
+        # 2 s per 10 steps since compiling, 40 steps left: 8 s, not the minute of compiling * 4
+        "step 10/50  loss 2.5000  train_err 50.00%  lr 0.1  1234 img/s  ETA 8s",
+        "step 20/50  loss 1.2500  train_err 50.00%  test_err 12.50%  lr 0.1  1234 img/s",  # compiled the eval
+        "step 30/50  loss 1.0000  train_err 50.00%  test_err 12.50%  lr 0.1  1234 img/s  ETA 4s",
+        "step 50/50  loss 1.0000  train_err 50.00%  lr 0.1  1234 img/s"]
 
 
 def test_a_resumed_run_counts_its_eta_from_where_it_resumed(monkeypatch, caplog):
-    clock = iter([0.0, 30.0, 33.0])
-    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    clock = _Clock(monkeypatch, 0.0)
     shown = Progress(100, 40, stream=io.StringIO())
     with caplog.at_level(logging.INFO):
+        clock.now = 30.0
         shown.compiled()
+        clock.now = 33.0
         shown.update(50, _records(1.0))
     assert _messages(caplog)[-1].endswith("ETA 15s")  # 0.3 s per step since step 40, 50 steps left
 
@@ -64,17 +76,21 @@ def test_several_seeds_say_that_the_numbers_are_their_mean(caplog):
                                  "test_err 25.00%  lr 0.1  1234 img/s per seed"]
 
 
-def test_in_a_terminal_the_bar_shows_what_the_lines_show_and_nothing_is_logged(caplog):
+def test_in_a_terminal_the_bar_shows_what_the_lines_show_and_nothing_is_logged(monkeypatch, caplog):
+    clock = _Clock(monkeypatch, 0.0)
     terminal = _Terminal()
     shown = Progress(40, 10, stream=terminal)
     with caplog.at_level(logging.INFO):
+        clock.now = 50.0
         shown.compiled()
-        shown.update(20, _records(1.25, seeds=2, test_error=0.125))
+        clock.now = 51.0
+        shown.update(20, _records(1.25, seeds=2))
         shown.close()
     assert not caplog.records
     text = terminal.getvalue()
-    assert "20/40" in text and text.count("compiled in") == 1
-    assert "mean of 2 seeds: loss 1.7500  train_err 50.00%  test_err 12.50%" in text  # percent, as the lines
+    assert "20/40" in text and text.count("compiled in 50s") == 1
+    # percent and the ETA (0.1 s per step since compiling, 20 steps left), as in the lines
+    assert "mean of 2 seeds: loss 1.7500  train_err 50.00%  ETA 2s" in text
 
 
 def test_with_the_bar_turned_off_a_terminal_gets_the_lines(caplog):

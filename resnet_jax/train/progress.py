@@ -9,6 +9,8 @@ returns, so each log interval becomes one line, beside absl's own:
 The first call of a run (or of a resumed run) compiles the training step, which can take longer
 than many intervals of training; it is reported once, on its own line, and left out of the ETA
 (the loop leaves it out of img/s), so neither extrapolates the compile time over the whole run.
+The first evaluation compiles too: the interval that holds it shows no ETA, and the ETA counts from
+its end. Bar and lines show the same numbers: errors in percent, the same ETA.
 """
 
 from __future__ import annotations
@@ -49,10 +51,12 @@ class Progress:
         self.total, self.initial, self.enabled = total, initial, enabled
         self._bar = None
         if enabled and bar and self._stream.isatty():
-            self._bar = tqdm(total=total, initial=initial, unit="step", file=self._stream,
-                             dynamic_ncols=True, smoothing=0.1)
+            # tqdm's own rate and ETA would count the compiling: the postfix carries ours
+            self._bar = tqdm(total=total, initial=initial, unit="step", file=self._stream, dynamic_ncols=True,
+                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
         self._started = time.perf_counter()
-        self._since = None  # (step, time) when the first call returned: the ETA counts from there
+        self._since = None  # (step, time) from which the ETA extrapolates: after the compiles
+        self._evaluated = False
 
     def compiled(self) -> float:
         """Marks the return of the run's first call (jit compiles on it; its steps run after it
@@ -63,31 +67,37 @@ class Progress:
         message = (f"compiled in {_duration(now - self._started)} (the first call; not counted in "
                    "img/s or ETA)")
         if self._bar is not None:
-            self._bar.unpause()  # tqdm's elapsed time and rate start after compiling, too
             self._bar.write(message, file=self._stream)
         elif self.enabled:
             logging.info("%s", message)
         return now
 
-    def line(self, step: int, records: list[dict], now: float) -> str:
+    def _eta(self, step: int, now: float) -> str:
+        if self._since is None or not self._since[0] < step < self.total:
+            return ""
+        rate = (now - self._since[1]) / (step - self._since[0])  # seconds per step, evals included
+        return f"ETA {_duration(rate * (self.total - step))}"
+
+    def line(self, step: int, records: list[dict], eta: str = "") -> str:
         """The non-terminal form of the progress at `step`."""
         parts = [f"step {step}/{self.total}", _metrics(records), f"lr {records[0]['lr']:.4g}",
                  f"{records[0]['images_per_sec']:.0f} img/s" + (" per seed" if len(records) > 1 else "")]
-        if self._since is not None and self._since[0] < step < self.total:
-            rate = (now - self._since[1]) / (step - self._since[0])  # seconds per step, evals included
-            parts.append(f"ETA {_duration(rate * (self.total - step))}")
-        return "  ".join(parts)
+        return "  ".join(parts + [eta] if eta else parts)
 
     def update(self, step: int, records: list[dict]) -> None:
         if not self.enabled:
             return
+        now = time.perf_counter()
+        first_evaluation = "test_error" in records[0] and not self._evaluated
+        eta = "" if first_evaluation else self._eta(step, now)  # that interval compiled the evaluation
         if self._bar is not None:
-            self._bar.set_postfix_str(_metrics(records), refresh=False)
+            self._bar.set_postfix_str("  ".join(filter(None, [_metrics(records), eta])), refresh=False)
             self._bar.update(step - self._bar.n)
         else:
-            logging.info("%s", self.line(step, records, time.perf_counter()))
-        if self._since is None:  # no compiled(): count from here, after the interval that compiled
+            logging.info("%s", self.line(step, records, eta))
+        if first_evaluation or self._since is None:  # (no compiled(): count from the first interval's end)
             self._since = (step, time.perf_counter())
+        self._evaluated |= first_evaluation
 
     def close(self) -> None:
         if self._bar is not None:
