@@ -57,7 +57,7 @@ def validate_model(config: ml_collections.ConfigDict) -> None:
 
     model, dataset = config.model.name, config.data.name
     try:
-        family, _, _ = parse_model_name(model)
+        family = parse_model_name(model).family
     except ValueError as e:
         raise ConfigError(str(e)) from None
     fine_tune = family == "imagenet" and config.run.init_from and dataset in DATASETS
