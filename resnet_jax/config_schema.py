@@ -142,6 +142,8 @@ FIELDS: dict[str, Field] = {
     # Before the Caffe form existed, optax's was the only one.
     "momentum_form": _f("optim", "caffe", "caffe: v = m*v + lr*g, w -= v (the paper's); optax: "
                         "v = m*v + g, w -= lr*v", choices=("caffe", "optax"), legacy="optax", identity=True),
+    "nesterov": _f("optim", False, "Nesterov momentum: the step adds m*v once more (w -= m*v + lr*g in the "
+                   "caffe form, Caffe's NesterovSolver); False: the paper's plain momentum"),
     "weight_decay": _f("optim", 1e-4, "L2 penalty on all parameters", check=non_negative),
     "warmup": _f("optim", False, "train at warmup_lr until the training error is below "
                  "warmup_until_error (on for ResNet-110/1202)"),

@@ -300,7 +300,8 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     it was accumulated with, so after an lr drop, or the warm-up's 0.01 -> 0.1 switch, the step size
     moves to its new value over ~1/(1-m) steps. "optax" (optax.sgd): v := m*v + (g + wd*w);
     w := w - lr*v, where a new lr rescales the whole velocity at once. The two agree while the lr is
-    constant.
+    constant. `nesterov` (not the paper's): each form's Nesterov variant, the step taken from
+    the velocity after one more momentum step (caffe: w := w - (m*v + lr*g), Caffe's NesterovSolver).
     """
     if config.optim.momentum_form not in MOMENTUM_FORMS:  # configs.validate says so in one line
         raise ValueError(f"unknown momentum_form {config.optim.momentum_form!r}")
@@ -309,9 +310,10 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
         if config.optim.momentum_form == "caffe":  # scale by -lr, then accumulate: velocity in weight units
             return optax.chain(optax.add_decayed_weights(config.optim.weight_decay),
                                optax.scale_by_learning_rate(learning_rate),
-                               optax.trace(decay=config.optim.momentum))
+                               optax.trace(decay=config.optim.momentum, nesterov=config.optim.nesterov))
         return optax.chain(optax.add_decayed_weights(config.optim.weight_decay),
-                           optax.sgd(learning_rate, momentum=config.optim.momentum))
+                           optax.sgd(learning_rate, momentum=config.optim.momentum,
+                                     nesterov=config.optim.nesterov))
 
     return optax.inject_hyperparams(sgd)(learning_rate=config.optim.lr)
 
