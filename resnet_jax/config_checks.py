@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import ml_collections
 
-from resnet_jax.config_schema import (HOST_FED_FIELDS, ConfigError, base_config, field_problem, flat_items,
-                                      get)
+from resnet_jax.config_schema import (FLAT, HOST_FED_FIELDS, SECTIONS, ConfigError, base_config,
+                                      field_problem, flat_items, get)
 from resnet_jax.data import DATASETS, HOST_FED
 
 
 def check_fields(config: ml_collections.ConfigDict) -> None:
     """The checks that need no JAX and no model code: each field, then datasets, seeds, schedules
     and BN groups."""
+    if stray := _stray_fields(config):
+        raise ConfigError(f"unknown config fields {', '.join(stray)}: each field lives in its section "
+                          "(config.optim.lr); configs.override(config, lr=...) sets one by its flat name")
     if not config.model.name:
         raise ConfigError("unknown model '': an experiment sets it (resnet-jax train --help lists them)")
     for field, value in flat_items(config).items():
@@ -48,6 +51,15 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
     if group and run.batch_size % group:
         raise ConfigError(f"batch_size {run.batch_size} is not divisible by bn_group_size {group}: use a "
                           f"multiple of {group}, or set bn_group_size (0 = BN over the whole batch)")
+
+
+def _stray_fields(config: ml_collections.ConfigDict) -> list[str]:
+    """Keys no field has: a section missing, or a key set outside its section (`config.lr = 0.05`
+    in an experiment file written for the flat config)."""
+    sections = [s for s in SECTIONS if isinstance(config.get(s), ml_collections.ConfigDict)]
+    stray = [key for key in config if key not in sections]
+    stray += [f"{s} (missing)" for s in SECTIONS if s not in config]
+    return stray + [f"{s}.{key}" for s in sections for key in config[s] if f"{s}.{key}" not in FLAT]
 
 
 def validate_model(config: ml_collections.ConfigDict) -> None:

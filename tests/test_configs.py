@@ -2,6 +2,8 @@
 written by earlier releases (config.json without the newer fields) read back as they meant."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -116,3 +118,78 @@ def test_imagenet_checks():
     config.run.num_seeds = 2
     with pytest.raises(ConfigError, match="device-resident dataset"):
         validate(config, num_devices=1)
+
+
+def test_a_field_set_outside_its_section_is_named():
+    """An experiment file written for the flat config (setting `lr` on the config itself) adds a
+    stray key."""
+    config = cifar_config()
+    setattr(config, "lr", 0.05)  # noqa: B010 (spelled so: rewrite_config.py nests attribute accesses)
+    with pytest.raises(ConfigError, match="unknown config fields lr: each field lives in its section"):
+        validate(config, num_devices=1)
+    config = cifar_config()
+    config.optim.lrr = 0.05
+    with pytest.raises(ConfigError, match="unknown config fields optim.lrr"):
+        configs.check_fields(config)
+
+
+def test_nested_config_json_reads_back_and_what_no_release_wrote_is_refused():
+    config = cifar_config("cifar_resnet56")
+    configs.override(config, lr=0.05, dataset="digits", remat="block")
+    assert from_saved(json.loads(config.to_json())).to_dict() == config.to_dict()
+    with pytest.raises(ConfigError, match="unknown config fields optim.colour"):
+        from_saved({**json.loads(config.to_json()), "optim": {"colour": "red"}})
+    with pytest.raises(ValueError, match="unknown config field 'lrr'; did you mean 'lr'"):
+        configs.override(config, lrr=0.1)
+
+
+def test_schema_choices_are_the_models_options():
+    """The model section is checked from the schema before flax loads; its choices must be the
+    ones create_model accepts."""
+    from resnet_jax.models import DTYPES, layers  # noqa: PLC0415
+    from resnet_jax.models.inputs import INPUT_CONVENTIONS  # noqa: PLC0415
+
+    fields = configs.FIELDS
+    assert set(fields["shortcut"].choices) == set(layers.SHORTCUT_OPTIONS)
+    assert set(fields["conv_impl"].choices) == set(layers.CONV_IMPLS)
+    assert set(fields["scan_conv_impl"].choices) == {"auto", *layers.CONV_IMPLS}
+    assert set(fields["remat"].choices) == {"auto", *layers.REMAT_OPTIONS}
+    assert set(fields["dtype"].choices) == set(DTYPES)
+    assert set(fields["input_convention"].choices) == set(INPUT_CONVENTIONS)
+
+
+def test_checking_a_config_imports_no_jax():
+    """Every mistake `check_fields` finds is reported before JAX (or flax) is imported."""
+    code = ("import sys\nfrom resnet_jax import configs\nc = configs.cifar_config()\nc.optim.lr = -1.0\n"
+            "try:\n    configs.check_fields(c)\nexcept configs.ConfigError as e:\n    print(e)\n"
+            "print(sorted(m for m in ('jax', 'flax', 'optax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.splitlines() == ["lr must be positive, got -1.0", "[]"], out.stderr
+
+
+def test_auto_is_resolved_once_for_the_platform_and_the_engine_builds_that():
+    from resnet_jax.train.engine import create_engine  # noqa: PLC0415
+
+    config = cifar_config("cifar_resnet8")
+    cpu, gpu = configs.resolve(config, "cpu"), configs.resolve(config, "gpu")
+    assert (cpu.model.scan_conv_impl, cpu.model.remat) == ("im2col", "block")
+    assert (gpu.model.scan_conv_impl, gpu.model.remat) == ("xla", "none")
+    assert config.model.remat == "auto"  # a copy: the caller's config is untouched
+    assert configs.resolve(cpu, "gpu").to_dict() == cpu.to_dict()  # a recorded choice stays
+    engine = create_engine(config, 0, 10)  # tests run on CPU
+    assert (engine.model.scan_conv_impl, engine.model.remat) == ("im2col", "block")
+    assert engine.config.to_dict() == cpu.to_dict()
+    with pytest.raises(ValueError, match="resolve"):
+        configs.build_model(config)
+
+
+def test_steps_keeps_typed_intervals():
+    config = configs.scaled_steps(cifar_config(), 600, keep=("eval_every", "checkpoint_every"))
+    assert (config.run.steps, config.run.eval_every, config.run.checkpoint_every) == (600, 1_000, 4_000)
+    assert config.run.log_every == 10  # derived: 100 * 600/64000, at least 10
+
+
+def test_resume_changes_name_fields_that_change_results_only():
+    saved, config = cifar_config(), cifar_config()
+    configs.override(config, lr=0.05, progress=False, keep_checkpoints=5, log_every=7, steps=100)
+    assert configs.resume_changes(saved, config) == ["lr 0.1 -> 0.05"]

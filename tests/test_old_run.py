@@ -9,8 +9,7 @@ import shutil
 
 import pytest
 
-from resnet_jax import configs
-from resnet_jax import runs
+from resnet_jax import configs, runs
 from resnet_jax.cli import evaluate, report
 from resnet_jax.configs import ConfigError, cifar_config
 from resnet_jax.train.loop import train_and_evaluate
@@ -32,8 +31,8 @@ def _flags_of_the_old_run(**overrides):
     """What `resnet-jax train --config=experiments/table6.py:8 $F` means today (README.md's F)."""
     config = cifar_config("cifar_resnet8")
     configs.override(config, **{"dataset": "digits", "batch_size": 32, "bn_group_size": 0, "steps": 6,
-                              "log_every": 2, "eval_every": 3, "checkpoint_every": 3, "keep_checkpoints": 1,
-                              "eval_batch_size": 500, "progress": False, **overrides})
+                                "log_every": 2, "eval_every": 3, "checkpoint_every": 3, "keep_checkpoints": 1,
+                                "eval_batch_size": 500, "progress": False, **overrides})
     return config
 
 
@@ -90,7 +89,7 @@ def test_old_runs_report(old_runs, tmp_path):
     together whose shared clock counts once); the plot's curves read their metrics."""
     report.main(["resnet-jax report", "table6", "--runs", str(old_runs), "--out", str(tmp_path)])
     rows = json.loads((tmp_path / "table6.json").read_text())
-    assert [(r["depth"], r["runs"], r["params"]) for r in rows] == [(8, 3, 75290)]
+    assert [(r["net"], r["runs"], r["params"]) for r in rows] == [("resnet8", 3, 75290)]
     single = json.loads((OLD / "resnet8" / "results.json").read_text())
     seeds = json.loads((OLD / "resnet8_seeds" / "seeds.json").read_text())
     assert rows[0]["wall_time"] == pytest.approx(single["wall_time"] + seeds["wall_time"])
@@ -143,6 +142,7 @@ def test_flat_run_evaluates_to_its_recorded_test_error(flat_run, tmp_path):
 def test_flat_run_reports(flat_run, tmp_path):
     report.main(["resnet-jax report", "table6", "--runs", str(flat_run.parent), "--out", str(tmp_path)])
     rows = json.loads((tmp_path / "table6.json").read_text())
-    assert [(r["depth"], r["runs"], r["params"]) for r in rows] == [(8, 1, 75290)]
+    assert [(r["net"], r["runs"], r["params"], r["steps"]) for r in rows] == [("resnet8", 1, 75290, 6)]
+    assert "| ResNet-8 | 75,290 |" in (tmp_path / "table6.md").read_text()
     train, test = runs.curves(str(flat_run))
     assert [s for s, _ in train] == [2, 3, 4, 6] and [s for s, _ in test] == [3, 6]

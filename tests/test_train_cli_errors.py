@@ -156,3 +156,18 @@ def test_a_closed_pipe_is_no_traceback(argv):
     finally:
         os.close(write_end)
     assert result.returncode == 141 and result.stderr == "", result.stderr[-2000:]
+
+
+def test_flat_and_nested_overrides_reach_absl_by_their_section_and_are_recorded_as_typed():
+    """--config.FIELD is rewritten to --config.SECTION.FIELD from the schema (no parsing of absl's
+    text); the fields typed are what --steps leaves alone (the typed value wins)."""
+    from resnet_jax.cli import train
+
+    train._TYPED.clear()
+    argv = ["resnet-jax", "--config.eval_every=7", "--config.optim.lr=0.05", "--noconfig.progress",
+            "--config.seed", "3"]
+    rewritten = train._config_overrides(argv, "experiments/table6.py:20", "table6:20")
+    assert rewritten[1:] == [
+        "--config.run.eval_every=7", "--config.optim.lr=0.05", "--noconfig.run.progress",
+        "--config.run.seed", "3"]
+    assert {"eval_every", "lr", "progress", "seed"} == train._TYPED
