@@ -66,7 +66,7 @@ def test_script_without_uv_or_dependencies_says_what_to_install(tmp_path):
 def test_a_run_of_another_config_is_named_field_by_field(tmp_path):
     asked = scaled_steps(cifar_config("cifar_resnet8"), 600)
     saved = scaled_steps(cifar_config("cifar_resnet8"), 300).to_dict()
-    saved["progress"] = not saved["progress"]  # how it logged is not what it computed
+    saved["run"]["progress"] = not saved["run"]["progress"]  # how it logged is not what it computed
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert sweep.mismatch(asked, str(tmp_path)) == "steps: 300 there, 600 asked"
     (tmp_path / "config.json").write_text(json.dumps({**asked.to_dict(), "progress": False}))
