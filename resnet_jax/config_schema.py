@@ -166,7 +166,9 @@ FIELDS: dict[str, Field] = {
     "steps_per_call": _f("run", 0, "steps fused in one jit call (lax.scan; host-fed data: batches "
                          "stacked per call)", check=positive, **_FREE),
     "log_every": _f("run", 0, "steps between metrics.jsonl records", check=positive, **_FREE),
-    "eval_every": _f("run", 0, "steps between evaluations", check=positive),
+    # Free as steps is (`--steps N` scales it): it decides when the run is tested, and only under
+    # lr_schedule "plateau" what it trains.
+    "eval_every": _f("run", 0, "steps between evaluations", check=positive, **_FREE),
     "checkpoint_every": _f("run", 0, "steps between checkpoints", check=positive, **_FREE),
     "keep_checkpoints": _f("run", 2, "newest checkpoints kept", check=positive, **_FREE),
     "progress": _f("run", True, "show a progress bar", **_FREE),

@@ -58,7 +58,7 @@ def test_a_run_records_what_auto_resolved_to(no_fast_backend, monkeypatch, tmp_p
     monkeypatch.setattr(loop, "open_dataset", lambda *args: types.SimpleNamespace(train_images=range(10**6)))
     config = small_config()
     loop.train_and_evaluate(config, str(tmp_path / "run"))
-    assert started[0].image_backend == "pil" and config.data.image_backend == "auto"  # the caller's kept
+    assert started[0].data.image_backend == "pil" and config.data.image_backend == "auto"  # the caller's kept
     assert loop.run_identity(started[0])["image_backend"] == "pil"  # what the checkpoints carry
     assert "image_backend" not in loop.run_identity(cifar_config())  # not read there, not compared
 
@@ -71,7 +71,7 @@ def test_a_run_records_what_auto_resolved_to(no_fast_backend, monkeypatch, tmp_p
 def test_a_fast_run_resumed_where_fast_cannot_run_stops_in_one_line(no_fast_backend):
     """Its checkpoints say fast; "auto" here is pil: resuming would change every crop's pixels."""
     here = small_config()
-    here.image_backend = configs.resolve_image_backend(here)
+    here.data.image_backend = configs.resolve_image_backend(here)
     saved = {**loop.run_identity(here), "image_backend": "fast"}
     with pytest.raises(checkpoint.CheckpointError) as error:
         checkpoint._check_identity(saved, loop.run_identity(here), "W/checkpoints/4")

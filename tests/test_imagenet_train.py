@@ -68,7 +68,7 @@ def test_resnet18_training_steps_decrease_the_loss(fake_imagenet, tmp_path):
 
     # the run recorded what image_backend "auto" resolved to, and is tested with it; resuming it
     # with the other backend stops in one line, before anything is written
-    recorded = json.loads((tmp_path / "config.json").read_text())["image_backend"]
+    recorded = json.loads((tmp_path / "config.json").read_text())["data"]["image_backend"]
     assert recorded == T.default_backend() == ours["image_backend"]
     files = lambda: sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")  # noqa: E731
                            if p.name != ".lock")  # (each start takes the workdir's lock)

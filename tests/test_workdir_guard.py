@@ -34,7 +34,7 @@ def test_a_second_run_on_a_workdir_exits_2_and_writes_nothing(reference, tmp_pat
                                      f"{first.pid} on host {socket.gethostname()}: let that run "
                                      "finish (or stop it), or use another workdir")
     with open(os.path.join(workdir, "config.json")) as f:
-        assert json.load(f)["log_every"] == h.TINY["log_every"]
+        assert json.load(f)["run"]["log_every"] == h.TINY["log_every"]
     assert h.step_metrics(workdir) == h.step_metrics(reference)  # each step once
 
 
