@@ -128,7 +128,7 @@ def _describe(data: tuple) -> str:
 
 
 def lines(result: dict) -> list[str]:
-    """What `resnet-jax eval` prints for an ensemble: each member, then the ensemble."""
+    """What `resnet-jax eval` prints for an ensemble: each member, then the ensemble (if several)."""
     def numbers(r):
         return (f"top-1 error {100 * r['test_error']:.2f}%, top-5 {100 * r['test_top5_error']:.2f}%, "
                 f"loss {r['test_loss']:.4f}")
@@ -136,6 +136,8 @@ def lines(result: dict) -> list[str]:
     views = f"{result['mode']} view" + ("s" if result["mode"] != "single" else "")
     out = [f"member {i + 1}: {m['model']} ({m['workdir']}, input {m['input_convention']}) at step "
            f"{m['step']}: {numbers(m)}" for i, m in enumerate(result["members"])]
+    if len(result["members"]) == 1:  # (one run, its scores saved)
+        return out
     out.append(f"ensemble of {len(result['members'])} on {result['dataset']} ({result['eval_split']}, "
                f"{result['num_images']} images, {views}, softmax averaged): {numbers(result['ensemble'])}")
     return out
@@ -154,14 +156,18 @@ def table_markdown(result: dict, experiment) -> str:
     their source, then this ensemble's and its members' (errors in %)."""
     table = experiment.tables[0]
     data = f"{result['dataset']} ({result['eval_split']}, {result['num_images']} images, {result['mode']})"
-    rows = [{"label": method, "test_top5_error": numbers["top5"].value, "data": f"paper {numbers['top5'].source}"}
-            for method, numbers in experiment.paper.items()]
+    rows = [{"label": method, "test_top5_error": numbers["top5"].value, "paper": True,
+             "data": f"paper {numbers['top5'].source}"} for method, numbers in experiment.paper.items()]
     names = ", ".join(m["model"] for m in result["members"])
     rows.append({"label": f"ours: ensemble of {len(result['members'])} ({names})", "data": data,
                  **{k: 100 * v for k, v in result["ensemble"].items()}})
     rows += [{"label": f"ours: member {m['model']} ({m['workdir']})", "data": data,
               **{k: 100 * m[k] for k in result["ensemble"]}} for m in result["members"]]
-    cells = [[("–" if r.get(c.key) is None else c.fmt.format(r[c.key])) for c in table.columns] for r in rows]
+    def cell(row, column):  # the paper's numbers as printed (6.8, not 6.80)
+        value = row.get(column.key)
+        return "–" if value is None else ("{}" if row.get("paper") else column.fmt).format(value)
+
+    cells = [[cell(r, c) for c in table.columns] for r in rows]
     lines = [f"## {table.title}", "", "| " + " | ".join(c.title for c in table.columns) + " |",
              "|" + "|".join("---" if c.key in ("label", "data") else "---:" for c in table.columns) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
