@@ -59,17 +59,19 @@ PARTS = (Part("a", "train", "README training route: train, SIGTERM, resume (digi
          Part("f", "r50", "ImageNet ResNet-50 images/s, batch 256, bfloat16", 0.10))
 STATUSES = ("ran", "partial-budget", "skipped-budget", "failed")
 
-_FORMS = "scan+xla,scan+remat+xla,scan+im2col,scan+remat+im2col,unrolled"
 _TIMING = ["--steps", "100", "--repeats", "3", "--steps_per_call", "50"]
 _TINY = ["--image_size", "8", "--batch_size", "16", "--steps", "2", "--repeats", "1"]
 # `resnet-jax bench` argument lists per part: the accelerator's sizes, and --quick's (CPU, minutes)
 BENCH = {
     "reference": [["--parts", "step,reference", "--models", "cifar_resnet20,cifar_resnet56,cifar_resnet110",
                    "--dtypes", "float32,bfloat16", "--batch_size", "128", *_TIMING]],
-    "forms": [["--parts", "compile", "--compile_models", model, "--dtypes", "float32",
-               "--compile_forms", _FORMS, "--compile_programs", "chunk", "--compile_timed", "chunk",
+    # by value: the accelerator's auto form (scan+xla) against remat and unrolled first, im2col last
+    "forms": [["--parts", "compile", "--compile_models", models, "--dtypes", "float32",
+               "--compile_forms", forms, "--compile_programs", "chunk", "--compile_timed", "chunk",
                "--compile_chunk", "50", "--steps", "100", "--repeats", "3", "--unrolled_max_depth", "110"]
-              for model in ("cifar_resnet110", "cifar_resnet1202")],
+              for models, forms in (("cifar_resnet110", "scan+xla,scan+remat+xla,unrolled"),
+                                    ("cifar_resnet1202", "scan+xla,scan+remat+xla"),
+                                    ("cifar_resnet110,cifar_resnet1202", "scan+im2col,scan+remat+im2col"))],
     "e2e": [["--parts", "e2e", "--models", "cifar_resnet20,cifar_resnet110", "--dtypes", "float32",
              "--e2e_steps", "2000", "--e2e_eval_every", "1000", "--e2e_dataset", "synthetic"]],
     "seeds": [["--parts", "step,seeds", "--models", "cifar_resnet20", "--dtypes", "float32", "--seeds", "5",
@@ -89,7 +91,7 @@ QUICK_BENCH = {
     "r50": [["--parts", "step", "--models", "imagenet_resnet18", "--dtypes", "float32", "--image_size", "32",
              "--batch_size", "4", "--steps", "2", "--repeats", "1"]],
 }
-TRAIN = {"depth": "20", "steps": 1000}  # --steps >= 200: a checkpoint every 100 steps (configs.scaled_steps)
+TRAIN = {"depth": "20", "steps": 400}  # --steps >= 200: a checkpoint every 100 steps (configs.scaled_steps)
 QUICK_TRAIN = {"depth": "8", "steps": 40}
 
 
