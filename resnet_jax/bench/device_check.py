@@ -120,14 +120,20 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             continue
 
 
-def call(cmd: list[str], timeout_s: float, log) -> tuple[int | None, str]:
-    """Run `cmd` in a process group of its own for at most `timeout_s`: (exit status or None if
-    stopped at the limit, its output). The output is appended to `log` too."""
+def call(cmd: list[str], deadline: float, log, stop_when=None) -> tuple[int | None, str]:
+    """Run `cmd` in a process group of its own until `deadline` (time.time()): (exit status, or None
+    if stopped there; its output), the output appended to `log` too. `stop_when()`, polled while it
+    runs, sends it one SIGTERM once true."""
     with tempfile.TemporaryFile("w+") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=child_env(), cwd=ROOT,
                                 start_new_session=True)
+        while stop_when and proc.poll() is None and time.time() < deadline:
+            if stop_when():
+                proc.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.2)
         try:
-            rc = proc.wait(timeout=max(timeout_s, 0.1))
+            rc = proc.wait(timeout=max(deadline - time.time(), 0.1))
         except subprocess.TimeoutExpired:
             _stop(proc)
             rc = None
@@ -154,22 +160,8 @@ def train_part(sizes: dict, deadline: float, scratch: str, log) -> dict:
            f"--workdir={workdir}", "--config.dataset=digits", "--config.seed=0", f"--steps={steps}"]
     result: dict = {"depth": int(depth), "steps": steps, "dataset": "digits"}
     t = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=child_env(), cwd=ROOT,
-                                start_new_session=True)
-        while proc.poll() is None and time.time() < deadline:
-            if runs.read_metrics(workdir):
-                proc.send_signal(signal.SIGTERM)  # the preemption path: save, exit 0
-                break
-            time.sleep(0.2)
-        try:
-            rc = proc.wait(timeout=max(deadline - time.time(), 0.1))
-        except subprocess.TimeoutExpired:
-            _stop(proc)
-            rc = None
-        f.seek(0)
-        text = f.read()
-    log.write(f"$ {' '.join(cmd)}  (SIGTERM after its first log record)\n{text}\n[exit {rc}]\n")
+    # SIGTERM after its first log record: the preemption path (save a checkpoint, exit 0)
+    rc, text = call(cmd, deadline, log, stop_when=lambda: bool(runs.read_metrics(workdir)))
     result.update(first_exit=rc, first_s=round(time.perf_counter() - t, 1))
     if rc != 0:
         return {"status": "partial-budget" if rc is None else "failed", "result": result,
@@ -180,7 +172,7 @@ def train_part(sizes: dict, deadline: float, scratch: str, log) -> dict:
     resume = (["bash", script, "--dataset", "digits", "--steps", str(steps), "--depths", depth,
                "--out", out] if os.path.exists(script) else cmd)  # an installed package: the CLI
     t = time.perf_counter()
-    rc, text = call(resume, deadline - time.time(), log)
+    rc, text = call(resume, deadline, log)
     result.update(resume_cmd="scripts/table6_cifar.sh" if resume is not cmd else "resnet-jax train",
                   resume_exit=rc, resume_s=round(time.perf_counter() - t, 1))
     if rc != 0:
@@ -212,13 +204,12 @@ def bench_part(arg_lists: list[list[str]], deadline: float, scratch: str, log) -
     """`resnet-jax bench` once per argument list, one after the other, until the deadline."""
     records: list[dict] = []
     for i, args in enumerate(arg_lists):
-        left = deadline - time.time()
-        if left <= 0:
+        if time.time() >= deadline:
             return {"status": "partial-budget", "records": records,
                     "skipped": [_label(a) for a in arg_lists[i:]]}
         path = os.path.join(scratch, f"bench{i}.jsonl")
         cmd = [sys.executable, "-m", "resnet_jax.cli", "bench", *args, "--out", path]
-        rc, text = call(cmd, left, log)
+        rc, text = call(cmd, deadline, log)
         records += runs.MetricsLog(path).read()  # what a stopped run had written too
         if rc is None:
             return {"status": "partial-budget", "records": records,
