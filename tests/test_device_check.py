@@ -86,11 +86,12 @@ def test_the_digits_route_imports_neither_tfds_nor_grain():
 
 @pytest.mark.slow
 def test_quick_check_runs_every_part_on_the_cpu(tmp_path):
-    """The whole check in its --quick form (minutes on 2 cores; parts the budget cuts on a loaded
-    machine are reported so, never as failures)."""
+    """The whole check in its --quick form: about 3 minutes on 2 idle cores, 10 under heavy load.
+    The budget is a ceiling, generous so that a loaded machine still runs every part; a part it
+    does cut is reported so, never as a failure."""
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "resnet_jax.cli", "bench", "--device-check", "--quick",
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+                           "--budget", "1500", "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
     report = json.loads((out / "device_check.json").read_text())
     statuses = {p["name"]: p["status"] for p in report["parts"]}
     assert list(statuses) == [p.name for p in device_check.PARTS]
