@@ -71,6 +71,9 @@ def test_digits_ensemble_is_the_numpy_average_of_the_members_saved_scores(
     for member, run in zip(result["members"], members):  # each as the training loop tested it
         trained = json.loads((pathlib.Path(run) / "results.json").read_text())
         assert member["test_error"] == pytest.approx(trained["test_error"], abs=1e-6)
+        # the scores are the net's softmax: -log(score of the label) is the loop's cross-entropy
+        # (float32 sums over 360 images)
+        assert member["test_loss"] == pytest.approx(trained["test_loss"], rel=1e-5)
     assert out.splitlines()[-1].startswith("ensemble of 2 on digits (test, 360 images, single view, "
                                            f"softmax averaged): top-1 error "
                                            f"{100 * result['ensemble']['test_error']:.2f}%")
