@@ -252,27 +252,6 @@ def imagenet_net_config(net: str, default_shortcut: str = "B") -> ml_collections
     return imagenet_config(f"imagenet_{kind_depth}", schedule or "plateau", shortcut or default_shortcut)
 
 
-# The nets each ImageNet experiment trains, and the shortcut option a name without `_X` means
-# there. Table 2 and Fig 4 are the same four runs; Table 4 tests Table 3's nets at several scales.
-_TABLE2 = ("Table 2", ("plain18", "plain34", "resnet18", "resnet34"), "A")
-IMAGENET_EXPERIMENTS = {
-    "table2": _TABLE2,
-    "fig4": ("Fig 4", *_TABLE2[1:]),
-    "table3": ("Table 3", ("plain34", "resnet34_A", "resnet34_B", "resnet34_C", "resnet50",
-                           "resnet101", "resnet152"), "B"),
-    "table4": ("Table 4", ("resnet34_B", "resnet34_C", "resnet50", "resnet101", "resnet152"), "B"),
-}
-
-
-def imagenet_experiment(experiment: str, net: str) -> ml_collections.ConfigDict:
-    """`net` (as imagenet_net_config names it) of one ImageNet experiment; ValueError naming the
-    experiment's nets for another."""
-    title, nets, default_shortcut = IMAGENET_EXPERIMENTS[experiment]
-    if net.partition(":")[0] not in nets:
-        raise ValueError(f"{title} trains {nets}; got {net!r}")
-    return imagenet_net_config(net, default_shortcut)
-
-
 def from_saved(saved: dict) -> ml_collections.ConfigDict:
     """The config a run's config.json describes: its fields over its family's recipe, a field it
     lacks (written before the field existed) as that release meant it (LEGACY_DEFAULTS)."""
