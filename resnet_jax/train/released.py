@@ -27,9 +27,9 @@ import orbax.checkpoint as ocp
 from resnet_jax import configs, runs
 from resnet_jax.configs import ConfigError
 from resnet_jax.data import DatasetError, load_dataset
+from resnet_jax.data.torch_files import read_pth
 from resnet_jax.data.weight_files import (WeightFileError, file_format, read_binaryproto,
-                                          read_caffemodel, read_pth, read_safetensors,
-                                          safetensors_bytes)
+                                          read_caffemodel, read_safetensors, safetensors_bytes)
 from resnet_jax.models import create_model, layout, parse_model_name, released
 from resnet_jax.models.imagenet import TORCHVISION_MEAN
 from resnet_jax.train import checkpoint
