@@ -223,3 +223,44 @@ def test_the_real_resnet20_scores_near_its_published_error_in_its_own_convention
     x = fakes.normalize(images, fakes.AKAMASTER_MEAN, fakes.AKAMASTER_STD)
     error = (fakes.forward(state, x, option="A", prefix="module.").argmax(-1) != labels).mean()
     assert abs(error - 0.0827) < 0.02, error
+
+
+# ---- writing -------------------------------------------------------------------------------------
+
+def _written_back(read, form, monkeypatch):
+    """`read` written by torch_write in `form`, then loaded by the torch.load stand-in (Python's
+    own unpickler) and by read_torch: both must give the tensors, the wrapper and the form back."""
+    from resnet_jax.data import torch_write
+
+    data = torch_write.legacy_bytes(read) if form == torch_files.LEGACY else torch_write.zip_bytes(read)
+    loaded = fakes.torch_load(data, monkeypatch)
+    monkeypatch.undo()
+    state = loaded["state_dict"] if read.wrapper else loaded
+    assert isinstance(state, collections.OrderedDict)
+    _same(state, read.state)
+    if read.wrapper:
+        assert list(loaded) == [k for k, _ in read.wrapper]
+        assert all(loaded[k] == v for k, v in read.wrapper if k != "state_dict")
+    return data
+
+
+@pytest.mark.parametrize("form", [torch_files.LEGACY, torch_files.ZIP])
+def test_written_files_load_back_exactly(form, tmp_path, monkeypatch):
+    _akamaster_file(32, tmp_path / "a.th", monkeypatch)
+    _chenyaofo_file(20, 100, tmp_path / "c.pt", monkeypatch)
+    monkeypatch.undo()
+    for name in ("a.th", "c.pt"):
+        read = torch_files.read_torch(str(tmp_path / name))
+        (tmp_path / "back").write_bytes(_written_back(read, form, monkeypatch))
+        again = torch_files.read_torch(str(tmp_path / "back"))
+        assert (again.form, again.rebuild, again.wrapper) == (form, read.rebuild, read.wrapper)
+        _same(again.state, read.state)
+
+
+@needs_real
+def test_the_real_file_written_back_in_its_form_loads_back_exactly(tmp_path, monkeypatch):
+    read = torch_files.read_torch(REAL_RESNET20)
+    (tmp_path / "back.th").write_bytes(_written_back(read, torch_files.LEGACY, monkeypatch))
+    again = torch_files.read_torch(str(tmp_path / "back.th"))
+    assert (again.rebuild, again.wrapper) == (torch_files.REBUILD_V1, read.wrapper)
+    _same(again.state, read.state)

@@ -263,3 +263,53 @@ def zip_bytes(state, monkeypatch, *, archive: str = "archive", location: str = "
             info.extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
             z.writestr(info, data)
     return buf.getvalue()
+
+
+def torch_load(data: bytes, monkeypatch):
+    """What torch.load (torch/serialization.py's `_legacy_load` / `_load`) makes of `data`, with
+    Python's own unrestricted unpickler and stand-in torch modules whose storages are numpy
+    arrays: the unpickled object, tensors as numpy arrays. For checking files written here."""
+    torch, utils = _fake_torch(monkeypatch)
+    storages = {}
+
+    class Lazy:
+        def __init__(self, key, offset, size, stride):
+            self.key, self.offset, self.size, self.stride = key, offset, size, stride
+
+    utils._rebuild_tensor = lambda storage, offset, size, stride: Lazy(storage, offset, size, stride)
+    utils._rebuild_tensor_v2 = lambda storage, offset, size, stride, *rest: Lazy(storage, offset, size, stride)
+    dtypes = {torch.FloatStorage: np.dtype("<f4"), torch.LongStorage: np.dtype("<i8")}
+
+    class Unpickler(pickle.Unpickler):
+        def persistent_load(self, pid):
+            assert pid[0] == "storage" and len(pid) in (5, 6) and (len(pid) == 5 or pid[5] is None)
+            storages.setdefault(pid[2], [dtypes[pid[1]], pid[4], None])
+            return pid[2]
+
+    if data[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            [pkl] = [n for n in z.namelist() if n.endswith("/data.pkl")]
+            obj = Unpickler(io.BytesIO(z.read(pkl))).load()
+            for key, entry in storages.items():
+                entry[2] = np.frombuffer(z.read(f"{pkl[:-len('data.pkl')]}data/{key}"), entry[0])
+    else:
+        f = io.BytesIO(data)
+        assert pickle.load(f) == 0x1950A86A20F9469CFC6C and pickle.load(f) == 1001
+        assert pickle.load(f)["little_endian"]
+        obj = Unpickler(f).load()
+        for key in pickle.load(f):
+            dtype, numel, _ = storages[key]
+            (count,) = struct.unpack("<q", f.read(8))
+            assert count == numel
+            storages[key][2] = np.frombuffer(f.read(count * dtype.itemsize), dtype)
+        assert not f.read()  # nothing after the last storage
+
+    def resolve(v):
+        if isinstance(v, Lazy):
+            a = storages[v.key][2]
+            return np.lib.stride_tricks.as_strided(a[v.offset:], v.size, [s * a.itemsize for s in v.stride]).copy()
+        if isinstance(v, dict):
+            return type(v)((k, resolve(x)) for k, x in v.items())
+        return v
+
+    return resolve(obj)

@@ -44,7 +44,6 @@ REBUILD_V2, REBUILD_V1 = "_rebuild_tensor_v2", "_rebuild_tensor"  # torch >= 0.4
 TORCH_STORAGES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2",
                   "LongStorage": "<i8", "IntStorage": "<i4", "ByteStorage": "u1",
                   "BFloat16Storage": "bfloat16"}
-_STORAGE_OF = {np.dtype(v): k for k, v in TORCH_STORAGES.items() if v != "bfloat16"}
 
 
 @dataclasses.dataclass(frozen=True)
