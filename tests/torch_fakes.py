@@ -277,7 +277,7 @@ def torch_load(data: bytes, monkeypatch):
             self.key, self.offset, self.size, self.stride = key, offset, size, stride
 
     utils._rebuild_tensor = lambda storage, offset, size, stride: Lazy(storage, offset, size, stride)
-    utils._rebuild_tensor_v2 = lambda storage, offset, size, stride, *rest: Lazy(storage, offset, size, stride)
+    utils._rebuild_tensor_v2 = lambda storage, offset, size, stride, *_: Lazy(storage, offset, size, stride)
     dtypes = {torch.FloatStorage: np.dtype("<f4"), torch.LongStorage: np.dtype("<i8")}
 
     class Unpickler(pickle.Unpickler):
@@ -307,7 +307,8 @@ def torch_load(data: bytes, monkeypatch):
     def resolve(v):
         if isinstance(v, Lazy):
             a = storages[v.key][2]
-            return np.lib.stride_tricks.as_strided(a[v.offset:], v.size, [s * a.itemsize for s in v.stride]).copy()
+            strides = [s * a.itemsize for s in v.stride]
+            return np.lib.stride_tricks.as_strided(a[v.offset:], v.size, strides).copy()
         if isinstance(v, dict):
             return type(v)((k, resolve(x)) for k, x in v.items())
         return v

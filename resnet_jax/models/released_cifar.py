@@ -49,7 +49,8 @@ def names(depth: int, family: str) -> list[tuple[str, Path, str]]:
                                                               "kernel"), CONV))
                 out += bn_torch(f"{theirs}.downsample.1", (ours, "shortcut", "proj_bn"))
     fc = FC_NAME[family]
-    return out + [(f"{fc}.weight", ("params", "fc", "kernel"), FC), (f"{fc}.bias", ("params", "fc", "bias"), VECTOR)]
+    return out + [(f"{fc}.weight", ("params", "fc", "kernel"), FC),
+                  (f"{fc}.bias", ("params", "fc", "bias"), VECTOR)]
 
 
 def strip_data_parallel(state: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str]:
