@@ -180,7 +180,7 @@ def base_config() -> ml_collections.ConfigDict:
 def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     """Sec 4.2: SGD 0.9, wd 1e-4, batch 128 (BN over 64 per GPU), lr 0.1 /10 at 32k and 48k, 64k steps."""
     try:
-        _, _, depth = parse_model_name(model)
+        depth = parse_model_name(model).depth
     except ValueError:
         depth = 0  # reported as one line by validate, not as a flag-parsing traceback
     c = base_config()
@@ -277,7 +277,7 @@ def from_saved(saved: dict) -> ml_collections.ConfigDict:
     """The config a run's config.json describes: its fields over its family's recipe, a field it
     lacks (written before the field existed) as that release meant it (LEGACY_DEFAULTS)."""
     try:
-        family, _, _ = parse_model_name(saved["model"])
+        family = parse_model_name(saved["model"]).family
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"no valid model: {e}") from None
     config = cifar_config(saved["model"]) if family == "cifar" else imagenet_config(saved["model"])
@@ -332,7 +332,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
 
     num_devices = num_devices or jax.device_count()
     try:
-        family, _, _ = parse_model_name(config.model)
+        family = parse_model_name(config.model).family
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if config.dataset not in (*DATASETS, *HOST_FED):

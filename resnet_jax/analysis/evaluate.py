@@ -70,7 +70,7 @@ def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
         replicate_from_host(mean, engine.mesh), engine.mesh, batch_size=config.eval_batch_size,
         crop_size=config.image_size, resize=config.eval_resize, scales=tuple(config.test_scales),
         num_workers=config.num_workers, backend=config.image_backend)
-    depth = parse_model_name(config.model)[2]
+    depth = parse_model_name(config.model).depth
     found = paper_imagenet.published(config.input_convention, depth, mode)
     return {"workdir": workdir, "model": config.model, "dataset": "imagenet",
             "eval_split": config.eval_split, "mode": mode, "step": int(jax.device_get(state.step)),

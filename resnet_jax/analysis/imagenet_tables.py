@@ -25,8 +25,8 @@ TABLES = {
 
 def run_name(config) -> str:
     """One directory per trained net: plain34, resnet34_A, resnet50_B (v1.5 and schedules apart)."""
-    _, residual, depth = parse_model_name(config.model)
-    name = f"resnet{depth}_{config.shortcut}" if residual else f"plain{depth}"
+    spec = parse_model_name(config.model)
+    name = f"resnet{spec.depth}_{config.shortcut}" if spec.residual else f"plain{spec.depth}"
     name += "_v1.5" if config.stride_on_3x3 else ""
     return name + ("_fixed" if config.lr_schedule == "fixed" else "")
 

@@ -21,9 +21,9 @@ def _wall_time(runs: list[dict]) -> float:
 def table6_rows(results: list[dict]) -> list[dict]:
     by_depth: dict[int, list[dict]] = {}
     for r in results:
-        _, residual, depth = parse_model_name(r["model"])
-        if residual:
-            by_depth.setdefault(depth, []).append(r)
+        spec = parse_model_name(r["model"])
+        if spec.variant == "cifar_resnet":  # Table 6: the original residual nets
+            by_depth.setdefault(spec.depth, []).append(r)
     rows = []
     for depth in sorted(by_depth):
         runs = by_depth[depth]
