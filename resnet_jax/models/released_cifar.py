@@ -22,7 +22,7 @@ import re
 import numpy as np
 
 from resnet_jax.models import layout
-from resnet_jax.models.cifar import blocks_per_stage
+from resnet_jax.models.variants import parse_model_name
 from resnet_jax.models.released import (CONV, FC, VECTOR, Path, ReleasedModelError, bn_torch,
                                         from_torch_names, to_torch_names)
 
@@ -36,7 +36,7 @@ DATA_PARALLEL = "module."  # the prefix of every key saved from a torch.nn.DataP
 def names(depth: int, family: str) -> list[tuple[str, Path, str]]:
     """(file key, our path, kind) of every tensor of the family's ResNet-`depth`, in the order its
     module's state_dict() has them (conv1, bn1, the blocks in order, the fc)."""
-    n = blocks_per_stage(depth)
+    n = parse_model_name(f"cifar_resnet{depth}").stage_sizes[0]  # ValueError unless 6n+2
     out = [("conv1.weight", ("params", "conv1", "kernel"), CONV), *bn_torch("bn1", ("bn1",))]
     for stage in range(1, 4):
         for b in range(n):
