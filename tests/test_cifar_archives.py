@@ -3,21 +3,24 @@ files fail with one line naming the file."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
-import json
+import logging
 import os
 import pickle
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
 import archive_fakes as fakes
-import scaleout_helpers as h
-from resnet_jax.data import DatasetError, cifar10, cifar_archives, load_dataset
+from resnet_jax.data import DatasetError, cifar_archives, load_dataset, read_test_split, registry
 
 FORMS = ("bin_folder", "py_folder", "bin_archive", "py_archive")
+
+
+def find(path):
+    return cifar_archives.find(registry.CIFAR10_LAYOUT, path)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,7 @@ def test_tfds_order_is_what_the_tfds_builder_writes(cifar, tmp_path, monkeypatch
     pytest.importorskip("tensorflow_datasets")
     batches, paths = cifar
     data_dir = str(tmp_path / "tfds")
-    fakes.tfds_build_cifar10(monkeypatch, os.path.dirname(paths["bin_folder"]), data_dir)
+    fakes.tfds_build_cifar(monkeypatch, "cifar10", os.path.dirname(paths["bin_folder"]), data_dir)
     from_tfds = load_dataset("cifar10", data_dir=data_dir)
     train_x = np.concatenate([batches[s][0] for s in fakes.CIFAR_STEMS[:5]])
     assert len(from_tfds.train_images) == 15 and len(from_tfds.eval_images) == 3
@@ -53,24 +56,24 @@ def test_tfds_order_is_what_the_tfds_builder_writes(cifar, tmp_path, monkeypatch
 def test_each_form_is_found_by_content_from_its_parent_too(cifar, tmp_path):
     _, paths = cifar
     parent = os.path.dirname(paths["bin_folder"])
-    assert cifar_archives.find(parent)[:2] == ("bin", "folder")  # the extracted folder comes first
-    assert cifar_archives.find(paths["py_folder"])[:2] == ("py", "folder")
+    assert find(parent)[:2] == ("bin", "folder")  # the extracted folder comes first
+    assert find(paths["py_folder"])[:2] == ("py", "folder")
     renamed = str(tmp_path / "downloaded.bin")  # a file is read by its members, not its name
     shutil.copy(paths["py_archive"], renamed)
-    assert cifar_archives.find(renamed) == ("py", "archive", renamed)
+    assert find(renamed) == ("py", "archive", renamed)
     only_archive = tmp_path / "only"
     only_archive.mkdir()
     shutil.copy(paths["bin_archive"], only_archive)
-    assert cifar_archives.find(str(only_archive))[:2] == ("bin", "archive")
+    assert find(str(only_archive))[:2] == ("bin", "archive")
     (tmp_path / "tfds" / "cifar10").mkdir(parents=True)  # a tfds data_dir stays tfds's
     shutil.copy(paths["bin_archive"], tmp_path / "tfds")
-    assert cifar_archives.find(str(tmp_path / "tfds")) is None
-    assert cifar_archives.find(str(tmp_path / "nothing")) is None
+    assert find(str(tmp_path / "tfds")) is None
+    assert find(str(tmp_path / "nothing")) is None
 
 
 def test_val_split_holds_out_the_last_5k_in_tfds_order(cifar, monkeypatch):
     _, paths = cifar
-    monkeypatch.setattr(cifar10, "NUM_VAL", 5)
+    fakes.scale_num_val(monkeypatch, "cifar10", 5)
     full = load_dataset("cifar10", data_dir=paths["bin_archive"])
     val = load_dataset("cifar10", "val", data_dir=paths["py_archive"])
     np.testing.assert_array_equal(val.eval_images, full.train_images[10:])
@@ -128,10 +131,7 @@ class _Boom:
 def test_broken_files_fail_with_one_line_naming_the_file(cifar, tmp_path, monkeypatch):
     _, paths = cifar
     monkeypatch.chdir(tmp_path)
-    for name, (data_dir, expected) in _broken_cases(paths, tmp_path).items():
-        with pytest.raises(DatasetError) as err:
-            load_dataset("cifar10", data_dir=data_dir)
-        assert expected in str(err.value) and "\n" not in str(err.value), (name, str(err.value))
+    fakes.assert_one_line_errors("cifar10", _broken_cases(paths, tmp_path))
     assert not (tmp_path / "SHOULD_NOT_EXIST").exists()
     with gzip.open(paths["py_archive"]) as f:  # the case above cut a real gzip stream
         assert f.read(2)
@@ -140,19 +140,70 @@ def test_broken_files_fail_with_one_line_naming_the_file(cifar, tmp_path, monkey
 def test_broken_files_exit_2_through_resnet_jax_train(cifar, tmp_path):
     """CIFAR-10's broken files, and an ImageNet folder tree short of classes."""
     _, paths = cifar
-    cases = {name: ("experiments/table6.py:20", *case)
-             for name, case in _broken_cases(paths, tmp_path).items()}
+    cases = {name: (["--config=experiments/table6.py:20", f"--config.data_dir={data_dir}"], expected)
+             for name, (data_dir, expected) in _broken_cases(paths, tmp_path).items()}
     train, val = fakes.imagenet_images(num_val=4, per_class=1)
     fakes.write_imagenet_folders(str(tmp_path / "imagenet"), train, val)
-    cases["imagenet short of classes"] = ("experiments/table2.py:resnet18", str(tmp_path / "imagenet"),
-                                          "holds 4 classes, ImageNet has 1000 (missing n01440764")
-    argvs = [["train", f"--config={experiment}", f"--workdir={tmp_path / 'run'}", "--config.steps=1",
-              f"--config.data_dir={data_dir}"] for experiment, data_dir, _ in cases.values()]
-    runner = h.run([sys.executable, "tests/cli_runner.py"], {**h.env(1), "HOME": str(tmp_path)},
-                   input=json.dumps(argvs))
-    assert runner.returncode == 0, runner.stderr
-    assert not os.path.exists(os.path.join(h.REPO, "SHOULD_NOT_EXIST"))
-    for (name, (_, _, expected)), result in zip(cases.items(), json.loads(runner.stdout)):
-        lines = [line for line in result["stderr"].splitlines() if line.strip()]
-        assert result["code"] == 2 and len(lines) == 1, (name, result)
-        assert lines[0].startswith("resnet-jax train: error: ") and expected in lines[0], (name, lines)
+    cases["imagenet short of classes"] = (
+        ["--config=experiments/table2.py:resnet18", f"--config.data_dir={tmp_path / 'imagenet'}"],
+        "holds 4 classes, ImageNet has 1000 (missing n01440764")
+    fakes.assert_train_exits_2(tmp_path, cases)
+
+
+def test_a_subset_loads_with_one_warning_naming_the_form_and_counts(cifar, monkeypatch, caplog):
+    """15 training and 3 test images are never mistaken for CIFAR-10's 50,000 and 10,000."""
+    _, paths = cifar
+    with caplog.at_level(logging.WARNING):
+        ds = load_dataset("cifar10", data_dir=paths["bin_archive"])
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert message.startswith("cifar10 from cifar-10-binary.tar.gz: 15 train images, 3 test images; "
+                              "the official set has 50,000 train, 10,000 test"), message
+    assert ds.summary() == {"dataset": "cifar10", "source": "cifar-10-binary.tar.gz",
+                            "counts": {"train": 15, "test": 3}, "eval_split": "test",
+                            "official_counts": {"train": 50_000, "test": 10_000},
+                            "train_images": 15, "eval_images": 3}
+    from_folder = load_dataset("cifar10", data_dir=paths["py_folder"])
+    assert from_folder.source == "cifar-10-batches-py/ (extracted folder)"
+    caplog.clear()  # the official counts: no warning
+    spec = registry.SPECS["cifar10"]
+    monkeypatch.setitem(registry.SPECS, "cifar10",
+                        dataclasses.replace(spec, official_counts={"train": 15, "test": 3}))
+    with caplog.at_level(logging.WARNING):
+        load_dataset("cifar10", data_dir=paths["bin_archive"])
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_folder_of_the_test_batch_alone_is_an_evaluation_source(cifar, tmp_path):
+    _, paths = cifar
+    for form, name in (("bin_folder", "test_batch.bin"), ("py_folder", "test_batch")):
+        only = tmp_path / form / os.path.basename(paths[form])
+        only.mkdir(parents=True)
+        shutil.copy(os.path.join(paths[form], name), only)
+        ds = read_test_split(str(only))
+        full = load_dataset("cifar10", data_dir=paths[form])
+        np.testing.assert_array_equal(ds.eval_images, full.eval_images)
+        np.testing.assert_array_equal(ds.eval_labels, full.eval_labels)
+        assert len(ds.train_images) == 0 and dict(ds.counts) == {"test": 3}
+        with pytest.raises(DatasetError, match="no training images to take the input mean of"):
+            ds.pixel_mean()
+        with pytest.raises(DatasetError, match=r"data_batch_1(\.bin)?: missing"):
+            load_dataset("cifar10", data_dir=str(only))  # training needs the training batches
+
+
+def test_the_real_partial_test_batch_reads_as_an_evaluation_source(caplog):
+    """The first 1,017 real CIFAR-10 test images, in the binary layout, training batches absent
+    (their README gives the labels per class and the first ten in file order)."""
+    real = fakes.real_files()
+    if real is None:
+        pytest.skip("no ../shared/real folder of real files here")
+    with caplog.at_level(logging.WARNING):
+        ds = read_test_split(os.path.join(real, "cifar-10-batches-bin"))
+    assert ds.eval_images.shape == (1017, 32, 32, 3) and dict(ds.counts) == {"test": 1017}
+    assert ds.source == "cifar-10-batches-bin/ (extracted folder)"
+    np.testing.assert_array_equal(np.bincount(ds.eval_labels, minlength=10),
+                                  [105, 93, 100, 104, 92, 87, 114, 102, 110, 110])
+    in_file_order = np.empty_like(ds.eval_labels)
+    in_file_order[cifar_archives.tfds_order("test", 1017)] = ds.eval_labels
+    np.testing.assert_array_equal(in_file_order[:10], [3, 8, 8, 0, 6, 6, 1, 6, 3, 1])
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "1,017 test images; the official set has 10,000 test" in message

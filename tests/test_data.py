@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import archive_fakes as fakes
 from resnet_jax.data import DatasetError, load_dataset
-from resnet_jax.data import cifar10
 from resnet_jax.data.augment import normalize, pad_crop_flip
 
 
@@ -65,7 +65,7 @@ def test_cifar10_through_tfds_mock_data(monkeypatch):
         assert ds.train_images.shape == (40, 32, 32, 3) and ds.train_images.dtype == np.uint8
         assert ds.eval_images.shape == (40, 32, 32, 3) and ds.crop_padding == 4
         assert ds.train_labels.dtype == np.int32 and ds.train_labels.max() < 10
-        monkeypatch.setattr(cifar10, "NUM_VAL", 8)  # the 45k/5k split, scaled down
+        fakes.scale_num_val(monkeypatch, "cifar10", 8)
         val = load_dataset("cifar10", "val")
         assert len(val.train_images) == 32 and len(val.eval_images) == 8
         np.testing.assert_array_equal(val.eval_images, ds.train_images[32:])

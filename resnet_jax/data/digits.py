@@ -12,6 +12,7 @@ import numpy as np
 
 from resnet_jax.data.base import ArrayDataset, split_off_validation
 
+NUM_ALL = 1_797
 NUM_TEST = 360
 NUM_VAL = 180
 
@@ -32,8 +33,10 @@ def load(eval_split: str = "test", data_dir: str | None = None, size: int = 8) -
     labels = bunch.target.astype(np.int32)
     train_x, test_x, train_y, test_y = train_test_split(
         images, labels, test_size=NUM_TEST, random_state=0, stratify=labels)
+    counts = {"train": len(train_x), "test": len(test_x)}
     if eval_split == "val":
         (train_x, train_y), (test_x, test_y) = split_off_validation(train_x, train_y, NUM_VAL)
     # A 1-pixel pad is to 8x8 what the paper's 4-pixel pad is to 32x32 CIFAR images.
     return ArrayDataset("digits" if size == 8 else f"digits{size}", train_x, train_y, test_x, test_y,
-                        num_classes=10, crop_padding=size // 8, eval_split=eval_split)
+                        num_classes=10, crop_padding=size // 8, eval_split=eval_split,
+                        source="scikit-learn digits", counts=counts)

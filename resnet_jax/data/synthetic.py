@@ -18,4 +18,5 @@ def load(eval_split: str = "test", data_dir: str | None = None, num_train: int =
         rng.integers(0, 10, num_train, dtype=np.int32),
         rng.integers(0, 256, (num_eval, *shape), dtype=np.uint8),
         rng.integers(0, 10, num_eval, dtype=np.int32),
-        num_classes=10, crop_padding=4, eval_split=eval_split)
+        num_classes=10, crop_padding=4, eval_split=eval_split, source="generated",
+        counts={"train": num_train, "test": num_eval})
