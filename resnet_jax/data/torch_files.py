@@ -154,11 +154,6 @@ def read_torch(path: str) -> TorchFile:
     return _read_zip(path, data) if data[:4] == ZIP_MAGIC else _read_legacy(path, data)
 
 
-def read_pth(path: str) -> dict[str, np.ndarray]:
-    """read_torch's tensors only, {name: array}."""
-    return read_torch(path).state
-
-
 def _load_pickle(path: str, source: Any, seen: dict[str, _Storage]) -> tuple[Any, str]:
     """(the unpickled object, its tensors' rebuild function) of a state dict's pickle."""
     used: set[str] = set()

@@ -32,6 +32,46 @@ SHORTCUT = {AKAMASTER: "A", CHENYAOFO: "B"}
 FC_NAME = {AKAMASTER: "linear", CHENYAOFO: "fc"}
 DATA_PARALLEL = "module."  # the prefix of every key saved from a torch.nn.DataParallel model
 
+# How each family's training normalized its input, torchvision's ToTensor + Normalize: RGB in
+# [0, 1] minus a mean colour, divided by a std, per channel.
+NORMALIZATION = {
+    # akamaster trainer.py `normalize` (ImageNet's constants), for every net it trains
+    AKAMASTER: {None: ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))},
+    # chenyaofo's training code (chenyaofo/image-classification-codebase) conf/cifar10.conf and
+    # conf/cifar100.conf; the released models' training logs print the same
+    CHENYAOFO: {10: ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+                100: ((0.5070, 0.4865, 0.4409), (0.2673, 0.2564, 0.2761))},
+}
+
+# Published test errors (%) on the whole test set (10,000 images), by family, classes, depth.
+PUBLISHED = {
+    # akamaster README, "Test err(this impl.)"
+    (AKAMASTER, 10): {20: 8.27, 32: 7.37, 44: 6.90, 56: 6.61, 110: 6.32, 1202: 6.18},
+    # chenyaofo README "Model Zoo" tables, Top-1 Acc.(%) (92.60, 93.53, 94.01, 94.37 on CIFAR-10;
+    # 68.83, 70.16, 71.63, 72.63 on CIFAR-100) as errors
+    (CHENYAOFO, 10): {20: 7.40, 32: 6.47, 44: 5.99, 56: 5.63},
+    (CHENYAOFO, 100): {20: 31.17, 32: 29.84, 44: 28.37, 56: 27.37},
+}
+PUBLISHED_SOURCE = {AKAMASTER: "akamaster/pytorch_resnet_cifar10 README",
+                    CHENYAOFO: "chenyaofo/pytorch-cifar-models README"}
+
+
+def normalization(family: str, num_classes: int) -> tuple[tuple, tuple]:
+    """(mean, std) per channel the family's net of `num_classes` was trained with;
+    ReleasedModelError where its code names none."""
+    table = NORMALIZATION[family]
+    found = table.get(num_classes, table.get(None))
+    if found is None:
+        raise ReleasedModelError(f"{family}'s nets are CIFAR-10 or CIFAR-100 ones; this one has "
+                                 f"{num_classes} classes, and no known input normalization")
+    return found
+
+
+def published(family: str, num_classes: int, depth: int) -> tuple[str, float] | None:
+    """(source, test error %) its publisher gives for the net, or None."""
+    error = PUBLISHED.get((family, num_classes), {}).get(depth)
+    return None if error is None else (PUBLISHED_SOURCE[family], error)
+
 
 def names(depth: int, family: str) -> list[tuple[str, Path, str]]:
     """(file key, our path, kind) of every tensor of the family's ResNet-`depth`, in the order its
