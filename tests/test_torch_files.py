@@ -76,7 +76,7 @@ def _same(read, state):
         np.testing.assert_array_equal(read[key], value, err_msg=key)
 
 
-@pytest.mark.parametrize("depth", fakes.AKAMASTER_DEPTHS)
+@pytest.mark.parametrize("depth", fakes.AKAMASTER_DEPTHS_FAST)
 def test_crafted_akamaster_files_of_every_depth_read_exactly(depth, tmp_path, monkeypatch):
     state = _akamaster_file(depth, tmp_path / f"resnet{depth}.th", monkeypatch)
     monkeypatch.undo()  # the stand-in torch modules are gone before we read

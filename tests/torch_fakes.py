@@ -27,6 +27,7 @@ import types
 import zipfile
 
 import numpy as np
+import pytest
 
 from released_fakes import _bn, _conv, batch_norm, conv2d
 
@@ -38,6 +39,8 @@ REAL_RESNET20 = os.path.join(REAL_DIR, "resnet20-12fca82f.th")
 REAL_CIFAR10_TEST = os.path.join(REAL_DIR, "cifar-10-batches-bin", "test_batch.bin")
 
 AKAMASTER_DEPTHS = (20, 32, 44, 56, 110, 1202)
+# ResNet-1202 (19.4M parameters, 6,000 tensors) costs seconds per file written and read: slow tier
+AKAMASTER_DEPTHS_FAST = (*AKAMASTER_DEPTHS[:-1], pytest.param(1202, marks=pytest.mark.slow))
 CHENYAOFO_MODELS = [(d, c) for c in (10, 100) for d in (20, 32, 44, 56)]
 AKAMASTER_MEAN, AKAMASTER_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CHENYAOFO_NORM = {10: ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
