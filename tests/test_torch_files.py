@@ -207,24 +207,6 @@ def test_a_pickled_model_or_other_objects_are_not_state_dicts(tmp_path):
         torch_files.read_torch(str(tmp_path / "text.th"))
 
 
-# ---- the real net on real images -----------------------------------------------------------------
-
-@pytest.mark.slow  # ~40 GFLOP of float64 numpy: tens of seconds on a loaded 2-core machine
-@needs_real
-def test_the_real_resnet20_scores_near_its_published_error_in_its_own_conventions():
-    """akamaster's ResNet-20 through a numpy forward written from their resnet.py and trainer.py
-    (NCHW; zeros on both sides of the option-A identity; x/255 minus (0.485, 0.456, 0.406) over
-    (0.229, 0.224, 0.225)) on the first 1,017 real CIFAR-10 test images. Published: 8.27 % error
-    on all 10,000 (their README); on 1,017 images one standard error of the error is
-    sqrt(0.083 * 0.917 / 1017) = 0.87 points, so 2 points is over two standard errors."""
-    images, labels = fakes.read_cifar_bin(fakes.REAL_CIFAR10_TEST)
-    assert len(labels) == 1017 and list(labels[:10]) == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]
-    state = torch_files.read_torch(REAL_RESNET20).state
-    x = fakes.normalize(images, fakes.AKAMASTER_MEAN, fakes.AKAMASTER_STD)
-    error = (fakes.forward(state, x, option="A", prefix="module.").argmax(-1) != labels).mean()
-    assert abs(error - 0.0827) < 0.02, error
-
-
 # ---- writing -------------------------------------------------------------------------------------
 
 def _written_back(read, form, monkeypatch):
