@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import torch_fakes as fakes
+from test_released import _cli, _refused  # `resnet-jax ...` in-process; a refusal's one line
 from resnet_jax.data import torch_files
 from resnet_jax.models import create_model, layout, released, released_cifar
 from resnet_jax.train import released as R
@@ -114,16 +115,6 @@ def test_published_errors_are_the_publishers_numbers():
 
 # ---- import -> export, bit for bit -----------------------------------------------------------------
 
-def _cli(argv, capsys):
-    from resnet_jax.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["resnet-jax", *argv])
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
-
-
 def _same_file(a, b):
     """Two torch files hold the same tensors (bytes, dtypes, shapes, names, order), wrapper, form."""
     ra, rb = torch_files.read_torch(str(a)), torch_files.read_torch(str(b))
@@ -180,18 +171,6 @@ def test_import_export_through_run_folders(tmp_path, monkeypatch, capsys):
 
 
 # ---- bad files: one line, exit 2, nothing written -------------------------------------------------
-
-def _refused(argv, out_dir, capsys, match):
-    parent_before = sorted(os.listdir(out_dir.parent))
-    code, out, err = _cli([*argv, str(out_dir)], capsys)
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert re.search(match, lines[0]), lines[0]
-    assert not out_dir.exists()
-    assert sorted(os.listdir(out_dir.parent)) == parent_before
-    return lines[0]
-
 
 def test_a_malicious_legacy_file_runs_nothing(tmp_path, capsys):
     import pickle
