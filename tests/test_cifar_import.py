@@ -298,7 +298,7 @@ def test_init_from_an_imported_cifar100_run_starts_digits_with_a_new_fc(tmp_path
     config = cifar_config("cifar_resnet20")
     config.update(dataset="digits32", init_from=str(run), batch_size=32, bn_group_size=0)
     with pytest.raises(ConfigError, match=r"shortcut='B'.*--config\.shortcut=B --config\.input_convention="
-                                          r"torchvision --config\.input_std=\(0\.2673, 0\.2564, 0\.2761\)"):
+                                          r"torchvision --config\.input_std=\(0\.2673,0\.2564,0\.2761\)$"):
         R.load_init(config)
     config.update(shortcut="B", input_convention="torchvision", input_std=(0.2673, 0.2564, 0.2761))
     ds = load_dataset("digits32")

@@ -400,14 +400,25 @@ def load_init(config: ml_collections.ConfigDict) -> dict:
             fields = {f: saved[f] for f in MODEL_FIELDS}
         else:
             imported = read_weights(source)
-            fields, variables = imported.fields, imported.variables
+            base = configs.base_config()  # (options an ImageNet file leaves at their defaults)
+            fields = {f: imported.fields.get(f, base[f]) for f in MODEL_FIELDS}
+            variables = imported.variables
     except WeightsError as e:
         raise ConfigError(f"init_from: {e}") from None
-    if differ := [f for f in MODEL_FIELDS if fields[f] != config[f]]:
+    if differ := [f for f in MODEL_FIELDS if _value(fields[f]) != _value(config[f])]:
         raise ConfigError(f"init_from {source} holds {fields['model']} with "
-                          + ", ".join(f"{f}={fields[f]!r}" for f in differ if f != "model")
-                          + f"; set {' '.join(f'--config.{f}={fields[f]}' for f in differ)}")
+                          + ", ".join(f"{f}={_value(fields[f])!r}" for f in differ if f != "model")
+                          + f"; set {' '.join(f'--config.{f}={_flag(fields[f])}' for f in differ)}")
     return variables
+
+
+def _value(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+def _flag(v) -> str:
+    """A field's value as a --config flag takes it, one shell word: (0.2,0.2,0.2) for a tuple."""
+    return f"({','.join(map(str, v))})" if isinstance(v, (list, tuple)) else str(v)
 
 
 def start_from(state: TrainState, config: ml_collections.ConfigDict, variables: dict) -> TrainState:
