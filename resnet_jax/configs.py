@@ -26,6 +26,11 @@ FIELD_DOCS = {
     "input_convention": "what the first conv expects of the RGB input image/255 - mean: paper (as is), "
                         "caffe (x255, BGR: the authors' released models), torchvision (/ per-channel "
                         "std); set by `resnet-jax import`",
+    "input_std": "torchvision convention: the per-channel std (R, G, B) the input is divided by, if "
+                 "not ImageNet's (CIFAR nets trained in PyTorch: their dataset's); set by "
+                 "`resnet-jax import`",
+    "zero_pad": "option A: where the zero channels go, after the identity's (ours) or half on each "
+                "side (both: akamaster's CIFAR ResNets); set by `resnet-jax import`",
     "conv1_bias": "conv1 has a bias (the authors' Caffe models; redundant before BN)",
     "pool_ceil_mode": "pool1 as Caffe's: no padding, ceil-mode output size (the authors' Caffe models)",
     "init_from": "start training from these weights: a run folder or a released model's file "
@@ -122,6 +127,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.shortcut = ""
     c.stride_on_3x3 = False
     c.input_convention = "paper"
+    c.input_std = ()  # (): the convention's own
+    c.zero_pad = "after"
     c.conv1_bias = False
     c.pool_ceil_mode = False
     c.init_from = ""
@@ -290,7 +297,8 @@ def resolve_image_backend(config: ml_collections.ConfigDict) -> str:
 
 def model_options(config: ml_collections.ConfigDict) -> dict:
     """The options that describe a released model's files (models/imagenet.py), for create_model."""
-    return {"input_convention": config.input_convention, "conv1_bias": config.conv1_bias,
+    return {"input_convention": config.input_convention, "input_std": tuple(config.input_std) or None,
+            "zero_pad": config.zero_pad, "conv1_bias": config.conv1_bias,
             "pool_ceil_mode": config.pool_ceil_mode}
 
 

@@ -1,7 +1,9 @@
 """`resnet-jax eval --workdir W [--mode M] [--json PATH]`: test error of a saved run.
 
 Loads `W/config.json` and the newest checkpoint in `W/checkpoints`, and evaluates with running BN
-statistics. CIFAR-10 and digits are tested on the single original view (Sec 4.2). ImageNet runs,
+statistics. CIFAR and digits are tested on the single original view (Sec 4.2); an imported CIFAR
+net (`resnet-jax import`) on the test split of any CIFAR archive or folder given (a subset too:
+the count is printed), beside its publisher's error. ImageNet runs,
 trained here or imported from a released model (`resnet-jax import`), are tested with the paper's
 protocols (Sec 3.4): `--mode center` (224 crop of the image resized to 256), `ten_crop`, or
 `multi_scale` (fully convolutional, shorter side 224..640), top-1 and top-5, beside the numbers
@@ -62,7 +64,10 @@ def main(argv: list[str]) -> None:
     if "test_top5_error" in result:
         line += f", top-5 {100 * result['test_top5_error']:.2f}%"
     print(f"{line}, loss {result['test_loss']:.4f}")
-    if published := result.get("published"):
+    if (published := result.get("published")) and "test_error" in published:  # an imported CIFAR net
+        print(f"published ({published['source']}, the whole test set): test error "
+              f"{100 * published['test_error']:.2f}%")
+    elif published:
         print(f"published ({published['source']}): top-1 {published['top1']:.2f}%, "
               f"top-5 {published['top5']:.2f}%")
     elif "published" in result:
