@@ -64,6 +64,27 @@ def test_paper_numbers_are_table_3s_with_sources():
         assert FOLLOWUP.net(net), net
 
 
+def test_bottleneck_parameter_counts_are_table_4s_without_bns_scale_and_shift():
+    """Table 4's 10.2M for ResNet-1001 is its conv and fc weights (with BN's scale and shift, 10.33M);
+    the 2015 nets' counts it cites include them (ResNet-1202: 19.4M, Table 6's option A count)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from resnet_jax.models import create_model
+
+    bottlenecks = [net for net in PAPER if "bottleneck" in net]
+    assert len(bottlenecks) == 4
+    for net in bottlenecks:
+        config = FOLLOWUP.get_config(net)
+        model = create_model(config.model, shortcut=config.shortcut, num_classes=10)
+        params = jax.eval_shape(lambda m=model: m.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)),
+                                                       train=False))["params"]
+        weights = sum(int(np.prod(leaf.shape)) for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+                      if path[-1].key == "kernel")
+        assert f"{weights / 1e6:.1f}M" == PAPER[net]["params_rounded"].value, net
+
+
 def _run(root, net, dataset, error, curve=()):
     run = root / net
     run.mkdir(parents=True)

@@ -34,7 +34,8 @@ _T3 = "Table 3 (median of 5 runs, Sec 3.1)"
 _CIFAR10 = dict(zip(ORIGINAL + PREACT, (6.61, 5.93, 7.61, 6.37, 5.46, 4.92)))
 _CIFAR100 = {"bottleneck164": 25.16, "bottleneck1001": 27.82, "preact_bottleneck164": 24.33,
              "preact_bottleneck1001": 22.71}
-# Table 4 prints the parameter counts rounded, for the 2015 nets (as cited) and its own.
+# Table 4 prints the parameter counts rounded, for the 2015 nets (as cited: with BN's scale and
+# shift, 19.4M) and its own (conv and fc weights only: ResNet-1001 10.18M, 10.33M with BN's).
 _PARAMS = {"resnet110": "1.7M", "resnet1202": "19.4M", "bottleneck164": "1.7M", "bottleneck1001": "10.2M",
            "preact_bottleneck164": "1.7M", "preact_bottleneck1001": "10.2M"}
 
@@ -81,7 +82,8 @@ EXPERIMENT = Experiment(
         note="Paper: median of 5 runs, 64k iterations, batch 128; the paper's column is its number "
              "for the data the row ran on (CIFAR-100: ResNet-164/1001 only). Pre-activation "
              "ResNet-1001 reached 4.62 % on CIFAR-10 with batch 64 (Table 4 †). ResNet-1202 is "
-             "the 2015 paper's (Table 6), trained with its recipe."),),
+             "the 2015 paper's (Table 6), trained with its recipe. The paper's counts of its own nets "
+             "leave out BN's scale and shift (ResNet-1001: 10.18M weights, 10.33M with them)."),),
     figures=(
         Figure("curves", "Fig 1 (right) and Fig 6 (right) of 1603.05027: original vs pre-activation",
                (Panel("ResNet-164", ("bottleneck164", "preact_bottleneck164")),
