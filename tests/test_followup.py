@@ -129,6 +129,6 @@ def test_puzzle_figure_draws_from_the_two_runs(tmp_path, monkeypatch):
     out = tmp_path / "out"
     report_main(["resnet-jax report", "followup", "--runs", str(tmp_path / "runs"), "--out", str(out)])
     assert (out / "puzzle.png").stat().st_size > 0 and (out / "curves.png").stat().st_size > 0
-    pair = ["ResNet-1202", "ResNet-1001 bottleneck pre-act"]
-    assert ("training error", pair, ("train",)) in drawn and ("test error", pair, ("test",)) in drawn
+    puzzle = ["ResNet-1202", "ResNet-1001 bottleneck pre-act", "ResNet-110"]  # the two, then the shallower
+    assert ("training error", puzzle, ("train",)) in drawn and ("test error", puzzle, ("test",)) in drawn
     assert "| ResNet-1202 | 1,000 | 19.4M | 35.00 | – |" in (out / "followup.md").read_text()

@@ -24,7 +24,8 @@ from resnet_jax.models import parse_model_name
 WARMUP_STEPS, WARMUP_LR = 400, 0.01  # appendix: "0.01 at the beginning 400 iterations"
 ORIGINAL = ("resnet110", "bottleneck164", "bottleneck1001")
 PREACT = ("preact110", "preact_bottleneck164", "preact_bottleneck1001")
-PUZZLE = ("resnet1202", "preact_bottleneck1001")
+# The puzzle's two nets first, then the shallower ones of their units (ResNet-110, -164; any depth).
+PUZZLE = ("resnet1202", "preact_bottleneck1001", "resnet*", "preact_bottleneck*")
 NETS = (*(net for pair in zip(ORIGINAL, PREACT) for net in pair), "resnet1202")  # the table's order
 
 # Table 3 ("Classification error (%) on the CIFAR-10/100 test set using the original Residual Units
@@ -85,10 +86,11 @@ EXPERIMENT = Experiment(
              "the 2015 paper's (Table 6), trained with its recipe. The paper's counts of its own nets "
              "leave out BN's scale and shift (ResNet-1001: 10.18M weights, 10.33M with them)."),),
     figures=(
-        Figure("curves", "Fig 1 (right) and Fig 6 (right) of 1603.05027: original vs pre-activation",
-               (Panel("ResNet-164", ("bottleneck164", "preact_bottleneck164")),
-                Panel("ResNet-1001", ("bottleneck1001", "preact_bottleneck1001")))),
+        # One panel per unit, any depth (the paper's are 164 and 1001), so that a sweep of other
+        # depths (digits) draws too.
+        Figure("curves", "Fig 1 (right) and Fig 6 (right) of 1603.05027: bottleneck ResNets by unit",
+               (Panel("original units", ("bottleneck1001", "bottleneck*")),
+                Panel("pre-activation units", ("preact_bottleneck1001", "preact_bottleneck*")))),
         Figure("puzzle", "Table 6's puzzle: ResNet-1202 (original) vs ResNet-1001 (pre-activation)",
-               (Panel("training error", PUZZLE, curves=(TRAIN,)),
-                Panel("test error", PUZZLE, curves=(TEST,))))),
+               (Panel("training error", PUZZLE, curves=(TRAIN,)), Panel("test error", PUZZLE, curves=(TEST,))))),
     setting="CIFAR-10/CIFAR-100, 64k")
