@@ -92,5 +92,6 @@ EXPERIMENT = Experiment(
                (Panel("original units", ("bottleneck1001", "bottleneck*")),
                 Panel("pre-activation units", ("preact_bottleneck1001", "preact_bottleneck*")))),
         Figure("puzzle", "Table 6's puzzle: ResNet-1202 (original) vs ResNet-1001 (pre-activation)",
-               (Panel("training error", PUZZLE, curves=(TRAIN,)), Panel("test error", PUZZLE, curves=(TEST,))))),
+               (Panel("training error", PUZZLE, curves=(TRAIN,)),
+                Panel("test error", PUZZLE, curves=(TEST,))))),
     setting="CIFAR-10/CIFAR-100, 64k")
