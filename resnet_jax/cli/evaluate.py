@@ -7,17 +7,22 @@ protocols (Sec 3.4): `--mode center` (224 crop of the image resized to 256), `te
 `multi_scale` (fully convolutional, shorter side 224..640), top-1 and top-5, beside the numbers
 published for that model and protocol; each net gets the input preprocessing it was trained with.
 
+A run of several seeds trained together (`train --seeds N`) is tested seed by seed, each from its
+slice of the stacked checkpoint, as `--workdir W/seed{s}` tests one of them; --json then holds
+{"workdir": W, "runs": [each seed's result]}.
+
 Exit codes: 0 tested; 2 not a run, no checkpoint, or no dataset; 3 --json could not be written.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from resnet_jax import runs
 from resnet_jax.analysis.evaluate import IMAGENET_MODES, evaluate_run
-from resnet_jax.analysis.load import RunError
+from resnet_jax.analysis.load import RunError, read_config
 from resnet_jax.train import orbax_quiet
 
 
@@ -33,14 +38,33 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--json", default=None, help="also write the result to this JSON file")
     args = parser.parse_args(argv[1:])
     orbax_quiet.silence_aborted_io()
+    results = []
     try:
-        result = evaluate_run(args.workdir, args.mode, args.data_dir, args.max_images)
+        for workdir in _seed_workdirs(args.workdir):
+            results.append(evaluate_run(workdir, args.mode, args.data_dir, args.max_images))
+            _print(results[-1], prefix=f"{os.path.basename(workdir)}: " if workdir != args.workdir else "")
     except RunError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")
+    if args.json:
+        several = results[0]["workdir"] != args.workdir
+        runs.write_json(args.json, {"workdir": args.workdir, "runs": results} if several else results[0])
+    sys.stdout.flush()
+
+
+def _seed_workdirs(workdir: str) -> list[str]:
+    """[workdir], or each seed's folder of a run of several seeds (whose stacked checkpoint in
+    `workdir` is not one net's)."""
+    config = read_config(workdir)
+    if config.num_seeds > 1 and runs.has_checkpoints(workdir):
+        return [runs.seed_dir(workdir, config.seed + i) for i in range(config.num_seeds)]
+    return [workdir]
+
+
+def _print(result: dict, prefix: str) -> None:
     views = f"{result['mode']} view" + ("s" if result["mode"] != "single" else "")
     if "image_backend" in result:  # ImageNet: whose decoder and resampling made the views
         views += f" by {result['image_backend']}"
-    line = (f"{result['model']} on {result['dataset']} ({result['eval_split']}, "
+    line = (f"{prefix}{result['model']} on {result['dataset']} ({result['eval_split']}, "
             f"{result['num_images']} images, {views}) at step {result['step']}: "
             f"test error {100 * result['test_error']:.2f}%")
     if "test_top5_error" in result:
@@ -51,6 +75,3 @@ def main(argv: list[str]) -> None:
               f"top-5 {published['top5']:.2f}%")
     elif "published" in result:
         print("published: no number for this model and protocol")
-    if args.json:
-        runs.write_json(args.json, result)
-    sys.stdout.flush()

@@ -19,6 +19,46 @@ from jax.sharding import PartitionSpec as P
 # The same names JAX reads for the coordinator; ours add the process count and index.
 ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID = (
     "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+# Seconds without a heartbeat after which a process counts as lost (JAX's default: 100).
+ENV_HEARTBEAT_TIMEOUT = "RESNET_JAX_HEARTBEAT_TIMEOUT"
+LOST_PROCESS_EXIT = 4  # the exit code of a process whose job lost another process
+
+
+def _lost_process(status) -> None:
+    """Called by JAX's coordination client (from its own thread) when this process or the job has
+    lost contact with another process: JAX would abort with a core dump. One line and a documented
+    exit code instead; the other processes cannot be waited for, so nothing else is run (the
+    workdir's lock goes with the process; an unfinished checkpoint is removed by the rerun)."""
+    cause = " ".join(str(status).split())
+    cause = cause if len(cause) <= 300 else cause[:300] + "..."
+    os.write(2, (f"resnet-jax train: error: another process of this multi-process run was lost "
+                 f"({cause}); the run stopped: restart every process with the same command to resume "
+                 "from the last checkpoint\n").encode())
+    os._exit(LOST_PROCESS_EXIT)
+
+
+def _join(coordinator: str | None = None, num_processes: int | None = None,
+          process_id: int | None = None) -> None:
+    """`jax.distributed.initialize`, with `_lost_process` as the coordination client's callback
+    for a lost process (JAX's Python API does not pass one on), where this JAX version takes it."""
+    from jax._src import distributed as jax_distributed  # noqa: PLC0415 (the one private use)
+
+    kwargs = {}
+    if timeout := _env_int(ENV_HEARTBEAT_TIMEOUT):
+        kwargs["heartbeat_timeout_seconds"] = timeout
+    make_client = getattr(jax_distributed._jax, "get_distributed_runtime_client", None)
+    if make_client is None or "missed_heartbeat_callback" not in (make_client.__doc__ or ""):
+        jax.distributed.initialize(coordinator, num_processes, process_id, **kwargs)
+        return
+
+    def with_callback(*args, **client_kwargs):
+        return make_client(*args, missed_heartbeat_callback=_lost_process, **client_kwargs)
+
+    jax_distributed._jax.get_distributed_runtime_client = with_callback
+    try:
+        jax.distributed.initialize(coordinator, num_processes, process_id, **kwargs)
+    finally:
+        jax_distributed._jax.get_distributed_runtime_client = make_client
 
 
 class DistributedConfigError(ValueError):
@@ -32,6 +72,10 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     Explicit: `coordinator` ("host:port" of process 0), `num_processes` and `process_id` (flags, or
     the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID environment variables).
     `auto=True` lets JAX detect them (Cloud TPU pods, Slurm, Open MPI, Kubernetes).
+
+    A process lost later (killed, its host gone) stops the others with one line and exit code
+    LOST_PROCESS_EXIT, within the heartbeat timeout (RESNET_JAX_HEARTBEAT_TIMEOUT seconds, JAX's
+    default 100 if unset).
     """
     coordinator = coordinator or os.environ.get(ENV_COORDINATOR) or None
     num_processes = num_processes if num_processes is not None else _env_int(ENV_NUM_PROCESSES)
@@ -47,10 +91,10 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
             raise DistributedConfigError(f"process_id must be in [0, {num_processes}), got {process_id}")
         if num_processes == 1:
             return False
-        jax.distributed.initialize(coordinator, num_processes, process_id)
+        _join(coordinator, num_processes, process_id)
         return True
     if auto:
-        jax.distributed.initialize()
+        _join()
         return True
     return False
 
