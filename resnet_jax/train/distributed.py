@@ -9,6 +9,9 @@ the global batch and assemble the global array with `global_batch_from_process_l
 from __future__ import annotations
 
 import os
+import re
+import threading
+import time
 
 import jax
 import numpy as np
@@ -24,45 +27,63 @@ ENV_HEARTBEAT_TIMEOUT = "RESNET_JAX_HEARTBEAT_TIMEOUT"
 LOST_PROCESS_EXIT = 4  # the exit code of a process whose job lost another process
 
 
-def _lost_process(status) -> None:
-    """Called by JAX's coordination client (from its own thread) when this process or the job has
-    lost contact with another process: JAX would abort with a core dump. One line and a documented
-    exit code instead; the other processes cannot be waited for, so nothing else is run (the
-    workdir's lock goes with the process; an unfinished checkpoint is removed by the rerun)."""
-    cause = " ".join(str(status).split())
-    cause = cause if len(cause) <= 300 else cause[:300] + "..."
-    os.write(2, (f"resnet-jax train: error: another process of this multi-process run was lost "
-                 f"({cause}); the run stopped: restart every process with the same command to resume "
-                 "from the last checkpoint\n").encode())
+class DistributedConfigError(ValueError):
+    """Inconsistent multi-process flags or environment."""
+
+
+def _lost_process(cause: str) -> None:
+    """One line and a documented exit code for a process whose job lost another process (JAX
+    would abort with a core dump, or wait in a collective that cannot finish). The other
+    processes cannot be waited for, so nothing else is run: the workdir's lock goes with the
+    process, and an unfinished checkpoint is removed by the rerun."""
+    cause = " ".join(cause.split())
+    cause = cause if len(cause) <= 200 else cause[:200] + "..."
+    os.write(2, (f"resnet-jax train: error: {cause}: the run stopped; restart every process with the "
+                 "same command to resume from the last checkpoint\n").encode())
     os._exit(LOST_PROCESS_EXIT)
+
+
+def _watch(num_processes: int, interval: float = 1.0) -> None:
+    """Stop this process (`_lost_process`) once the coordination service counts another process
+    as lost (no heartbeat for the heartbeat timeout) or is itself unreachable (process 0 lost)."""
+    from jax._src import distributed as jax_distributed  # noqa: PLC0415 (its client: no public API)
+
+    client, everyone = jax_distributed.global_state.client, list(range(num_processes))
+    while True:
+        time.sleep(interval)
+        try:
+            live = client.get_live_nodes(everyone)
+        except Exception as e:  # noqa: BLE001 (the coordinator is gone: any failure to ask)
+            _lost_process(f"process 0 (the coordinator) of this multi-process run was lost ({e})")
+        if lost := sorted(set(everyone) - set(live)):
+            _lost_process(f"process{'es' if len(lost) > 1 else ''} {', '.join(map(str, lost))} of "
+                          "this multi-process run stopped sending heartbeats (lost)")
+
+
+_heartbeat_timeout = [100]  # seconds, as given to JAX (its default)
+# What a collective with a lost process fails with (CPU: gloo's TCP pairs; GPU: NCCL, gRPC).
+_PEER_GONE = re.compile(r"closed by peer|Connection reset|Gloo|NCCL|UNAVAILABLE|Socket closed", re.I)
+
+
+def wait_if_lost(error: BaseException) -> None:
+    """Where `error` may be a collective failing because another process was lost, give `_watch`
+    the heartbeat timeout to say so (it exits the process); return if it does not."""
+    if jax.process_count() == 1 or not _PEER_GONE.search(f"{error!r} {error.__cause__!r}"):
+        return
+    time.sleep(_heartbeat_timeout[0] + 5)
 
 
 def _join(coordinator: str | None = None, num_processes: int | None = None,
           process_id: int | None = None) -> None:
-    """`jax.distributed.initialize`, with `_lost_process` as the coordination client's callback
-    for a lost process (JAX's Python API does not pass one on), where this JAX version takes it."""
-    from jax._src import distributed as jax_distributed  # noqa: PLC0415 (the one private use)
-
+    """`jax.distributed.initialize`, with a lost process reported by `_watch` rather than by the
+    coordination service's abort of every other process (JAX's recoverability mode)."""
     kwargs = {}
     if timeout := _env_int(ENV_HEARTBEAT_TIMEOUT):
-        kwargs["heartbeat_timeout_seconds"] = timeout
-    make_client = getattr(jax_distributed._jax, "get_distributed_runtime_client", None)
-    if make_client is None or "missed_heartbeat_callback" not in (make_client.__doc__ or ""):
-        jax.distributed.initialize(coordinator, num_processes, process_id, **kwargs)
-        return
-
-    def with_callback(*args, **client_kwargs):
-        return make_client(*args, missed_heartbeat_callback=_lost_process, **client_kwargs)
-
-    jax_distributed._jax.get_distributed_runtime_client = with_callback
-    try:
-        jax.distributed.initialize(coordinator, num_processes, process_id, **kwargs)
-    finally:
-        jax_distributed._jax.get_distributed_runtime_client = make_client
-
-
-class DistributedConfigError(ValueError):
-    """Inconsistent multi-process flags or environment."""
+        kwargs["heartbeat_timeout_seconds"] = _heartbeat_timeout[0] = timeout
+    jax.config.update("jax_enable_recoverability", True)
+    jax.distributed.initialize(coordinator, num_processes, process_id, **kwargs)
+    threading.Thread(target=_watch, args=(jax.process_count(),), daemon=True,
+                     name="resnet_jax-lost-process-watch").start()
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,

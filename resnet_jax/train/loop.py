@@ -19,7 +19,7 @@ from resnet_jax.configs import ConfigError
 from resnet_jax.data import HOST_FED, ArrayDataset, DatasetError, HostDataset, open_dataset
 from resnet_jax.models.complexity import complexity
 from resnet_jax.runs import RunIOError
-from resnet_jax.train import checkpoint, feeds, released, seeds
+from resnet_jax.train import checkpoint, distributed, feeds, released, seeds
 from resnet_jax.train.distributed import fetch
 from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset, steps_per_call
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
@@ -75,7 +75,7 @@ def lock_workdir(workdir: str):
 run_identity = checkpoint.run_identity
 # Bad input found before the run writes anything (the config, a checkpoint of another run, the
 # data, a damaged metrics.jsonl): exit 2, and the run folder stays as it was.
-NOTHING_WRITTEN = (ConfigError, DatasetError, runs.MetricsError)
+NOTHING_WRITTEN = (ConfigError, DatasetError)
 
 
 @jax.jit
@@ -191,7 +191,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                            f"than one batch of {config.batch_size}")
     check_workdir(workdir)
     with lock_workdir(workdir):
-        return _train_and_evaluate(config, workdir, dataset, init)
+        try:
+            return _train_and_evaluate(config, workdir, dataset, init)
+        except Exception as e:
+            distributed.wait_if_lost(e)  # a lost process is said as such (exit 4), not as e
+            raise
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -239,7 +243,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         logs = [runs.MetricsLog(runs.metrics_path(d), enabled=is_main) for d in run_dirs]
         # (the step of the newest record written before the checkpoint: the pending steps follow it)
         last_record = start - sum(_per_seed(m["loss"], num_seeds).shape[1] for m in pending)
-        wall_offset = [log.resume(start, last_record) for log in logs][0]
+        try:
+            wall_offset = [log.resume(start, last_record) for log in logs][0]
+        except runs.MetricsError as e:  # the user's to repair (or to decide to drop the line)
+            raise ConfigError(str(e)) from None
     except BaseException as e:
         mngr.close()
         if isinstance(e, NOTHING_WRITTEN) and is_main:  # nothing was written: leave no trace
