@@ -8,6 +8,7 @@ the global batch and assemble the global array with `global_batch_from_process_l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -43,6 +44,21 @@ def _lost_process(cause: str) -> None:
     os._exit(LOST_PROCESS_EXIT)
 
 
+# Set while the processes train together (`watching`): outside it, at the end of a run or on the
+# way out of a failed one, a process that has left is not a lost one.
+_watching = threading.Event()
+
+
+@contextlib.contextmanager
+def watching():
+    """Around the training loop: a process lost meanwhile is reported by `_watch` (exit 4)."""
+    _watching.set()
+    try:
+        yield
+    finally:
+        _watching.clear()
+
+
 def _watch(num_processes: int, interval: float = 1.0) -> None:
     """Stop this process (`_lost_process`) once the coordination service counts another process
     as lost (no heartbeat for the heartbeat timeout) or is itself unreachable (process 0 lost)."""
@@ -51,6 +67,8 @@ def _watch(num_processes: int, interval: float = 1.0) -> None:
     client, everyone = jax_distributed.global_state.client, list(range(num_processes))
     while True:
         time.sleep(interval)
+        if not _watching.is_set():
+            continue
         try:
             live = client.get_live_nodes(everyone)
         except Exception as e:  # noqa: BLE001 (the coordinator is gone: any failure to ask)
@@ -70,7 +88,8 @@ def wait_if_lost(error: BaseException) -> None:
     the heartbeat timeout to say so (it exits the process); return if it does not."""
     if jax.process_count() == 1 or not _PEER_GONE.search(f"{error!r} {error.__cause__!r}"):
         return
-    time.sleep(_heartbeat_timeout[0] + 5)
+    with watching():
+        time.sleep(_heartbeat_timeout[0] + 5)
 
 
 def _join(coordinator: str | None = None, num_processes: int | None = None,

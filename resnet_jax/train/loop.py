@@ -284,6 +284,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         for board in boards:
             closing.callback(board.close)
         closing.callback(progress.close)
+        closing.enter_context(distributed.watching())  # (multi-process: a lost process is exit 4)
         while step < config.steps:
             n = min([per_call, config.steps - step] + [b - step % b for b in boundaries])
             state, metrics = data.train_chunk(state, n)
