@@ -45,6 +45,7 @@ from resnet_jax.train.engine import TrainState
 STATE, META = "state", "meta"
 MANIFEST = "sha256_manifest.json"  # in each step folder, beside orbax's items
 SEALED = "sealed"  # the meta's mark: this checkpoint is finished only once its manifest is written
+UNFINISHED = "its save did not finish: it has no checksum manifest"
 TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's name for a checkpoint still being written
 # Settings that fix the trajectory: resuming under different ones could not continue the same run.
 # image_backend (the pixels each augmented crop gets) only where it is read: host-fed datasets.
@@ -141,7 +142,7 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
             bad[step] = _reason(e)
             continue
         if not sealed[i] and (meta.get(SEALED) or any(sealed[:i])):
-            bad[step] = "its save did not finish: it has no checksum manifest"
+            bad[step] = UNFINISHED
             continue
         _check_identity(meta, identity, step_dir(mngr, step))
         try:
@@ -153,6 +154,9 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
             continue
         _report_damaged(mngr, bad, step, quarantine)
         return state, meta
+    if bad and all(reason == UNFINISHED for reason in bad.values()):  # killed in its first save
+        _report_damaged(mngr, bad, None, quarantine)
+        return None
     if intact:  # not damage: another model's or layout's state, or the wrong folder
         raise CheckpointError(f"the checkpoint of step {intact[0]} in {mngr.directory} matches its "
                               f"checksums but does not restore as this run's state ({bad[intact[0]]}): "
@@ -195,7 +199,7 @@ def _restore_state(mngr: ocp.CheckpointManager, step: int, target: TrainState) -
                         layout.convert(state, wanted, axis), target)
 
 
-def _report_damaged(mngr: ocp.CheckpointManager, bad: dict[int, str], good: int,
+def _report_damaged(mngr: ocp.CheckpointManager, bad: dict[int, str], good: int | None,
                     quarantine: bool) -> None:
     """One line per damaged checkpoint; with `quarantine`, each moved to
     `<workdir>/corrupt_checkpoints/` so the resumed run can save that step again."""
@@ -206,9 +210,9 @@ def _report_damaged(mngr: ocp.CheckpointManager, bad: dict[int, str], good: int,
             dest = os.path.join(aside, str(step))
             shutil.rmtree(dest, ignore_errors=True)
             os.replace(step_dir(mngr, step), dest)
-        logging.warning("checkpoint %s is unreadable (%s)%s; using the checkpoint of step %d instead",
-                        step_dir(mngr, step), reason,
-                        f", moved to {os.path.join(aside, str(step))}" if quarantine else "", good)
+        logging.warning("checkpoint %s is unreadable (%s)%s; %s", step_dir(mngr, step), reason,
+                        f", moved to {os.path.join(aside, str(step))}" if quarantine else "",
+                        "starting over" if good is None else f"using the checkpoint of step {good} instead")
     if bad and quarantine:
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices("resnet_jax: corrupt checkpoints moved")
