@@ -78,6 +78,12 @@ FIELDS: dict[str, Field] = {
                            "mean: paper (as is), caffe (x255, BGR: the authors' released models), "
                            "torchvision (/ per-channel std); set by `resnet-jax import`",
                            choices=("paper", "caffe", "torchvision")),
+    "input_std": _f("model", (), "torchvision convention: the per-channel std (R, G, B) the input is divided "
+                    "by, if not ImageNet's (CIFAR nets trained in PyTorch: their dataset's); (): the "
+                    "convention's own; set by `resnet-jax import`"),
+    "zero_pad": _f("model", "after", "option A: where the zero channels go, after the identity's (ours) or "
+                   "half on each side (both: akamaster's CIFAR ResNets); set by `resnet-jax import`",
+                   choices=("after", "both")),
     "conv1_bias": _f("model", False, "conv1 has a bias (the authors' Caffe models; redundant before BN)"),
     "pool_ceil_mode": _f("model", False, "pool1 as Caffe's: no padding, ceil-mode output size (the "
                          "authors' Caffe models)"),
@@ -148,6 +154,9 @@ FIELDS: dict[str, Field] = {
     "warmup": _f("optim", False, "train at warmup_lr until the training error is below "
                  "warmup_until_error (on for ResNet-110/1202)"),
     "warmup_lr": _f("optim", 0.0, "learning rate of the warm-up", check=non_negative),
+    "warmup_steps": _f("optim", 0, ">0: train at warmup_lr for exactly these first steps (the follow-up "
+                       "paper's 400 iterations); with warmup also on, the lr is warmup_lr until both have "
+                       "ended", check=non_negative),
     "warmup_until_error": _f("optim", 1.0, "training error that ends the warm-up"),
     "warmup_error_ema": _f("optim", 0.9, "decay of the training error's moving average over batches "
                            "(decided on device)"),

@@ -93,8 +93,9 @@ SCALED_INTERVALS = ("log_every", "eval_every", "checkpoint_every")
 
 def scaled_steps(config: ml_collections.ConfigDict, steps: int,
                  keep: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
-    """Shorter run with the schedule's shape (milestones are fractions of `steps`); log, eval and
-    checkpoint intervals shrink with it, except those named in `keep` (values the user typed)."""
+    """Shorter run with the schedule's shape (milestones are fractions of `steps`); a fixed warm-up,
+    log, eval and checkpoint intervals shrink with it, the intervals except those named in `keep`
+    (values the user typed)."""
     if steps <= 0:
         raise ValueError(f"steps must be positive, got {steps}")
     ratio = steps / config.run.steps
@@ -103,6 +104,8 @@ def scaled_steps(config: ml_collections.ConfigDict, steps: int,
     for field, floor in zip(SCALED_INTERVALS, (10, 10, 100)):
         if field not in keep:
             config.run[field] = min(max(floor, round(config.run[field] * ratio)), steps)
+    if config.optim.warmup_steps > 0:  # a fixed warm-up is part of the schedule's shape
+        config.optim.warmup_steps = max(1, round(config.optim.warmup_steps * ratio))
     return config
 
 
@@ -176,7 +179,8 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int | None = Non
 
     if "auto" in (config.model.scan_conv_impl, config.model.remat):
         raise ValueError("unresolved 'auto' model options: configs.resolve(config, platform) first")
-    return create_model(**config.model, num_classes=num_classes)
+    return create_model(**{**config.model, "input_std": tuple(config.model.input_std) or None},
+                        num_classes=num_classes)
 
 
 def resolve_image_backend(config: ml_collections.ConfigDict) -> str:

@@ -58,19 +58,19 @@ def unit(x, p, s, *, block, stride, first, option, zero_pad):
     """One residual unit; `first`: the first unit of its stage."""
     bottleneck = block.endswith("bottleneck")
     out = p["conv3" if bottleneck else "conv2"]["kernel"].shape[-1]
-    # (kernel size, padding, stride) of each conv: the stride on the first conv (v1)
-    convs = ([(1, 0, stride), (3, 1, 1), (1, 0, 1)] if bottleneck else [(3, 1, stride), (3, 1, 1)])
+    # (padding, stride) of each conv (1x1 or 3x3 as the kernel says): the stride on the first (v1)
+    convs = [(0, stride), (1, 1), (0, 1)] if bottleneck else [(1, stride), (1, 1)]
     sc = dict(stride=stride, out_channels=out, option=option, zero_pad=zero_pad)
     if block.startswith("preact"):
         y = x
-        for i, (_, pad, st) in enumerate(convs, start=1):
+        for i, (pad, st) in enumerate(convs, start=1):
             y = relu(bn(y, p[f"bn{i}"], s[f"bn{i}"]))
             if i == 1 and first:
                 x = y  # the shared pre-activation
             y = conv(y, p[f"conv{i}"]["kernel"], st, pad)
         return y + shortcut(x, p, s, **sc, with_bn=False)
     y = x
-    for i, (_, pad, st) in enumerate(convs, start=1):
+    for i, (pad, st) in enumerate(convs, start=1):
         y = bn(conv(y, p[f"conv{i}"]["kernel"], st, pad), p[f"bn{i}"], s[f"bn{i}"])
         if i < len(convs):
             y = relu(y)

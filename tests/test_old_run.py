@@ -85,7 +85,7 @@ def test_old_run_evaluates_to_its_recorded_test_error(folder, old_runs, tmp_path
 
 
 def test_old_runs_report(old_runs, tmp_path):
-    """`resnet-jax report table6` over the old runs: depth 8, three runs (one alone, two trained
+    """`resnet-jax report table6` over the old runs: ResNet-8, three runs (one alone, two trained
     together whose shared clock counts once); the plot's curves read their metrics."""
     report.main(["resnet-jax report", "table6", "--runs", str(old_runs), "--out", str(tmp_path)])
     rows = json.loads((tmp_path / "table6.json").read_text())

@@ -3,6 +3,10 @@
 `resnet-jax fig7 --runs DIR [--nets plain20 ...] [--out DIR/fig7.png]` reads
 the runs DIR/plain20, DIR/plain56, DIR/resnet20, ... (workdirs of `resnet-jax train`), and draws the
 paper's two panels: stds in the layers' original order (top) and sorted descending (bottom).
+The folders of --out and --json are made if needed.
+
+Exit codes: 0 written; 2 a run that cannot be read; 3 an output that cannot be written (checked
+before the work).
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import sys
 
 import numpy as np
 
+from resnet_jax import runs
 from resnet_jax.analysis.fig7 import NETS, run_record, save_fig7, write_json
 from resnet_jax.analysis.load import RunError
 from resnet_jax.train import orbax_quiet
+
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv if argv is None else argv)
@@ -29,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv[1:])
     out = args.out or os.path.join(args.runs, "fig7.png")
     json_path = args.json or os.path.splitext(out)[0] + ".json"
+    for path in (out, json_path):  # before the work: an output that cannot be written is exit 3
+        runs.output_folder(path)
     orbax_quiet.silence_aborted_io()
     records = []
     try:  # load everything before writing anything
@@ -41,8 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     except (RunError, ValueError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     datasets = sorted({r["dataset"] for r in records})
-    save_fig7({r["label"]: np.asarray(r["std"]) for r in records}, out,
-              title=f"Fig 7: std of layer responses on {', '.join(datasets)}")
+    try:
+        save_fig7({r["label"]: np.asarray(r["std"]) for r in records}, out,
+                  title=f"Fig 7: std of layer responses on {', '.join(datasets)}")
+    except OSError as e:
+        raise runs.RunIOError(f"cannot write {out} ({runs.os_cause(e)})") from None
     write_json(records, json_path)
     print(f"wrote {out} and {json_path}")
 
