@@ -37,12 +37,13 @@ def test_fixed_warmup_is_400_steps_at_001_then_the_2015_schedule():
     lrs = {step: float(engine.schedule(step)) for step in (0, 399, 400, 31_999, 32_000, 48_000)}
     assert lrs == pytest.approx({0: 0.01, 399: 0.01, 400: 0.1, 31_999: 0.1, 32_000: 0.01, 48_000: 0.001})
     short = configs.scaled_steps(FOLLOWUP.get_config("preact110"), 640)  # the schedule's shape kept
-    assert short.warmup_steps == 4
+    assert short.optim.warmup_steps == 4
     assert float(sched.step_decay(0.1, 100)(0)) == pytest.approx(0.1)  # no warm-up by default
 
 
 def test_a_run_saved_before_fixed_warmups_has_none():
-    saved = {k: v for k, v in configs.cifar_config("cifar_resnet110").items() if k != "warmup_steps"}
+    saved = configs.flat_items(configs.cifar_config("cifar_resnet110"))  # config.json, flat, as then
+    del saved["warmup_steps"]
     assert configs.from_saved(saved).optim.warmup_steps == 0
     with pytest.raises(configs.ConfigError, match="warmup_steps"):
         configs.validate(configs.override(configs.cifar_config(), warmup_steps=-1), num_devices=1)

@@ -26,8 +26,8 @@ def _cases(tmp_path):
         "depth not 6n+2": ({"model": "cifar_resnet21"}, [], "6n+2"),
         "unknown dataset": ({"dataset": "mnist"}, [], "unknown dataset 'mnist'"),
         "negative steps": ({"steps": -5}, [], "steps must be positive"),
-        "workdir is a file": ({}, [f"--workdir={a_file}"], "not a writable directory"),
-        "workdir under a file": ({}, [f"--workdir={a_file}/run"], "not a writable directory"),
+        "workdir is a file": ({}, [f"--workdir={a_file}"], "is not a directory"),
+        "workdir under a file": ({}, [f"--workdir={a_file}/run"], "is not a directory"),
         "batch not divisible by devices": ({"batch_size": 36, "bn_group_size": 0}, [],
                                            "batch_size 36 is not divisible by the 8 devices"),
         "half the multi-process flags": ({}, ["--num_processes=2"], "missing coordinator, process_id"),
@@ -139,7 +139,7 @@ def test_check_workdir_rejects_non_directories(tmp_path, bad):
     from resnet_jax.train.loop import ConfigError, check_workdir
 
     (tmp_path / "a_file").write_text("x")
-    with pytest.raises(ConfigError, match="not a writable directory"):
+    with pytest.raises(ConfigError, match="is not a directory"):
         check_workdir(str(tmp_path / bad))
     check_workdir(str(tmp_path / "new" / "run"))  # creatable: fine, and not created yet
     assert not (tmp_path / "new").exists()
