@@ -78,10 +78,15 @@ def main(argv: list[str] | None = None) -> None:
         for workdir in workdirs:
             records.append(run_record(workdir, args.data_dir))
             r = records[-1]
-            error = "n/a" if r["test_error"] is None else f"{100 * r['test_error']:.2f}%"
+            if r["published_test_error"] is not None:
+                beside = f"published test error {100 * r['published_test_error']:.2f}% on the whole set"
+            elif r["test_error"] is not None:
+                beside = f"the run's final test error {100 * r['test_error']:.2f}%, step {r['step']}"
+            else:
+                beside = f"unfinished run, step {r['step']}"
             print(f"{r['label']:>11}: {len(r['std'])} layers, mean std {np.mean(r['std']):.3f}, "
-                  f"error {100 * r['error_on_these_images']:.2f}% on {r['num_images']} {r['dataset']} "
-                  f"{r['eval_split']} images (training run's test error {error}, step {r['step']})")
+                  f"error {100 * r['error_on_these_images']:.2f}% on {r['num_images']:,} {r['dataset']} "
+                  f"{r['eval_split']} images ({beside})")
     except (RunError, ValueError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     for r, label in zip(records, unique_labels(records)):
