@@ -111,7 +111,8 @@ def test_std_matches_direct_computation():
 @pytest.mark.numerics
 @pytest.mark.parametrize("name, options", [
     ("cifar_preact8", {}), ("cifar_preact_bottleneck11", {}), ("cifar_bottleneck11", {}),
-    ("cifar_resnet8", {"zero_pad": "both", "input_convention": "torchvision", "input_std": (0.2, 0.25, 0.3)})])
+    ("cifar_resnet8", {"zero_pad": "both", "input_convention": "torchvision",
+                       "input_std": (0.2, 0.25, 0.3)})])
 def test_stds_equal_a_numpy_forward_for_every_unit_kind(name, options):
     """Each net's stds and error equal those of numpy_resnet's float64 forward, which picks each 3x3
     conv's response from the papers' text by itself (pre-activation: the BN right after the conv,
@@ -174,7 +175,8 @@ def cifar_runs(tmp_path_factory):
     from resnet_jax.train.loop import train_and_evaluate
 
     root = tmp_path_factory.mktemp("fig7_cifar")
-    folder = archive_fakes.write_cifar(str(root), archive_fakes.cifar_batches(per_file=4, seed=7))["bin_folder"]
+    batches = archive_fakes.cifar_batches(per_file=4, seed=7)
+    folder = archive_fakes.write_cifar(str(root), batches)["bin_folder"]
     state = torch_fakes.cifar_state(20, option="A", seed=20, prefix="module.")
     path = root / "resnet20-0123abcd.th"
     with pytest.MonkeyPatch.context() as mp:

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", action="append", default=None,
                         help="a run folder (resnet-jax train or import); repeat for several")
     parser.add_argument("--out", default=None,
-                        help="PNG path (.png) or a folder for fig7.png and fig7.json (default: RUNS/fig7.png)")
+                        help="PNG path (.png) or a folder for fig7.png and fig7.json "
+                             "(default: RUNS/fig7.png)")
     parser.add_argument("--json", default=None, help="JSON path (default: the PNG's, .json)")
     parser.add_argument("--data_dir", default=None, help="override the runs' dataset location")
     args = parser.parse_args(argv[1:])
