@@ -72,6 +72,8 @@ FIELD_DOCS = {
     "warmup": "train at warmup_lr until the training error is below warmup_until_error "
               "(on for ResNet-110/1202)",
     "warmup_lr": "learning rate of the warm-up",
+    "warmup_steps": ">0: train at warmup_lr for exactly these first steps (the follow-up paper's 400 "
+                    "iterations); with warmup also on, the lr is warmup_lr until both have ended",
     "warmup_until_error": "training error that ends the warm-up",
     "warmup_error_ema": "decay of the training error's moving average over batches (decided on device)",
     "seed": "random seed of init, data order and augmentation",
@@ -164,6 +166,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.weight_decay = 1e-4
     c.warmup = False
     c.warmup_lr = 0.0
+    c.warmup_steps = 0
     c.warmup_until_error = 1.0
     c.warmup_error_ema = 0.9
 
@@ -228,8 +231,8 @@ def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
 
 
 def scaled_steps(config: ml_collections.ConfigDict, steps: int) -> ml_collections.ConfigDict:
-    """Shorter run with the schedule's shape (milestones are fractions of `steps`); log, eval and
-    checkpoint intervals shrink with it."""
+    """Shorter run with the schedule's shape (milestones are fractions of `steps`); a fixed warm-up,
+    log, eval and checkpoint intervals shrink with it."""
     if steps <= 0:
         raise ValueError(f"steps must be positive, got {steps}")
     ratio = steps / config.steps
@@ -238,6 +241,8 @@ def scaled_steps(config: ml_collections.ConfigDict, steps: int) -> ml_collection
     for field, floor in (("log_every", 10), ("eval_every", 10), ("checkpoint_every", 100)):
         scaled = max(floor, round(getattr(config, field) * ratio))
         setattr(config, field, min(scaled, steps))
+    if config.warmup_steps > 0:  # a fixed warm-up is part of the schedule's shape
+        config.warmup_steps = max(1, round(config.warmup_steps * ratio))
     return config
 
 
@@ -351,6 +356,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
                            ("seeds_mode", SEEDS_MODES), ("image_backend", IMAGE_BACKENDS)):
         if config[field] not in options:
             raise ConfigError(f"unknown {field} {config[field]!r}: expected one of {', '.join(options)}")
+    if int(config.warmup_steps) < 0:
+        raise ConfigError(f"warmup_steps must be >= 0 (0 = no fixed warm-up), got {config.warmup_steps}")
     for field in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
                   "eval_batch_size", "steps_per_call", "num_seeds", "keep_checkpoints"):
         if int(config[field]) <= 0:

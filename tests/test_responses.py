@@ -140,10 +140,10 @@ def test_fig7_figure_and_json_written(tiny_digits_run, tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
     os.symlink(tiny_digits_run, runs / "resnet8")
-    out = tmp_path / "fig7.png"
+    out = tmp_path / "new" / "folder" / "fig7.png"  # made by the command
     fig7.main(["fig7", "--runs", str(runs), "--nets", "resnet8", "--out", str(out)])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
-    doc = json.loads((tmp_path / "fig7.json").read_text())
+    doc = json.loads((out.parent / "fig7.json").read_text())
     (record,) = doc["runs"]
     assert record["label"] == "ResNet-8" and record["dataset"] == "digits"
     assert len(record["std"]) == len(record["layers"]) == 7
@@ -277,3 +277,28 @@ def test_fig7_of_the_real_akamaster_resnet20_equals_a_numpy_forward_in_its_conve
     assert len(responses) == 19
     np.testing.assert_allclose(record["std"], [np.std(y) for y in responses], rtol=1e-4)
     assert record["error_on_these_images"] == np.mean(logits.argmax(-1) != labels)
+
+
+@pytest.mark.parametrize("command", ["fig7", "table1"])
+def test_an_output_that_cannot_be_written_is_exit_3_before_any_work(command, tmp_path, capsys):
+    from resnet_jax import cli
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    out = blocker / "sub" / "out.png"
+    argv = {"fig7": ["--runs", str(tmp_path / "no_runs"), "--out", str(out)],  # (no runs: exit 2 if read)
+            "table1": ["--json", str(out)]}[command]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["resnet-jax", command, *argv])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 3 and captured.out == ""  # (table1 prints its table after the work)
+    assert captured.err == f"resnet-jax {command}: error: cannot write {out} (Not a directory)\n"
+
+
+def test_table1_json_into_a_new_folder_is_written(tmp_path, capsys):
+    from resnet_jax import cli
+
+    out = tmp_path / "new" / "table1.json"
+    cli.main(["resnet-jax", "table1", "--json", str(out)])
+    rows = json.loads(out.read_text())
+    assert rows and all(r["agrees"] for r in rows)

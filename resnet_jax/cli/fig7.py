@@ -17,7 +17,6 @@ Exit codes: 0 written; 2 a run that cannot be read or measured; 3 an output that
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 
@@ -36,17 +35,6 @@ def output_paths(out: str | None, json_path: str | None, runs_dir: str | None) -
     elif not out.lower().endswith(".png"):
         out = os.path.join(out, "fig7.png")
     return out, json_path or os.path.splitext(out)[0] + ".json"
-
-
-def _writable_folder(path: str) -> None:
-    """Make the folder of an output file and check it is writable, before the work."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
-    except OSError as e:
-        raise runs.RunIOError(f"cannot write {path} ({runs.os_cause(e)})") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     workdirs = args.workdir or [os.path.join(args.runs, net) for net in args.nets or NETS]
     out, json_path = output_paths(args.out, args.json, args.runs)
     for path in (out, json_path):  # before the work: an output that cannot be written is exit 3
-        _writable_folder(path)
+        runs.output_folder(path)
     orbax_quiet.silence_aborted_io()
     records = []
     try:  # load everything before writing anything

@@ -340,5 +340,6 @@ def create_engine(config: ml_collections.ConfigDict, crop_padding: int, num_clas
                          bn_group_size=config.bn_group_size, dtype=config.dtype,
                          stride_on_3x3=config.stride_on_3x3, conv_impl=config.conv_impl,
                          **block_options(config, mesh), **model_options(config))
-    schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay)
+    schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay,
+                                warmup_steps=config.warmup_steps, warmup_lr=config.warmup_lr)
     return Engine(config, model, make_optimizer(config), schedule, mesh, crop_padding)
