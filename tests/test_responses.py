@@ -213,6 +213,7 @@ def test_fig7_of_an_imported_and_our_cifar_run_equals_numpy_forwards(cifar_runs,
     assert (aka["label"], mine["label"]) == ("ResNet-20 (akamaster)", "ResNet-8")
     assert aka["num_images"] == mine["num_images"] == 4 and aka["dataset"] == "cifar10"
     assert aka["published_test_error"] == 0.0827 and len(aka["std"]) == 19 and len(mine["std"]) == 7
+    assert (aka["weights_of"], mine["weights_of"]) == ("akamaster", None)
 
     ds = load_dataset("cifar10", "test", folder)
     responses = []

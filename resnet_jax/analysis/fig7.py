@@ -44,7 +44,7 @@ def run_record(workdir: str, data_dir: str | None = None) -> dict:
     test_error = results["test_error"] if results and results.get("steps") == run.step else None
     published = record.get("published") or {}
     return {"workdir": workdir, "model": run.config.model, "label": label,
-            "imported_from": run.config.get("imported_from") or None,
+            "imported_from": run.config.get("imported_from") or None, "weights_of": record.get("family"),
             "response_definition": resp.response_definition(parse_model_name(run.config.model).block),
             "dataset": run.dataset.name, "eval_split": run.dataset.eval_split, "step": run.step,
             "num_images": layers.num_images, "error_on_these_images": layers.errors / layers.num_images,
@@ -63,7 +63,10 @@ def unique_labels(records: list[dict]) -> list[str]:
 def figure_title(records: list[dict]) -> str:
     """Names the data on the figure's face: dataset, split and image count per run."""
     seen = sorted({f"{r['num_images']:,} {r['dataset']} {r['eval_split']} images" for r in records})
-    return f"Fig 7: std of 3x3 layer responses, {'; '.join(seen)}"
+    steps = sorted({r["step"] for r in records if not r["weights_of"]})
+    trained = ([f"trained here {'/'.join(map(str, steps))} steps"] if steps else []) + [
+        f"{family}'s weights" for family in sorted({r["weights_of"] for r in records if r["weights_of"]})]
+    return f"Fig 7: std of 3x3 layer responses, {'; '.join(seen)}\n{', '.join(trained)}"
 
 
 def draw_fig7(curves: dict[str, np.ndarray], top, bottom, log_y: bool | None = None) -> None:
