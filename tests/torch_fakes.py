@@ -93,10 +93,14 @@ def normalize(images_uint8, mean, std):
     return x.transpose(0, 3, 1, 2)
 
 
-def forward(state, x, *, option: str, prefix: str = "", chunk: int = 128):
+def forward(state, x, *, option: str, prefix: str = "", chunk: int = 128, responses: list | None = None):
     """Logits of a state dict of akamaster's (option A, zeros on both sides of the identity) or
-    chenyaofo's (option B) net on NCHW input `x`, as their resnet.py computes them, float64."""
+    chenyaofo's (option B) net on NCHW input `x`, as their resnet.py computes them, float64.
+    `responses` (one chunk of input only) receives every 3x3 conv's BN output (NCHW, before the
+    ReLU or addition: Fig 7's responses), in network order."""
+    keep = (lambda v: responses.append(v) or v) if responses is not None else (lambda v: v)  # noqa: E731
     if len(x) > chunk:
+        assert responses is None, "responses of one chunk only"
         return np.concatenate([forward(state, x[i:i + chunk], option=option, prefix=prefix, chunk=chunk)
                                for i in range(0, len(x), chunk)])
     p = {k.removeprefix(prefix): np.asarray(v, np.float64) for k, v in state.items()}
@@ -106,7 +110,7 @@ def forward(state, x, *, option: str, prefix: str = "", chunk: int = 128):
                               "mean": p[f"{name}.running_mean"], "var": p[f"{name}.running_var"]})
 
     relu = lambda v: np.maximum(v, 0)  # noqa: E731
-    y = relu(bn(conv2d(x, p["conv1.weight"], 1, 1), "bn1"))
+    y = relu(keep(bn(conv2d(x, p["conv1.weight"], 1, 1), "bn1")))
     s = 1
     while f"layer{s}.0.conv1.weight" in p:
         b = 0
@@ -114,8 +118,8 @@ def forward(state, x, *, option: str, prefix: str = "", chunk: int = 128):
             name = f"layer{s}.{b}"
             w = p[f"{name}.conv1.weight"]
             stride = 2 if s > 1 and b == 0 else 1
-            z = relu(bn(conv2d(y, w, stride, 1), f"{name}.bn1"))
-            z = bn(conv2d(z, p[f"{name}.conv2.weight"], 1, 1), f"{name}.bn2")
+            z = relu(keep(bn(conv2d(y, w, stride, 1), f"{name}.bn1")))
+            z = keep(bn(conv2d(z, p[f"{name}.conv2.weight"], 1, 1), f"{name}.bn2"))
             planes, short = w.shape[0], y
             if stride != 1 or y.shape[1] != planes:
                 if option == "A":
