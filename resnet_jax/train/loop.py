@@ -1,4 +1,8 @@
-"""`train_and_evaluate(config, workdir)`: the one training loop every experiment shares."""
+"""`train_and_evaluate(config, workdir)`: the one training loop every experiment shares.
+
+One module because its helpers (the workdir lock, resume checks, finiteness, evaluation, the
+results record) serve `train_and_evaluate` alone and share its run state and exit paths.
+"""
 
 from __future__ import annotations
 
