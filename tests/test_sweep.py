@@ -71,6 +71,12 @@ def test_a_run_of_another_config_is_named_field_by_field(tmp_path):
     assert sweep.mismatch(asked, str(tmp_path)) == "steps: 300 there, 600 asked"
     (tmp_path / "config.json").write_text(json.dumps({**asked.to_dict(), "progress": False}))
     assert sweep.mismatch(asked, str(tmp_path)) is None
+    kept = asked.to_dict()  # every field a resume may change, and the backend "auto" resolved to
+    kept["model"].update(remat="block", scan_blocks=False)
+    kept["run"].update(eval_every=7, seeds_mode="vmap")
+    kept["data"].update(image_backend="pil", data_dir="/elsewhere")
+    (tmp_path / "config.json").write_text(json.dumps(kept))
+    assert sweep.mismatch(asked, str(tmp_path)) is None
     nested = {"optim": {"lr": 0.05}, "run": {"steps": 600}}  # a config.json written in sections
     (tmp_path / "config.json").write_text(json.dumps(nested))
     assert sweep.mismatch(asked, str(tmp_path)) == "lr: 0.05 there, 0.1 asked"
