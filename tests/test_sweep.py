@@ -47,6 +47,20 @@ def test_table6_script_from_another_directory_writes_where_the_caller_stands(tmp
     assert (out / "runs" / "resnet8" / "results.json").read_text() == results
 
 
+@pytest.mark.parametrize("mistake, says", [
+    (["--stpes", "5"], "unknown option --stpes"),
+    (["--depths", "21"], "resnet21: unknown model 'cifar_resnet21'"),
+    (["--dataset", "cifar11"], "unknown dataset 'cifar11'")])
+def test_script_mistakes_are_one_line_before_anything_trains(tmp_path, mistake, says):
+    """A mistyped option, a depth that is not 6n+2, an unknown dataset: one line, exit 2, from
+    another directory, before any net is started (the sweep checks every net's config first)."""
+    done = subprocess.run(["bash", SCRIPT, "--dataset", "digits", "--steps", "10", *mistake, "--out", "o"],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and says in lines[0], done.stderr
+    assert done.stdout == "" and not (tmp_path / "o").exists()  # no "== net -> ..." started
+
+
 def test_script_without_uv_or_dependencies_says_what_to_install(tmp_path):
     bin_ = tmp_path / "bin"
     bin_.mkdir()

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 
-from resnet_jax import experiments
+from resnet_jax import config_checks, experiments
 from resnet_jax import runs as run_folder
 from resnet_jax.cli import overrides
 from resnet_jax.cli.report import experiment_named, write_report
@@ -163,6 +163,8 @@ def main(argv: list[str]) -> None:
         workdir = os.path.abspath(os.path.join(runs, net))
         try:
             requested = requested_config(experiment, arg, args, config_flags)
+            config_checks.check_fields(requested)  # what `train` would refuse on any machine
+            config_checks.validate_model(requested)
         except (ValueError, TypeError) as e:
             fail(f"{net}: {e}")
         if differs := mismatch(requested, workdir):
