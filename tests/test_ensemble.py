@@ -8,19 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from resnet_jax.cli import evaluate
+from test_evaluate import _eval  # `resnet-jax eval ...` in-process: (code, stdout, stderr)
 
 # Scores are float32 softmax rows; two programs that compute the same mean of the same rows agree to
 # a few float32 roundings of values <= 1.
 EPS = 4 * np.finfo(np.float32).eps
-
-
-def _eval(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        evaluate.main(["resnet-jax eval", *argv])
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 def _errors(labels, scores):
