@@ -66,7 +66,7 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
             for dtype in args.dtypes:
                 compile_bench.bench_compile(
                     model, dtype, args.image_size or input_shape(model)[0],
-                    bench_config(model, dtype, args.batch_size).batch_size, forms,
+                    bench_config(model, dtype, args.batch_size).run.batch_size, forms,
                     args.compile_chunk, args.steps, args.repeats, args.compile_timeout, record,
                     tuple(args.compile_programs), tuple(args.compile_timed))
     if "pipeline" in args.parts:
