@@ -180,7 +180,7 @@ def base_config() -> ml_collections.ConfigDict:
 def cifar_config(model: str = "cifar_resnet20") -> ml_collections.ConfigDict:
     """Sec 4.2: SGD 0.9, wd 1e-4, batch 128 (BN over 64 per GPU), lr 0.1 /10 at 32k and 48k, 64k steps."""
     try:
-        _, _, depth = parse_model_name(model)
+        depth = parse_model_name(model).depth
     except ValueError:
         depth = 0  # reported as one line by validate, not as a flag-parsing traceback
     c = base_config()
@@ -252,32 +252,11 @@ def imagenet_net_config(net: str, default_shortcut: str = "B") -> ml_collections
     return imagenet_config(f"imagenet_{kind_depth}", schedule or "plateau", shortcut or default_shortcut)
 
 
-# The nets each ImageNet experiment trains, and the shortcut option a name without `_X` means
-# there. Table 2 and Fig 4 are the same four runs; Table 4 tests Table 3's nets at several scales.
-_TABLE2 = ("Table 2", ("plain18", "plain34", "resnet18", "resnet34"), "A")
-IMAGENET_EXPERIMENTS = {
-    "table2": _TABLE2,
-    "fig4": ("Fig 4", *_TABLE2[1:]),
-    "table3": ("Table 3", ("plain34", "resnet34_A", "resnet34_B", "resnet34_C", "resnet50",
-                           "resnet101", "resnet152"), "B"),
-    "table4": ("Table 4", ("resnet34_B", "resnet34_C", "resnet50", "resnet101", "resnet152"), "B"),
-}
-
-
-def imagenet_experiment(experiment: str, net: str) -> ml_collections.ConfigDict:
-    """`net` (as imagenet_net_config names it) of one ImageNet experiment; ValueError naming the
-    experiment's nets for another."""
-    title, nets, default_shortcut = IMAGENET_EXPERIMENTS[experiment]
-    if net.partition(":")[0] not in nets:
-        raise ValueError(f"{title} trains {nets}; got {net!r}")
-    return imagenet_net_config(net, default_shortcut)
-
-
 def from_saved(saved: dict) -> ml_collections.ConfigDict:
     """The config a run's config.json describes: its fields over its family's recipe, a field it
     lacks (written before the field existed) as that release meant it (LEGACY_DEFAULTS)."""
     try:
-        family, _, _ = parse_model_name(saved["model"])
+        family = parse_model_name(saved["model"]).family
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"no valid model: {e}") from None
     config = cifar_config(saved["model"]) if family == "cifar" else imagenet_config(saved["model"])
@@ -332,7 +311,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
 
     num_devices = num_devices or jax.device_count()
     try:
-        family, _, _ = parse_model_name(config.model)
+        family = parse_model_name(config.model).family
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if config.dataset not in (*DATASETS, *HOST_FED):

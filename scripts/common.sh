@@ -2,22 +2,32 @@
 # shellcheck shell=bash
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# `uv run` keeps the locked environment in sync. Without uv, or with RESNET_JAX_NO_UV=1 (e.g. a GPU
-# machine with jax preinstalled), the current python3 runs the CLI.
-if command -v uv >/dev/null 2>&1; then UV=(uv); else UV=(python3 -m uv); fi
+# The CLI runs in the caller's directory, so relative paths (--out, --data_dir, --from) are the
+# caller's. `uv run --project` keeps the checkout's locked environment in sync; uv is looked for on
+# PATH, then as a module of the Python the checkout selects (.python-version). Without uv, or with
+# RESNET_JAX_NO_UV=1 (e.g. a GPU machine with jax preinstalled), the current python3 runs the CLI.
 export UV_PYTHON_DOWNLOADS="${UV_PYTHON_DOWNLOADS:-never}"  # use the machine's Python 3.12
+find_uv() {
+  local python
+  if command -v uv >/dev/null 2>&1 && uv --version >/dev/null 2>&1; then UV=(uv); return 0; fi
+  python="$(cd "$ROOT" && python3 -c 'import sys; print(sys.executable)' 2>/dev/null)" || return 1
+  "$python" -m uv --version >/dev/null 2>&1 || return 1
+  UV=("$python" -m uv)
+}
 
-#
-# The CLI runs as a child that this shell waits for. SIGTERM or SIGINT to the script (a scheduler's
-# stop, Ctrl-C) is passed on to it as SIGTERM, on which `resnet-jax train` saves a checkpoint and
-# exits 0; the script waits for that and exits with the child's code instead of going on, so a
-# scheduler that restarts it at once never overlaps the old trainer.
+# rj ARGS: `resnet-jax ARGS` as a child that this shell waits for. SIGTERM or SIGINT to the script
+# (a scheduler's stop, Ctrl-C) is passed on to it as SIGTERM, on which `resnet-jax train` saves a
+# checkpoint and exits 0; the script waits for that and exits with the child's code instead of
+# going on, so a scheduler that restarts it at once never overlaps the old trainer.
 rj() {
   local child rc seen signals=0
-  if [[ -z "${RESNET_JAX_NO_UV:-}" ]] && "${UV[@]}" --version >/dev/null 2>&1; then
-    (cd "$ROOT" && exec "${UV[@]}" run --quiet --frozen resnet-jax "$@") &
+  if [[ -z "${RESNET_JAX_NO_UV:-}" ]] && find_uv; then
+    "${UV[@]}" run --project "$ROOT" --quiet --frozen resnet-jax "$@" &
   else
-    (cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m resnet_jax.cli "$@") &
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -c 'import absl, flax, jax, ml_collections' \
+      2>/dev/null || die "neither uv nor a python3 with the dependencies: install uv" \
+        "(python3 -m pip install uv), or the package (python3 -m pip install -e $ROOT)"
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -m resnet_jax.cli "$@" &
   fi
   child=$!
   trap 'signals=$((signals + 1)); kill -TERM "$child" 2>/dev/null || true' TERM INT
@@ -61,30 +71,21 @@ parse_common() {
   [[ "$SEEDS" =~ ^[1-9][0-9]*$ ]] || die "--seeds must be a positive integer, got '$SEEDS'"
 }
 
-# train_net EXPERIMENT NET WORKDIR [SEED [TRAIN_FLAG...]]: one run of `--experiment EXPERIMENT:NET`
-# (resnet_jax/experiments/EXPERIMENT.py); finished runs (results.json, or
-# seeds.json for a --seeds run) are kept, interrupted ones resume from their last checkpoint.
-# The file names mirror RESULTS and SEEDS in resnet_jax/runs.py, which owns the run folder's layout.
-train_net() {
-  local experiment="$1" net="$2" workdir="$3" seed="${4:-0}"
-  shift $(($# < 4 ? $# : 4))
-  if [[ -f "$workdir/results.json" || -f "$workdir/seeds.json" ]]; then
-    echo "== $net: finished run in $workdir, kept"; return 0
-  fi
-  echo "== $net -> $workdir"
-  rj train --experiment="$experiment:$net" --workdir="$workdir" \
-    --config.dataset="$DATASET" --config.seed="$seed" ${STEPS:+--steps="$STEPS"} \
-    ${DATA_DIR:+--config.data_dir="$DATA_DIR"} "${EXTRA[@]}" "$@"
+# sweep EXPERIMENT [FLAG...]: `resnet-jax sweep` of NETS with the common options: each net trains
+# into OUT/runs/NET (finished runs of the same config kept, interrupted ones resumed, others refused;
+# see `resnet-jax sweep --help`), then the experiment's tables and figures are written to OUT.
+sweep() {
+  local experiment="$1"; shift
+  rj sweep --experiment "$experiment" --nets "$NETS" --dataset "$DATASET" --seeds "$SEEDS" \
+    --out "$OUT" ${STEPS:+--steps "$STEPS"} ${DATA_DIR:+--data_dir "$DATA_DIR"} \
+    ${EXTRA[@]+"${EXTRA[@]}"} "$@"
 }
 
-# train_and_draw FIGURE: trains each of NETS with `--experiment FIGURE` into OUT/runs (skipped with
-# --from DIR, which redraws from DIR's runs) and draws OUT/FIGURE.png.
+# train_and_draw FIGURE: trains each of NETS with `--experiment FIGURE` into OUT/runs and draws
+# OUT/FIGURE.png; with --from DIR, only redraws from DIR's runs.
 train_and_draw() {
-  local figure="$1" runs net
+  local figure="$1"
   OUT="${OUT:-out/${figure}_$DATASET}"
-  runs="${FROM:-$OUT/runs}"
-  if [[ -z "$FROM" ]]; then
-    for net in ${NETS//,/ }; do train_net "$figure" "$net" "$runs/$net"; done
-  fi
-  rj plot "$figure" --runs "$runs" --out "$OUT/$figure.png"
+  if [[ -n "$FROM" ]]; then rj report --experiment "$figure" --runs "$FROM" --out "$OUT"
+  else sweep "$figure"; fi
 }

@@ -29,5 +29,5 @@ parse_common "plain20,plain56,resnet20,resnet56,resnet110" ${ARGS[@]+"${ARGS[@]}
 [[ "$DATASET" == digits && -z "$STEPS" ]] && STEPS=300
 OUT="${OUT:-out/fig7_$DATASET}"
 RUNS="${RUNS_ARG:-$OUT/runs}"
-for net in ${NETS//,/ }; do train_net fig6 "$net" "$RUNS/$net"; done
+sweep fig7 --runs "$RUNS" --no_report
 rj fig7 --runs "$RUNS" --nets ${NETS//,/ } --out "$OUT/fig7.png" ${DATA_DIR:+--data_dir "$DATA_DIR"}

@@ -5,7 +5,9 @@
 #   --data_dir DIR      ILSVRC2012: train/ + val/ folders, the official tars, or a tfds data_dir (docs/data.md)
 #   --steps N           training steps per net (default: the paper's 60e4; the schedule shrinks)
 #   --eval_only RUNS    no training: test the checkpoints under RUNS (e.g. runs/imagenet)
-#   --nets a,b  --schedule plateau|fixed  --runs DIR  --out DIR
+#   --nets a,b  --schedule plateau|fixed  --runs DIR  --out DIR  --dataset D
+#   --config.FIELD=VALUE  every net's config (e.g. --config.batch_size=128 --config.num_workers=8)
+# Relative paths are the caller's; the nets and the paper's numbers are resnet_jax/experiments/table3.py.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 rj imagenet --table 3 "$@"

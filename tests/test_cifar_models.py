@@ -7,9 +7,13 @@ import numpy as np
 import pytest
 
 from resnet_jax.models.complexity import count_params, model_complexity
-from resnet_jax.analysis.paper import CIFAR_MULT_ADDS_M, TABLE6
+from resnet_jax import experiments
 from resnet_jax.models import create_model, layout, parse_model_name
 from resnet_jax.models.layers import PatchConv, Shortcut, subsample_and_zero_pad
+
+_PAPER = {int(net.removeprefix("resnet")): n for net, n in experiments.get("table6").paper.items()}
+TABLE6 = {depth: {"params": n["params"].value} for depth, n in _PAPER.items()}  # Table 6, exact
+CIFAR_MULT_ADDS_M = {depth: n["mult_adds_m"].value for depth, n in _PAPER.items()}  # Sec 4.2
 
 
 def abstract_params(name, shape=(32, 32, 3), **kw):

@@ -110,14 +110,3 @@ def test_imagenet_checks():
     config.num_seeds = 2
     with pytest.raises(ConfigError, match="device-resident dataset"):
         validate(config, num_devices=1)
-
-
-@pytest.mark.parametrize("experiment", sorted(configs.IMAGENET_EXPERIMENTS))
-def test_imagenet_experiments_name_their_nets(experiment):
-    title, nets, shortcut = configs.IMAGENET_EXPERIMENTS[experiment]
-    for net in nets:
-        config = configs.imagenet_experiment(experiment, net)
-        assert config.shortcut == (net.partition("_")[2] or shortcut)
-    assert configs.imagenet_experiment(experiment, f"{nets[-1]}:fixed").lr_schedule == "fixed"
-    with pytest.raises(ValueError, match=f"{title} trains"):
-        configs.imagenet_experiment(experiment, "resnet35")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from imagenet_fakes import fake_records, jpeg
 
+from resnet_jax import experiments
 from resnet_jax.analysis import imagenet_tables
 from resnet_jax.cli import imagenet as imagenet_cli
 from resnet_jax.configs import imagenet_config, imagenet_net_config, validate
@@ -61,7 +62,7 @@ def test_resnet18_training_steps_decrease_the_loss(fake_imagenet, tmp_path):
     assert ours["test_error"] == pytest.approx(results["test_error"])
     assert 0 <= ours["test_top5_error"] <= ours["test_error"] <= 1
     row = {"net": "resnet18", "run": "resnet18_A", "paper": {"top1": 27.88}, "ours": ours}
-    text = imagenet_tables.markdown("2", "ten_crop", [row])
+    text = imagenet_tables.markdown(experiments.get("table2"), "ten_crop", [row])
     assert f"| 27.88 | {100 * ours['test_error']:.2f} |" in text
 
     # the run recorded what image_backend "auto" resolved to, and is tested with it; resuming it

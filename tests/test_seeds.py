@@ -11,7 +11,8 @@ import pytest
 from tb_events import assert_events_mirror_metrics
 
 from resnet_jax.analysis.load import load_run
-from resnet_jax.analysis.report import table6_rows
+from resnet_jax import experiments
+from resnet_jax.analysis import report
 from resnet_jax.configs import cifar_config
 from resnet_jax.data import load_dataset
 from resnet_jax.runs import load_results
@@ -91,7 +92,8 @@ def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path)
         assert_events_mirror_metrics(str(workdir))  # TensorBoard: one run per seed
     a, b = (alone[s][0][0]["fc"]["kernel"] for s in SEEDS)
     assert np.abs(a - b).max() > 0.01  # different seeds, different models
-    rows = table6_rows(load_results(str(tmp_path)))  # the report averages the seeds
+    table6 = experiments.get("table6")  # the report averages the seeds
+    rows = report.rows(load_results(str(tmp_path)), table6.tables[0], table6)
     assert len(rows) == 1 and rows[0]["runs"] == len(SEEDS)
     assert rows[0]["test_error"] == pytest.approx(100 * np.mean([r["test_error"] for r in results]))
     assert json.load(open(tmp_path / "seeds.json")) == summary

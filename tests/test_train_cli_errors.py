@@ -58,13 +58,14 @@ def _cases(tmp_path):
              for name, (overrides, extra, expected) in cases.items()}
     for name, config, expected in [
             ("missing experiment file", "experiments/nonexist.py:20", "no experiment file "
-             "'experiments/nonexist.py' (the experiments, by --experiment: cifar10:ARG"),
+             "'experiments/nonexist.py' (the experiments, by --experiment: cifar10:NET"),
             ("bad experiment argument", "experiments/table2.py:resnet35", "experiments/table2.py:resnet35: "
              "ValueError: Table 2 trains")]:
         argvs[name] = (["train", f"--config={config}", f"--workdir={_workdir(tmp_path, name)}"], expected)
     for name, experiment, expected in [
             ("unknown experiment", "tabel6:20", "no experiment 'tabel6'; did you mean 'table6'? "
-             "(the experiments: cifar10, fig1, fig4, fig6, finetune_digits, table2, table3, table4, table6)"),
+             "(the experiments: cifar10, fig1, fig4, fig6, fig7, finetune_digits, table2, table3, "
+             "table4, table6)"),
             ("bad shipped experiment argument", "table2:resnet35",
              "table2:resnet35: ValueError: Table 2 trains"),
             ("shipped experiment argument as a field", "table6 --config.depth=21",

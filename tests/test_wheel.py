@@ -1,5 +1,6 @@
 """The built wheel is the tool: installed away from this checkout, its `resnet-jax` names the
 shipped experiments and trains one from another directory, and its other commands work on the run.
+The locked install that docs/install.md gives holds exactly uv.lock's versions.
 
 A full install of the wheel's dependencies (JAX, TensorFlow Datasets, ...) would take minutes, so
 the wheel goes alone (`--no-deps`) into a fresh venv that sees the project venv's packages through
@@ -12,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import re
 import subprocess
 import sys
 import sysconfig
+import tomllib
 
 import pytest
 
@@ -81,3 +84,32 @@ def test_the_installed_tool_trains_a_shipped_experiment_from_another_directory(i
         assert result["code"] == 0, (argv, result)
     assert "table6:DEPTH" in results[0]["stdout"] and "fig6:NET" in results[0]["stdout"]
     assert (tmp_path / "report" / "table6.md").is_file() and (tmp_path / "curves.png").is_file()
+
+
+def _name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_locked_install_holds_the_locked_versions_and_runs_from_anywhere(tmp_path):
+    """docs/install.md's install of the tool with uv.lock's versions (`uv tool install .` resolves
+    anew and ignores the lock): `uv sync --frozen --no-dev --no-editable` into its own environment,
+    rebuilding this package (uv reuses a cached build of a local project until pyproject.toml
+    changes, so without it the install can hold an older checkout's code)."""
+    tool = tmp_path / "resnet-jax-env"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(UV_PYTHON_DOWNLOADS="never", UV_PROJECT_ENVIRONMENT=str(tool))
+    _run([*_uv(), "sync", "--quiet", "--frozen", "--no-dev", "--no-editable", "--reinstall-package",
+          "resnet-jax"], REPO, env)
+
+    with open(os.path.join(REPO, "uv.lock"), "rb") as f:
+        locked = {_name(p["name"]): p["version"] for p in tomllib.load(f)["package"]}
+    listing = ("import importlib.metadata as m, json, resnet_jax; print(json.dumps([resnet_jax.__file__, "
+               "{d.metadata['Name']: d.version for d in m.distributions()}]))")
+    where, installed = json.loads(_run([str(tool / "bin" / "python"), "-c", listing], tmp_path).stdout)
+    installed = {_name(k): v for k, v in installed.items()}
+    assert where.startswith(str(tool)), where  # a copy, not the checkout's files
+    assert {"jax", "jaxlib", "flax", "numpy", "resnet-jax"} <= set(installed)
+    assert {k: v for k, v in installed.items() if locked.get(k) != v} == {}
+
+    version = _run([str(tool / "bin" / "resnet-jax"), "--version"], tmp_path).stdout
+    assert version.startswith(f"resnet-jax {locked['resnet-jax']} (jax {locked['jax']}, "), version

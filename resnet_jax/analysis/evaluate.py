@@ -21,12 +21,13 @@ def single_view(run: Run) -> dict[str, float]:
 
 
 def evaluate_run(workdir: str, mode: str | None = None, data_dir: str | None = None,
-                 max_images: int = 0) -> dict:
+                 max_images: int = 0, paper=None) -> dict:
     """A run's test error: CIFAR-style single view, or for ImageNet runs one of IMAGENET_MODES
-    (default centre crop) with top-5 and the published numbers of that net and protocol."""
+    (default centre crop) with top-5 and the published numbers of that net and protocol (`paper`:
+    the paper's tables, as paper_imagenet.published takes them)."""
     config = read_config(workdir)
     if config.dataset in configs.HOST_FED:
-        return evaluate_imagenet(workdir, config, mode or "center", data_dir, max_images)
+        return evaluate_imagenet(workdir, config, mode or "center", data_dir, max_images, paper)
     if mode not in (None, "single"):
         raise RunError(f"{config.dataset} runs are tested on the single original view, not {mode!r}")
     run = load_run(workdir, data_dir)
@@ -36,7 +37,7 @@ def evaluate_run(workdir: str, mode: str | None = None, data_dir: str | None = N
 
 
 def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
-                      max_images: int = 0) -> dict:
+                      max_images: int = 0, paper=None) -> dict:
     """Sec 3.4's tests of an ImageNet run: centre 224 crop, 10-crop, or fully-convolutional
     multi-scale, with the input mean its net expects (an imported model's, else the training
     mean), the views made by its recorded `image_backend` ("auto", an imported model's: this
@@ -70,8 +71,8 @@ def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
         replicate_from_host(mean, engine.mesh), engine.mesh, batch_size=config.eval_batch_size,
         crop_size=config.image_size, resize=config.eval_resize, scales=tuple(config.test_scales),
         num_workers=config.num_workers, backend=config.image_backend)
-    depth = parse_model_name(config.model)[2]
-    found = paper_imagenet.published(config.input_convention, depth, mode)
+    depth = parse_model_name(config.model).depth
+    found = paper_imagenet.published(config.input_convention, depth, mode, paper)
     return {"workdir": workdir, "model": config.model, "dataset": "imagenet",
             "eval_split": config.eval_split, "mode": mode, "step": int(jax.device_get(state.step)),
             "num_images": metrics["test_images"], "input_convention": config.input_convention,

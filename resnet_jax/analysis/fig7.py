@@ -17,15 +17,15 @@ NETS = ("plain20", "plain56", "resnet20", "resnet56", "resnet110")
 
 def net_label(model: str) -> str:
     """'cifar_resnet56' -> 'ResNet-56', 'cifar_plain20' -> 'plain-20' (the paper's legend)."""
-    _, residual, depth = parse_model_name(model)
-    return f"{'ResNet' if residual else 'plain'}-{depth}"
+    spec = parse_model_name(model)
+    return f"{'ResNet' if spec.residual else 'plain'}-{spec.depth}"
 
 
 def run_record(workdir: str, data_dir: str | None = None) -> dict:
     """Responses of one trained run, with what identifies it (model, dataset, step, test error)."""
     run = load_run(workdir, data_dir)
     layers = resp.run_responses(run)
-    _, _, depth = parse_model_name(run.config.model)
+    depth = parse_model_name(run.config.model).depth
     if len(layers.names) != resp.expected_num_layers(depth):
         raise RunError(f"{workdir}: found {len(layers.names)} response layers, expected "
                        f"{resp.expected_num_layers(depth)} for depth {depth}")

@@ -12,32 +12,24 @@ from __future__ import annotations
 import os
 
 from resnet_jax import runs as run_folder
-from resnet_jax.analysis import paper_imagenet as paper
+from resnet_jax.experiment import Experiment
 from resnet_jax.models import parse_model_name
 
-TABLES = {
-    "2": ("ten_crop", tuple(paper.TABLE2_TOP1), "A"),
-    "3": ("ten_crop", tuple(paper.TABLE3), "B"),
-    "4": ("multi_scale", tuple(paper.TABLE4), "B"),
-    "fig4": ("center", paper.FIG4_NETS, "A"),
-}
+# How the paper tests each table's nets (Sec 3.4); the nets and numbers are the experiments'.
+MODES = {"2": "ten_crop", "3": "ten_crop", "4": "multi_scale", "fig4": "center"}
 
 
 def run_name(config) -> str:
     """One directory per trained net: plain34, resnet34_A, resnet50_B (v1.5 and schedules apart)."""
-    _, residual, depth = parse_model_name(config.model)
-    name = f"resnet{depth}_{config.shortcut}" if residual else f"plain{depth}"
+    spec = parse_model_name(config.model)
+    name = f"resnet{spec.depth}_{config.shortcut}" if spec.residual else f"plain{spec.depth}"
     name += "_v1.5" if config.stride_on_3x3 else ""
     return name + ("_fixed" if config.lr_schedule == "fixed" else "")
 
 
-def paper_numbers(table: str, net: str) -> dict:
-    if table == "2":
-        return {"top1": paper.TABLE2_TOP1[net]}
-    if table in ("3", "4"):
-        top1, top5 = (paper.TABLE3 if table == "3" else paper.TABLE4)[net]
-        return {"top1": top1, "top5": top5}
-    return {}
+def paper_numbers(experiment: Experiment, net: str) -> dict:
+    """The paper's top-1 (and top-5) of `net`, as its experiment declares them."""
+    return experiment.paper_values(net)
 
 
 def curves(workdir: str) -> dict:
@@ -58,11 +50,8 @@ def percent(metrics: dict, key: str) -> float | None:
     return 100 * metrics[key] if key in metrics else None
 
 
-def markdown(table: str, mode: str, rows: list[dict]) -> str:
-    title = {"2": "Table 2: top-1 error (%), 10-crop, ImageNet val",
-             "3": "Table 3: error (%), 10-crop, ImageNet val",
-             "4": "Table 4: single-model error (%), multi-scale, ImageNet val",
-             "fig4": "Fig 4: final errors (%), centre crop (curves in the JSON)"}[table]
+def markdown(experiment: Experiment, mode: str, rows: list[dict]) -> str:
+    table, title = experiment.table_id, experiment.title
     lines = [f"## {title}", "", "| net | run | steps | paper top-1 | ours top-1 | paper top-5 | "
              "ours top-5 |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -86,14 +75,15 @@ def fig4_result(workdir: str) -> dict | None:
             "curves": dict(logged)}
 
 
-def write(table: str, rows: list[dict], runs: str, out: str) -> list[str]:
+def write(experiment: Experiment, rows: list[dict], runs: str, out: str) -> list[str]:
     """`<out>/table<N>_imagenet.md` and `.json` (`fig4_imagenet.*`, with Fig 4 itself drawn from the
     runs under `runs`: left plain, right ResNet, as the paper draws it); the markdown and the
     figures' paths."""
-    mode = TABLES[table][0]
+    table = experiment.table_id
+    mode = MODES[table]
     os.makedirs(out, exist_ok=True)
     stem = os.path.join(out, f"table{table}_imagenet" if table != "fig4" else "fig4_imagenet")
-    text = markdown(table, mode, rows)
+    text = markdown(experiment, mode, rows)
     run_folder.write_text(stem + ".md", text + "\n")
     run_folder.write_json(stem + ".json", rows)
     drawn_paths = []
@@ -104,6 +94,7 @@ def write(table: str, rows: list[dict], runs: str, out: str) -> list[str]:
             drawn = {r["net"]: os.path.join(runs, r["run"]) for r in rows
                      if r["net"].startswith(kind) and r["ours"]}
             if drawn:
-                plots.plot_runs(drawn, f"{stem}_{kind}.png", title=f"ImageNet, {kind} nets")
+                plots.plot_runs(drawn, f"{stem}_{kind}.png",
+                                title=f"Fig 4, {kind} nets (paper: {experiment.setting})")
                 drawn_paths.append(f"{stem}_{kind}.png")
     return [text, *drawn_paths]

@@ -1,12 +1,17 @@
-"""Table 6 rows (ours beside the paper's) from finished runs (`resnet-jax report`); runs of one depth
-trained with several seeds are averaged (mean ± std, as the paper reports for ResNet-110)."""
+"""An experiment's tables from finished runs (`resnet-jax report`): one row per net, ours beside
+the paper's numbers, in the columns the experiment declares (resnet_jax.experiment.Table). Runs of
+one net trained with several seeds are averaged (mean ± std, as the paper reports for ResNet-110)."""
 
 from __future__ import annotations
 
 import statistics
 
-from resnet_jax.analysis.paper import TABLE6
-from resnet_jax.models import parse_model_name
+from resnet_jax.experiment import Experiment, Table, label, select
+
+
+def net_name(model: str) -> str:
+    """The net a run trained, as experiments name it: cifar_resnet110 -> resnet110."""
+    return model.partition("_")[2]
 
 
 def _wall_time(runs: list[dict]) -> float:
@@ -18,45 +23,51 @@ def _wall_time(runs: list[dict]) -> float:
     return sum(groups.values())
 
 
-def table6_rows(results: list[dict]) -> list[dict]:
-    by_depth: dict[int, list[dict]] = {}
+def rows(results: list[dict], table: Table, experiment: Experiment) -> list[dict]:
+    """One row per net of `table` that has finished runs: ours (errors in %), and the paper's
+    numbers with their sources."""
+    by_net: dict[str, list[dict]] = {}
     for r in results:
-        _, residual, depth = parse_model_name(r["model"])
-        if residual:
-            by_depth.setdefault(depth, []).append(r)
-    rows = []
-    for depth in sorted(by_depth):
-        runs = by_depth[depth]
+        by_net.setdefault(net_name(r["model"]), []).append(r)
+    found = []
+    for net in select(table.nets, by_net):
+        runs = by_net[net]
         errors = [100 * r["test_error"] for r in runs]
-        paper = TABLE6.get(depth, {})
-        rows.append({
-            "depth": depth, "params": runs[0]["params"], "params_paper": paper.get("params"),
+        paper = experiment.paper.get(net, {})
+        found.append({
+            "net": net, "label": label(net), "params": runs[0].get("params"),
             "test_error": statistics.mean(errors),
             "test_error_std": statistics.stdev(errors) if len(errors) > 1 else None,
-            "runs": len(runs), "error_paper": paper.get("error"),
-            "dataset": runs[0]["dataset"], "eval_split": runs[0]["eval_split"],
-            "steps": runs[0]["steps"], "wall_time": _wall_time(runs),
-            "images_per_sec": runs[0].get("images_per_sec"), "backend": runs[0].get("backend"),
+            "runs": len(runs), "dataset": runs[0]["dataset"], "eval_split": runs[0]["eval_split"],
+            "data": f"{runs[0]['dataset']} ({runs[0]['eval_split']})", "steps": runs[0]["steps"],
+            "wall_time": _wall_time(runs), "images_per_sec": runs[0].get("images_per_sec"),
+            "backend": runs[0].get("backend"),
+            "paper": {key: r.value for key, r in paper.items()},
+            "paper_sources": {key: r.source for key, r in paper.items()},
         })
-    return rows
+    return found
 
 
-def table6_markdown(rows: list[dict]) -> str:
-    lines = ["| net | params (ours) | params (paper) | error % (ours) | error % (paper) | dataset | "
-             "steps | runs | wall time |",
-             "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
-    for r in rows:
-        err = f"{r['test_error']:.2f}"
-        if r["test_error_std"] is not None:
-            err += f" ± {r['test_error_std']:.2f}"
-        paper_err = "–" if r["error_paper"] is None else f"{r['error_paper']:.2f}"
-        paper_params = "–" if r["params_paper"] is None else f"{r['params_paper']:,}"
-        lines.append(f"| ResNet-{r['depth']} | {r['params']:,} | {paper_params} | {err} | {paper_err} | "
-                     f"{r['dataset']} ({r['eval_split']}) | {r['steps']:,} | {r['runs']} | "
-                     f"{r['wall_time']:.0f} s |")
-    note = ("\nPaper: CIFAR-10 test error, 64k iterations; ResNet-110 is the best of 5 runs "
-            "(6.61 ± 0.16 mean ± std).")
-    if rows and rows[0]["dataset"] != "cifar10":
-        note += (f" Ours ran on `{rows[0]['dataset']}`, not CIFAR-10: only the parameter columns are "
-                 "comparable.")
-    return "\n".join(lines) + "\n" + note + "\n"
+def _cell(row: dict, column) -> str:
+    value = (row["paper"] if column.paper else row).get(column.key)
+    if value is None:
+        return "–"
+    fmt = column.fmt.removesuffix("±")
+    text = fmt.format(value)
+    if column.fmt.endswith("±") and not column.paper and row.get(f"{column.key}_std") is not None:
+        text += " ± " + fmt.format(row[f"{column.key}_std"])
+    return text
+
+
+def markdown(rows: list[dict], table: Table, experiment: Experiment) -> str:
+    """The table as markdown, with its note and what our runs were beside the paper's setting."""
+    lines = [f"## {table.title}", "", "| " + " | ".join(c.title for c in table.columns) + " |",
+             "|" + "|".join("---" if c.key in ("label", "data") else "---:" for c in table.columns) + "|"]
+    lines += ["| " + " | ".join(_cell(r, c) for c in table.columns) + " |" for r in rows]
+    notes = [table.note] if table.note else []
+    datasets = sorted({r["dataset"] for r in rows})
+    paper_data = experiment.setting.partition(",")[0].replace("-", "").lower()
+    if rows and experiment.setting and datasets != [paper_data]:
+        notes.append(f"Ours ran on `{', '.join(datasets)}`, not the paper's {experiment.setting}: compare "
+                     "the error columns only on the paper's data and schedule.")
+    return "\n".join(lines) + "\n" + ("\n" + " ".join(notes) + "\n" if notes else "")

@@ -33,7 +33,7 @@ COMPILE_MODELS = ("cifar_resnet20", "cifar_resnet56", "cifar_resnet110", "cifar_
 def bench_config(model: str, dtype: str, batch_size: int | None = None):
     """The paper's recipe for `model` (CIFAR: batch 128, BN over 64; ImageNet: 256, BN over 32)."""
     config = cifar_config(model)
-    if parse_model_name(model)[0] == "imagenet":
+    if parse_model_name(model).family == "imagenet":
         config.update(shortcut="B", batch_size=256, bn_group_size=32)
     config.dtype = dtype
     if batch_size:
@@ -47,7 +47,7 @@ def bench_dataset(model: str, image_size: int, batch_size: int):
     num_train = 50_000 if image_size <= 64 else 2_048
     ds = synthetic.load(num_train=max(num_train, batch_size), num_eval=batch_size,
                         image_size=image_size)
-    if parse_model_name(model)[0] == "imagenet":
+    if parse_model_name(model).family == "imagenet":
         ds = dataclasses.replace(ds, num_classes=1000)
     return ds
 

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
 
     for model in args.models if set(args.parts) - {"compile", "pipeline"} else ():
         image_size = args.image_size or input_shape(model)[0]
-        cifar = parse_model_name(model)[0] == "cifar"
+        cifar = parse_model_name(model).family == "cifar"
         for dtype in args.dtypes:
             s = setup(model, dtype, image_size, args.batch_size)
             runners = []
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
                                  args.e2e_eval_every, args.e2e_seeds, args.e2e_seeds_mode))
     if "compile" in args.parts:
         for model in args.compile_models:
-            depth = parse_model_name(model)[2]
+            depth = parse_model_name(model).depth
             forms = [f for f in args.compile_forms
                      if depth <= args.unrolled_max_depth or not f.startswith("unrolled")]
             for dtype in args.dtypes:

@@ -8,7 +8,9 @@ imported when their command runs (statically, so import-linter sees them), which
 from __future__ import annotations
 
 import os
+import platform
 import sys
+from importlib import metadata
 from typing import Callable
 
 from resnet_jax.runs import RunIOError
@@ -37,6 +39,11 @@ def _table1(argv):
 def _imagenet(argv):
     from resnet_jax.cli import imagenet  # noqa: PLC0415
     imagenet.main(argv)
+
+
+def _sweep(argv):
+    from resnet_jax.cli import sweep  # noqa: PLC0415
+    sweep.main(argv)
 
 
 def _report(argv):
@@ -79,7 +86,8 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "summary": (_summary, "parameters and multiply-adds of models"),
     "table1": (_table1, "Table 1 complexity: ours beside the paper's FLOPs"),
     "imagenet": (_imagenet, "ImageNet Tables 2-4 / Fig 4: train, evaluate, tabulate"),
-    "report": (_report, "paper-vs-ours tables from finished runs"),
+    "sweep": (_sweep, "train every net of an experiment (--experiment table6), then its report"),
+    "report": (_report, "an experiment's tables and figures from its runs, ours beside the paper's"),
     "plot": (_plot, "training curves (Fig 1/4/6 style) from runs"),
     "eval": (_eval, "test error of a saved run's latest checkpoint"),
     "fig7": (_fig7, "Fig 7: std of the 3x3 layers' responses of runs"),
@@ -90,8 +98,22 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
 }
 
 
+def version() -> str:
+    """This package's version and the libraries' that decide its floats (the README's digits
+    are reproduced by the locked set of them), read from the installed metadata without importing
+    JAX."""
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:  # run from a checkout without installing it
+            return "not installed"
+
+    libraries = ", ".join(f"{name} {installed(name)}" for name in ("jax", "jaxlib", "flax", "optax", "numpy"))
+    return f"resnet-jax {installed('resnet-jax')} ({libraries}; Python {platform.python_version()})"
+
+
 def usage() -> str:
-    lines = ["usage: resnet-jax COMMAND [ARGS]", "", "commands:"]
+    lines = ["usage: resnet-jax COMMAND [ARGS]  |  resnet-jax --version", "", "commands:"]
     lines += [f"  {name:<10}{help_}" for name, (_, help_) in COMMANDS.items()]
     lines.append("\n`resnet-jax COMMAND --help` for a command's options.")
     return "\n".join(lines)
@@ -112,6 +134,9 @@ def _main(argv: list[str]) -> None:
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(usage())
         sys.exit(0 if len(argv) >= 2 else 2)
+    if argv[1] == "--version" or argv[2:] == ["--version"]:  # `resnet-jax [COMMAND] --version`
+        print(version())
+        sys.exit(0)
     command = argv[1]
     if command not in COMMANDS:
         print(f"resnet-jax: error: unknown command {command!r}\n\n{usage()}", file=sys.stderr)

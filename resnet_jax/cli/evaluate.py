@@ -18,6 +18,7 @@ import sys
 from resnet_jax import runs
 from resnet_jax.analysis.evaluate import IMAGENET_MODES, evaluate_run
 from resnet_jax.analysis.load import RunError
+from resnet_jax.experiments._imagenet import published_tables
 from resnet_jax.train import orbax_quiet
 
 
@@ -34,7 +35,8 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv[1:])
     orbax_quiet.silence_aborted_io()
     try:
-        result = evaluate_run(args.workdir, args.mode, args.data_dir, args.max_images)
+        result = evaluate_run(args.workdir, args.mode, args.data_dir, args.max_images,
+                              paper=published_tables())
     except RunError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")
     views = f"{result['mode']} view" + ("s" if result["mode"] != "single" else "")

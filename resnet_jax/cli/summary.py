@@ -9,12 +9,15 @@ from resnet_jax.models.complexity import model_complexity
 
 
 def format_table(rows) -> str:
-    lines = [f"{'model':<22}{'input':>12}{'params':>14}{'mult-adds':>16}",
-             "-" * 64]
-    for r in rows:
-        shape = "x".join(map(str, r.input_shape))
-        lines.append(f"{r.name:<22}{shape:>12}{r.params:>14,}{r.mult_adds / 1e6:>14,.1f}M")
-    return "\n".join(lines)
+    """One line per model under a header; each column as wide as its widest cell, names left-aligned
+    and numbers right-aligned under their headings."""
+    table = [("model", "input", "params", "mult-adds")]
+    table += [(r.name, "x".join(map(str, r.input_shape)), f"{r.params:,}", f"{r.mult_adds / 1e6:,.1f}M")
+              for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = ["   ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])])
+             for row in table]
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
 def main(argv: list[str]) -> None:

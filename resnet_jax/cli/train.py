@@ -14,9 +14,9 @@ Slurm, Open MPI); see docs/scaling.md.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import importlib.util
+import inspect
 import os
 import re
 import sys
@@ -64,38 +64,35 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _experiments_dir() -> Path:
-    """The experiments shipped with the package (experiments/ of a checkout is this folder)."""
-    return Path(experiments.__file__).parent
-
-
 def _experiment_files() -> dict[str, Path]:
-    """{name: file} of the shipped experiments, the names `--experiment` takes."""
-    return {path.stem: path for path in sorted(_experiments_dir().glob("*.py"))
-            if not path.stem.startswith("_")}
+    """{name: file} of the shipped experiments (the registry), the names `--experiment` takes."""
+    return {name: Path(experiments.module_file(name)) for name in experiments.names()}
 
 
 def _experiment_arg(path: Path) -> tuple[str, str | None, str]:
-    """(get_config's argument name, its default, the docstring's first line) of an experiment file,
-    read without running it."""
-    tree = ast.parse(path.read_text())
-    doc = (ast.get_docstring(tree) or "").strip().splitlines()
-    name, default = "", None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "get_config" and node.args.args:
-            name = node.args.args[0].arg
-            if node.args.defaults:
-                default = str(ast.literal_eval(node.args.defaults[0]))
-    return name, default, doc[0] if doc else ""
+    """(get_config's argument name, its default, the docstring's first line) of an experiment file:
+    a shipped one from the registry, the user's own by loading it (it has run already)."""
+    module_spec = importlib.util.spec_from_file_location("resnet_jax_experiment", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    params = list(inspect.signature(module.get_config).parameters.values())
+    doc = (module.__doc__ or "").strip().splitlines()
+    if not params:
+        return "", None, doc[0] if doc else ""
+    default = None if params[0].default is inspect.Parameter.empty else str(params[0].default)
+    return params[0].name, default, doc[0] if doc else ""
 
 
 def _experiments() -> list[tuple[str, str, str]]:
-    """(NAME:ARG, the argument's default, the docstring's first line) of each shipped experiment."""
+    """(NAME:ARG, the argument's default, the experiment's title and nets) of each shipped one."""
     found = []
-    for stem, path in _experiment_files().items():
-        name, default, doc = _experiment_arg(path)
-        found.append((stem + (f":{name.upper()}" if name else ""),
-                      f"default {default}" if default is not None else "", doc))
+    for name in experiments.names():
+        experiment = experiments.get(name)
+        params = list(inspect.signature(experiment.get_config).parameters.values())
+        default = params[0].default if params and params[0].default is not inspect.Parameter.empty else None
+        nets = ", ".join(net.config_arg for net in experiment.nets)
+        found.append((f"{name}:{experiment.arg}", f"default {default}" if default is not None else "",
+                      experiment.title + (f" [sweep: {nets}]" if nets else "")))
     return found
 
 

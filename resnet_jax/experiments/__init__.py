@@ -1,10 +1,37 @@
-"""The paper's experiments, one module per table or figure, each a `get_config(ARG)` that returns
-the run's config (resnet_jax.configs). Shipped with the package, so an installed `resnet-jax`
-names them without a checkout: `resnet-jax train --experiment table6:110` runs
-`table6.get_config("110")`; `resnet-jax train --help` lists them. In a checkout, experiments/ is this
-folder, and `--config=experiments/table6.py:110` is the same run.
+"""The paper's experiments, one module per table or figure. Each declares `EXPERIMENT`
+(resnet_jax.experiment.Experiment: its nets, the paper's numbers, its tables and figures) and keeps
+`get_config(ARG)`, the run's config (resnet_jax.configs), for `--config=experiments/NAME.py:ARG`.
+Shipped with the package, so an installed `resnet-jax` names them without a checkout:
+`resnet-jax train --experiment table6:110` runs `table6.get_config("110")`, `resnet-jax sweep
+--experiment table6` trains its nets and writes its report, `resnet-jax train --help` lists them.
 
-Nothing here is imported by the rest of the package: the command line loads these files through
-ml_collections' config_flags, which is also how a user's own experiment file is loaded
-(`--config=my_experiment.py:ARG`).
+A module here is an experiment by being here: `names()` lists the package's modules (not `_*`),
+`get(name)` imports one. Only the command line imports this package; it hands the records to the
+analysis code.
 """
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+
+from resnet_jax.experiment import Experiment
+
+
+def names() -> tuple[str, ...]:
+    """The shipped experiments, by module name."""
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
+
+
+@functools.cache
+def get(name: str) -> Experiment:
+    """The experiment declared in resnet_jax/experiments/NAME.py; KeyError for another name."""
+    if name not in names():
+        raise KeyError(name)
+    return importlib.import_module(f"{__name__}.{name}").EXPERIMENT
+
+
+def module_file(name: str) -> str:
+    """The file of a shipped experiment (for `--config=FILE:ARG`)."""
+    return importlib.import_module(f"{__name__}.{name}").__file__

@@ -4,8 +4,9 @@ Thin curves: training error (here on the augmented training crops); bold: centre
 error, evaluated every `eval_every` steps. `--experiment fig4:plain34`. The same runs as Table 2.
 """
 
-from resnet_jax.configs import imagenet_experiment
+from resnet_jax.experiments import table2
+from resnet_jax.experiments._imagenet import experiment
 
-
-def get_config(net: str = "resnet34"):
-    return imagenet_experiment("fig4", net)
+EXPERIMENT = experiment("Fig 4: final errors (%), centre crop (curves in the JSON)", "fig4",
+                        tuple(n.name for n in table2.EXPERIMENT.nets), "A", default="resnet34")
+get_config = EXPERIMENT.get_config

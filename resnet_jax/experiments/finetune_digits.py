@@ -8,6 +8,7 @@ constant, 300 steps.
 """
 
 from resnet_jax.configs import cifar_config
+from resnet_jax.experiment import Column, Experiment, Table
 
 
 def get_config(arg: str = "resnet18,torchvision"):
@@ -22,3 +23,11 @@ def get_config(arg: str = "resnet18,torchvision"):
                   batch_size=32, bn_group_size=0, lr=0.01, lr_boundaries=(), warmup=False,
                   steps=300, log_every=10, eval_every=50, eval_batch_size=360, checkpoint_every=100)
     return config
+
+
+EXPERIMENT = Experiment(
+    "Fine-tuning an ImageNet net on digits64", get_config, nets=(), arg="NET,CONVENTION",
+    tables=(Table("finetune_digits", "digits64 test error (%) after fine-tuning", columns=(
+        Column("net", "label"), Column("error % (ours)", "test_error", fmt="{:.2f}±"),
+        Column("dataset", "data"), Column("steps", "steps", fmt="{:,}"), Column("runs", "runs"))),),
+    setting="no paper counterpart")

@@ -4,8 +4,10 @@
 The same four runs draw Fig 4 (`--experiment fig4`).
 """
 
-from resnet_jax.configs import imagenet_experiment
+from resnet_jax.experiments._imagenet import experiment
 
-
-def get_config(net: str = "resnet34"):
-    return imagenet_experiment("table2", net)
+EXPERIMENT = experiment(
+    "Table 2: top-1 error (%), 10-crop, ImageNet val", "2",
+    ("plain18", "plain34", "resnet18", "resnet34"), "A", default="resnet34", source="Table 2",
+    numbers={"plain18": (27.94,), "plain34": (28.54,), "resnet18": (27.88,), "resnet34": (25.03,)})
+get_config = EXPERIMENT.get_config

@@ -3,8 +3,12 @@
 `--experiment table4:resnet101`; evaluate with `resnet-jax imagenet --table 4` (multi-scale test).
 """
 
-from resnet_jax.configs import imagenet_experiment
+from resnet_jax.experiments._imagenet import experiment
 
-
-def get_config(net: str = "resnet50"):
-    return imagenet_experiment("table4", net)
+EXPERIMENT = experiment(
+    "Table 4: single-model error (%), multi-scale, ImageNet val", "4",
+    ("resnet34_B", "resnet34_C", "resnet50", "resnet101", "resnet152"), "B", default="resnet50",
+    source="Table 4",
+    numbers={"resnet34_B": (21.84, 5.71), "resnet34_C": (21.53, 5.60), "resnet50": (20.74, 5.25),
+             "resnet101": (19.87, 4.60), "resnet152": (19.38, 4.49)})
+get_config = EXPERIMENT.get_config

@@ -1,74 +1,62 @@
-"""CIFAR-10 plain and residual networks of depth 6n+2 (Sec 4.2)."""
+"""CIFAR nets (Sec 4.2): 3x3 conv(16) -> 3 stages at 32/16/8 -> global average pool -> fc.
+
+The units are any blocks.BLOCKS kind: the paper's plain and basic residual units (6n+2 layers),
+and the bottleneck and pre-activation units of its follow-up (1603.05027: 9n+2 layers for
+bottlenecks). A pre-activation net has no BN-ReLU after conv1 (each stage's first unit holds it)
+and ends with BN-ReLU before pooling (1603.05027 appendix).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from resnet_jax.models.layers import (BatchNorm, Shortcut, block_class, conv_factory, he_normal,
-                                      norm_factory, stack_conv_impl, stage_blocks)
-
-
-def blocks_per_stage(depth: int) -> int:
-    """n for a 6n+2-layer CIFAR net; raises for any other depth."""
-    if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"CIFAR nets have depth 6n+2 (20, 32, 44, 56, 110, 1202, ...); got {depth}")
-    return (depth - 2) // 6
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convs, BN after each; ReLU after the addition (or after BN 2 in a plain net)."""
-
-    features: int
-    stride: int
-    residual: bool
-    shortcut: str
-    conv: Callable[..., nn.Module]  # nn.Conv or PatchConv (conv_factory)
-    norm: Callable[..., BatchNorm]
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.conv(self.features, (3, 3), strides=self.stride, padding=1, name="conv1")(x)
-        y = nn.relu(self.norm(name="bn1")(y))
-        y = self.conv(self.features, (3, 3), padding=1, name="conv2")(y)
-        y = self.norm(name="bn2")(y)
-        if self.residual:
-            y = y + Shortcut(self.features, self.stride, self.shortcut, self.conv, self.norm,
-                             name="shortcut")(x)
-        return nn.relu(y)
+from resnet_jax.models.blocks import BLOCKS, residual_stages
+from resnet_jax.models.inputs import adapt_input, check_input
+from resnet_jax.models.layers import conv_factory, he_normal, norm_factory, stack_conv_impl
 
 
 class CifarResNet(nn.Module):
-    """3x3 conv(16) -> 3 stages of n blocks at 32/16/8 with 16/32/64 filters -> GAP -> fc."""
+    """3x3 conv(16) -> 3 stages of `block` units with `widths` filters -> GAP -> fc."""
 
-    depth: int = 20
-    residual: bool = True
+    block: str = "basic"  # blocks.BLOCKS
+    stage_sizes: Sequence[int] = (3, 3, 3)  # units per stage (n of 6n+2 or 9n+2)
+    widths: Sequence[int] = (16, 32, 64)  # each stage's 3x3 conv width
     shortcut: str = "A"
+    zero_pad: str = "after"  # where option A's zero channels go (layers.ZERO_PAD_OPTIONS)
+    stride_on_3x3: bool = False  # bottleneck units only
     num_classes: int = 10
-    widths: Sequence[int] = (16, 32, 64)
     bn_group_size: int = 0  # images per BN statistics group; 0: the whole batch
     dtype: Any = jnp.float32
     conv_impl: str = "xla"  # or "im2col": same math as a matmul (layers.PatchConv)
     scan_blocks: bool = True  # blocks 2..n of a stage under one nn.scan (layers.repeated_blocks)
     scan_conv_impl: str | None = None  # conv_impl inside the scanned blocks (None: conv_impl)
     remat: str = "none"  # "block": recompute each block's activations in the backward pass
+    init_fan: str = "in"  # He init's fan (layers.INIT_FANS)
+    # What a model trained elsewhere expects of its input (models/inputs.py); defaults: the paper's.
+    input_convention: str = "paper"
+    input_std: tuple[float, float, float] | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        n = blocks_per_stage(self.depth)
-        conv = conv_factory(self.dtype, self.conv_impl)
+        preact = BLOCKS[self.block].preact
+        conv = conv_factory(self.dtype, self.conv_impl, self.init_fan)
         norm = norm_factory(train, self.bn_group_size, self.dtype)
-        x = x.astype(self.dtype)
-        x = conv(self.widths[0], (3, 3), padding=1, name="conv1")(x)
-        x = nn.relu(norm(name="bn1")(x))
-        block = block_class(BasicBlock, self.remat)
-        stack_conv = conv_factory(self.dtype, stack_conv_impl(self))
-        for stage, features in enumerate(self.widths):
-            x = stage_blocks(block, x, f"stage{stage + 1}", n, 2 if stage > 0 else 1, features,
-                             self.residual, self.shortcut, conv, stack_conv, norm, self.scan_blocks)
+        check_input(self.input_convention, self.input_std)
+        x = adapt_input(x.astype(self.dtype), self.input_convention, self.input_std)
+        x = conv(16, (3, 3), padding=1, name="conv1")(x)
+        if not preact:
+            x = nn.relu(norm(name="bn1")(x))
+        x = residual_stages(x, block=self.block, stage_sizes=self.stage_sizes, widths=self.widths,
+                            stage_key=lambda i: f"stage{i + 1}", conv=conv, norm=norm,
+                            stack_conv=conv_factory(self.dtype, stack_conv_impl(self), self.init_fan),
+                            scan=self.scan_blocks, remat=self.remat, shortcut=self.shortcut,
+                            zero_pad=self.zero_pad, stride_on_3x3=self.stride_on_3x3)
+        if preact:
+            x = nn.relu(norm(name="final_bn")(x))
         x = x.mean(axis=(1, 2))
         # "We initialize the weights as in [13]" (Sec 3.4): the FC layer too, not flax's LeCun default.
         x = nn.Dense(self.num_classes, kernel_init=he_normal, dtype=self.dtype, param_dtype=jnp.float32,

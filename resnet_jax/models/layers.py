@@ -8,7 +8,7 @@ groups of `group_size` images, so a data-parallel run can reproduce the paper's 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -16,10 +16,16 @@ import jax.numpy as jnp
 
 from resnet_jax.models.layout import block_name, stacked_name
 
-# He et al. (2015) "MSRA" init: zero-mean Gaussian, std sqrt(2 / fan_in) (fan_in = k*k*c_in).
+# He et al. (2015) "MSRA" init: zero-mean Gaussian, std sqrt(2 / fan_in) (fan_in = k*k*c_in), the
+# forward-pass case of that paper. Its backward-pass case, std sqrt(2 / (k*k*c_out)), is what the
+# authors' Torch code for 1603.05027 draws (INIT_FANS "out").
 he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+INIT_FANS = {"in": he_normal, "out": nn.initializers.variance_scaling(2.0, "fan_out", "normal")}
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
+# Option A's zero channels: after the identity ones (fb.resnet.torch, ours) or split before and
+# after them (akamaster's CIFAR nets: the identity sits in the middle channels). The paper does not say.
+ZERO_PAD_OPTIONS = ("after", "both")
 REMAT_OPTIONS = ("none", "block")
 
 
@@ -111,13 +117,13 @@ def _padding(size: int, k: int, stride: int, padding: int | str) -> tuple[int, i
     return total // 2, total - total // 2
 
 
-def conv_factory(dtype: Any, impl: str = "xla") -> Callable[..., nn.Module]:
+def conv_factory(dtype: Any, impl: str = "xla", init_fan: str = "in") -> Callable[..., nn.Module]:
     """Bias-free conv with He init (a bias would be cancelled by the following BN); `impl` "xla"
-    is nn.Conv (lax.conv), "im2col" the same math as a matmul (PatchConv)."""
+    is nn.Conv (lax.conv), "im2col" the same math as a matmul (PatchConv); `init_fan` INIT_FANS."""
     if impl not in CONV_IMPLS:
         raise ValueError(f"unknown conv_impl {impl!r}: expected one of {CONV_IMPLS}")
     return functools.partial(nn.Conv if impl == "xla" else PatchConv, use_bias=False,
-                             kernel_init=he_normal, dtype=dtype, param_dtype=jnp.float32)
+                             kernel_init=INIT_FANS[init_fan], dtype=dtype, param_dtype=jnp.float32)
 
 
 def norm_factory(train: bool, group_size: int, dtype: Any) -> Callable[..., BatchNorm]:
@@ -125,33 +131,40 @@ def norm_factory(train: bool, group_size: int, dtype: Any) -> Callable[..., Batc
                              dtype=dtype)
 
 
-def subsample_and_zero_pad(x: jax.Array, stride: int, out_channels: int) -> jax.Array:
-    """Option A shortcut: x[:, ::s, ::s, :] and zero entries for the extra channels (no params)."""
+def subsample_and_zero_pad(x: jax.Array, stride: int, out_channels: int,
+                           zero_pad: str = "after") -> jax.Array:
+    """Option A shortcut: x[:, ::s, ::s, :] and zero entries for the extra channels (no params),
+    placed after the identity channels or, `zero_pad="both"`, half before and half after."""
     if stride > 1:
         x = x[:, ::stride, ::stride, :]
     extra = out_channels - x.shape[-1]
     if extra > 0:
-        x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, extra)))
+        before = extra // 2 if zero_pad == "both" else 0
+        x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (before, extra - before)))
     return x
 
 
 class Shortcut(nn.Module):
-    """The identity/projection path of a residual block (Sec 3.3, options A/B/C)."""
+    """The identity/projection path of a residual block (Sec 3.3, options A/B/C).
+
+    `norm` None: a projection without BN after it (pre-activation units, whose input is already
+    normalized: 1603.05027's appendix, "projection shortcuts are also with pre-activation")."""
 
     out_channels: int
     stride: int
     option: str
     conv: Callable[..., nn.Module]  # nn.Conv or PatchConv (conv_factory)
-    norm: Callable[..., BatchNorm]
+    norm: Callable[..., BatchNorm] | None
+    zero_pad: str = "after"  # ZERO_PAD_OPTIONS
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         changes_shape = self.stride != 1 or x.shape[-1] != self.out_channels
         if self.option == "C" or (self.option == "B" and changes_shape):
             x = self.conv(self.out_channels, (1, 1), strides=self.stride, name="proj_conv")(x)
-            return self.norm(name="proj_bn")(x)
+            return self.norm(name="proj_bn")(x) if self.norm is not None else x
         if changes_shape:  # option A, or identity-compatible B
-            return subsample_and_zero_pad(x, self.stride, self.out_channels)
+            return subsample_and_zero_pad(x, self.stride, self.out_channels, self.zero_pad)
         return x
 
 
@@ -197,13 +210,15 @@ def repeated_blocks(make_block: Callable[..., nn.Module], x: jax.Array, count: i
     return body(make_block(name=stacked_name), x, None)[0]
 
 
-def stage_blocks(block: Callable[..., nn.Module], x: jax.Array, key: str, count: int, stride: int,
-                 features: int, residual: bool, shortcut: str, conv, stack_conv, norm,
-                 scan: bool) -> jax.Array:
+def stage_blocks(block: Callable[..., nn.Module], x: jax.Array, *, key: str, count: int, stride: int,
+                 features: int, conv: Callable[..., nn.Module], stack_conv: Callable[..., nn.Module],
+                 scan: bool, first: Mapping[str, Any] | None = None, **options: Any) -> jax.Array:
     """One stage (CIFAR `stage{i}`, ImageNet Table 1's `conv{i}_x`): its first block, which may
-    change the shape (`stride`, `features`), then the `count - 1` identical blocks after it
-    (`repeated_blocks`, their convs made by `stack_conv`)."""
-    x = block(features, stride, residual, shortcut, conv, norm, name=block_name(key, 1))(x)
-    same = functools.partial(block, features, 1, residual, shortcut, stack_conv, norm)
+    change the shape (`stride`, `features`; `first`: options of that block alone), then the
+    `count - 1` identical blocks after it (`repeated_blocks`, their convs made by `stack_conv`).
+    `options`: the block's other keyword options (norm, shortcut, ...), the same for every block."""
+    x = block(features=features, stride=stride, conv=conv, **options, **(first or {}),
+              name=block_name(key, 1))(x)
+    same = functools.partial(block, features=features, stride=1, conv=stack_conv, **options)
     return repeated_blocks(same, x, count - 1, [block_name(key, b) for b in range(2, count + 1)],
                            stacked_name(key), scan)

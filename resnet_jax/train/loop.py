@@ -254,7 +254,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     # ends, so a resumed run replays exactly the same sequence of jit calls.
     per_call = steps_per_call(config)
     boundaries = (config.log_every, config.eval_every, config.checkpoint_every)
-    progress = Progress(config.steps, start, enabled=is_main and config.progress)
+    progress = Progress(config.steps, start, enabled=is_main, bar=config.progress)
     t0 = t_log = time.perf_counter()
     # `pending` holds the per-step metrics since the last record (restored ones included), so the
     # record that straddles a resume averages over the same steps as an uninterrupted run's.
@@ -269,6 +269,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         while step < config.steps:
             n = min([per_call, config.steps - step] + [b - step % b for b in boundaries])
             state, metrics = data.train_chunk(state, n)
+            if step == start:  # that call compiled the step, and returned before running it
+                t_log = progress.compiled()
             pending.append(metrics)
             step += n
             done = step == config.steps
@@ -283,7 +285,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             if log_now:
                 now = time.perf_counter()
                 rate = config.batch_size * (step - max(last_step_logged, start)) / (now - t_log)
-                if t_log > t0:  # the first interval pays for compiling
+                if last_step_logged > start:  # the first interval also pays for first runs
                     rates.append(rate)  # per seed
                 records = [{"step": step, **_record(pending, i, num_seeds),
                             "images_per_sec": round(rate, 1),

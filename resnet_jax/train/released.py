@@ -79,12 +79,12 @@ def _depth(model: str | None, found) -> int:
     if model is None:
         return found()
     try:
-        family, residual, depth = parse_model_name(model)
+        spec = parse_model_name(model)
     except ValueError as e:
         raise WeightsError(str(e)) from None
-    if family != "imagenet" or not residual:
+    if spec.variant != "imagenet_resnet":
         raise WeightsError(f"released models are ImageNet ResNets, not {model}")
-    return depth
+    return spec.depth
 
 
 def _shapes(fields: dict, num_classes: int) -> dict:
@@ -282,7 +282,7 @@ def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict, int]:
         if config.num_seeds > 1:
             raise WeightsError(f"{workdir} trained {config.num_seeds} seeds: use one of its seed folders")
         engine = create_engine(config, 0, num_classes)
-        shape = (64, 64, 3) if parse_model_name(config.model)[0] == "imagenet" else (32, 32, 3)
+        shape = (64, 64, 3) if parse_model_name(config.model).family == "imagenet" else (32, 32, 3)
         state = checkpoint.restore_latest(mngr, engine.abstract_state(shape))
     except checkpoint.CheckpointError as e:
         raise WeightsError(str(e)) from None
@@ -305,9 +305,9 @@ def torchvision_file(config: ml_collections.ConfigDict, variables: dict, mean: n
     A v1 bottleneck net (the paper's, stride on the first 1x1) has the same tensors as torchvision's
     v1.5 one; the metadata says which it is (`stride_on_3x3`), and torchvision runs it once each
     stage's first block has its strides moved (`V1_NOTE`)."""
-    family, residual, depth = parse_model_name(config.model)
+    spec = parse_model_name(config.model)
     problems = [why for bad, why in (
-        (family != "imagenet" or not residual, f"{config.model} is not an ImageNet ResNet"),
+        (spec.variant != "imagenet_resnet", f"{config.model} is not an ImageNet ResNet"),
         (config.shortcut != "B", f"shortcut option {config.shortcut} (torchvision's nets use B)"),
         (config.conv1_bias, "conv1_bias (torchvision's conv1 has none)"),
         (config.pool_ceil_mode, "pool_ceil_mode (torchvision pools with padding 1)"),
@@ -315,7 +315,7 @@ def torchvision_file(config: ml_collections.ConfigDict, variables: dict, mean: n
     if problems:
         raise WeightsError(f"torchvision's ResNet cannot hold this net: {problems[0]}")
     try:
-        state = released.to_torchvision(variables, depth)
+        state = released.to_torchvision(variables, spec.depth)
     except released.ReleasedModelError as e:
         raise WeightsError(str(e)) from None
     # torchvision's own mean colour is implied by the convention; any other mean (a training

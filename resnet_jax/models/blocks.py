@@ -1,0 +1,179 @@
+"""Residual units by name (BLOCKS): the original ones of He et al. 2016 and the pre-activation
+ones of their follow-up, "Identity Mappings in Deep Residual Networks" (arXiv 1603.05027).
+
+Every block takes keyword options: `features` (the width of its 3x3 conv; it outputs
+`expansion * features` channels), `stride`, the injected `conv` and `norm` factories and `act`,
+the shortcut `option` letter (Sec 3.3) and where option A puts its zero channels (`zero_pad`).
+A new kind of unit is one class here and one BLOCKS entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax
+
+from resnet_jax.models.layers import BatchNorm, Shortcut, block_class, stage_blocks
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs, BN after each; ReLU after the addition (or after BN 2 in a plain net)."""
+
+    features: int
+    stride: int
+    conv: Callable[..., nn.Module]  # nn.Conv or PatchConv (conv_factory)
+    norm: Callable[..., BatchNorm]
+    act: Callable[[jax.Array], jax.Array] = nn.relu
+    shortcut: str = "A"
+    zero_pad: str = "after"
+    residual: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = self.conv(self.features, (3, 3), strides=self.stride, padding=1, name="conv1")(x)
+        y = self.act(self.norm(name="bn1")(y))
+        y = self.conv(self.features, (3, 3), padding=1, name="conv2")(y)
+        y = self.norm(name="bn2")(y)
+        if self.residual:
+            y = y + Shortcut(self.features, self.stride, self.shortcut, self.conv, self.norm,
+                             self.zero_pad, name="shortcut")(x)
+        return self.act(y)
+
+
+class Bottleneck(nn.Module):
+    """1x1 (reduce) -> 3x3 -> 1x1 (restore, 4x). v1: the stride sits on the first 1x1 conv."""
+
+    features: int
+    stride: int
+    conv: Callable[..., nn.Module]
+    norm: Callable[..., BatchNorm]
+    act: Callable[[jax.Array], jax.Array] = nn.relu
+    shortcut: str = "B"
+    zero_pad: str = "after"
+    residual: bool = True
+    stride_on_3x3: bool = False  # "v1.5" (later zoos), not the paper's model
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        s1, s3 = (1, self.stride) if self.stride_on_3x3 else (self.stride, 1)
+        y = self.conv(self.features, (1, 1), strides=s1, name="conv1")(x)
+        y = self.act(self.norm(name="bn1")(y))
+        y = self.conv(self.features, (3, 3), strides=s3, padding=1, name="conv2")(y)
+        y = self.act(self.norm(name="bn2")(y))
+        y = self.conv(4 * self.features, (1, 1), name="conv3")(y)
+        y = self.norm(name="bn3")(y)
+        if self.residual:
+            y = y + Shortcut(4 * self.features, self.stride, self.shortcut, self.conv, self.norm,
+                             self.zero_pad, name="shortcut")(x)
+        return self.act(y)
+
+
+class PreActBasicBlock(nn.Module):
+    """1603.05027 Fig. 4(e): BN -> ReLU -> 3x3 conv -> BN -> ReLU -> 3x3 conv, added to the
+    shortcut; nothing after the addition, so the shortcut path is a pure identity.
+
+    `shared_preact`: the first BN-ReLU comes before the split, the shortcut takes its output too.
+    The net sets it on each stage's first unit: the first unit after conv1 ("we adopt the first
+    activation right after conv1 and before splitting into two paths", appendix) and the units that
+    change dimensions ("projection shortcuts are also with pre-activation"; the authors' Torch code
+    shares it exactly where the channels change). Elsewhere the shortcut is the unit's raw input."""
+
+    features: int
+    stride: int
+    conv: Callable[..., nn.Module]
+    norm: Callable[..., BatchNorm]
+    act: Callable[[jax.Array], jax.Array] = nn.relu
+    shortcut: str = "A"
+    zero_pad: str = "after"
+    shared_preact: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = self.act(self.norm(name="bn1")(x))
+        x = y if self.shared_preact else x
+        y = self.conv(self.features, (3, 3), strides=self.stride, padding=1, name="conv1")(y)
+        y = self.act(self.norm(name="bn2")(y))
+        y = self.conv(self.features, (3, 3), padding=1, name="conv2")(y)
+        return y + Shortcut(self.features, self.stride, self.shortcut, self.conv, None,
+                            self.zero_pad, name="shortcut")(x)
+
+
+class PreActBottleneck(nn.Module):
+    """1603.05027 Fig. 4(e) as a bottleneck (Sec. 5, ResNet-164/1001): BN -> ReLU -> 1x1 ->
+    BN -> ReLU -> 3x3 -> BN -> ReLU -> 1x1 (4x), identity addition, nothing after it. The stride
+    sits on the first 1x1 conv and on the projection (the authors' Torch code, as [1]'s v1);
+    `shared_preact` as in PreActBasicBlock."""
+
+    features: int
+    stride: int
+    conv: Callable[..., nn.Module]
+    norm: Callable[..., BatchNorm]
+    act: Callable[[jax.Array], jax.Array] = nn.relu
+    shortcut: str = "B"
+    zero_pad: str = "after"
+    shared_preact: bool = False
+    stride_on_3x3: bool = False  # fb.resnet.torch's preresnet.lua; not the authors' code
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        s1, s3 = (1, self.stride) if self.stride_on_3x3 else (self.stride, 1)
+        y = self.act(self.norm(name="bn1")(x))
+        x = y if self.shared_preact else x
+        y = self.conv(self.features, (1, 1), strides=s1, name="conv1")(y)
+        y = self.act(self.norm(name="bn2")(y))
+        y = self.conv(self.features, (3, 3), strides=s3, padding=1, name="conv2")(y)
+        y = self.act(self.norm(name="bn3")(y))
+        y = self.conv(4 * self.features, (1, 1), name="conv3")(y)
+        return y + Shortcut(4 * self.features, self.stride, self.shortcut, self.conv, None,
+                            self.zero_pad, name="shortcut")(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockKind:
+    """A registered unit: its module, output channels per `features`, fixed options."""
+
+    module: type[nn.Module]
+    expansion: int
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # BN-ReLU before each conv: the net's stem is conv1 alone (each stage's first unit holds the
+    # activation) and the net ends with BN-ReLU before pooling (1603.05027 appendix).
+    preact: bool = False
+
+    @property
+    def residual(self) -> bool:
+        return self.options.get("residual", True)
+
+    def accepts(self, option: str) -> bool:
+        return option in self.module.__dataclass_fields__
+
+
+BLOCKS = {
+    "basic": BlockKind(BasicBlock, 1),
+    "plain": BlockKind(BasicBlock, 1, {"residual": False}),
+    "bottleneck": BlockKind(Bottleneck, 4),
+    "plain_bottleneck": BlockKind(Bottleneck, 4, {"residual": False}),
+    "preact_basic": BlockKind(PreActBasicBlock, 1, preact=True),
+    "preact_bottleneck": BlockKind(PreActBottleneck, 4, preact=True),
+}
+
+
+def residual_stages(x: jax.Array, *, block: str, stage_sizes, widths, stage_key: Callable[[int], str],
+                    conv, stack_conv, norm, scan: bool, remat: str, **options: Any) -> jax.Array:
+    """The stages of a net of `block` units: stage i has `stage_sizes[i]` units of width
+    `widths[i]`, the first one strided by 2 after the first stage (Sec 3.3: the feature map size
+    halves as the filters double). `options`: the units' keyword options (shortcut, zero_pad, ...);
+    an option a unit does not have may only be off (False)."""
+    kind = BLOCKS[block]
+    for option, value in options.items():
+        if not kind.accepts(option) and value:
+            raise ValueError(f"option {option}={value!r} does not apply to {block!r} units")
+    options = {k: v for k, v in options.items() if kind.accepts(k)} | dict(kind.options)
+    module = block_class(kind.module, remat)
+    first = {"shared_preact": True} if kind.preact else None
+    for stage, (features, count) in enumerate(zip(widths, stage_sizes)):
+        x = stage_blocks(module, x, key=stage_key(stage), count=count, stride=2 if stage else 1,
+                         features=features, conv=conv, stack_conv=stack_conv, norm=norm, scan=scan,
+                         first=first, **options)
+    return x
