@@ -18,13 +18,13 @@ def test_parameter_count_and_cost_follow_the_layer_list():
     at 16x16 after the stem's pool, the stem at 32x32."""
     params = sum(k * k * i * o + 2 * o for k, i, o in CONVS) + 256 * 10 + 10
     macs = 32 * 32 * 3 * 3 * 3 * 64 + sum(16 * 16 * k * k * i * o for k, i, o in CONVS[1:]) + 256 * 10
-    c = model_complexity("explainer7")
+    c = model_complexity("explainer_resnet7")
     assert (c.params, c.mult_adds) == (params, macs)
     assert params == 153_418  # the number the experiment's table prints
 
 
 def test_units_run_at_16x16_and_the_basic_units_shortcut_is_an_identity():
-    model = create_model("explainer7")
+    model = create_model("explainer_resnet7")
     x = jnp.zeros((2, 32, 32, 3))
     variables = jax.eval_shape(model.init, jax.random.key(0), x)
     logits, state = jax.eval_shape(
@@ -37,7 +37,7 @@ def test_units_run_at_16x16_and_the_basic_units_shortcut_is_an_identity():
     assert variables["params"]["stage2_block1"]["shortcut"]["proj_conv"]["kernel"].shape == (1, 1, 64, 256)
 
 
-@pytest.mark.parametrize("bad", ["explainer8", "explainer", "explainer_resnet7"])
+@pytest.mark.parametrize("bad", ["explainer_resnet8", "explainer_resnet", "explainer7"])
 def test_other_depths_are_rejected(bad):
     with pytest.raises(ValueError, match="unknown model"):
         parse_model_name(bad)
@@ -49,7 +49,7 @@ def test_forward_is_the_articles_sequence_of_layers():
     ReLU -> max pool; conv3x3-BN-ReLU-conv3x3-BN-add-ReLU; 1x1-BN-ReLU-3x3-BN-ReLU-1x1-BN, added
     to the projection (1x1 conv + BN), ReLU; mean over positions; fc. BN with epsilon 1e-5 and
     running variances of 1e-4..1e-3, so another epsilon (Keras' 1e-3, say) shows."""
-    model = create_model("explainer7")
+    model = create_model("explainer_resnet7")
     x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
     with jax.threefry_partitionable(False):
         variables = jax.jit(model.init)(jax.random.key(0), x)

@@ -83,7 +83,7 @@ VARIANTS = {
                               table1_stages, WIDTHS, "B", "18/34/50/101/152"),
     # The explainer article's small net (models/explainer.py), not the paper's: one basic unit of 64
     # and one bottleneck unit 64-64-256 (projection shortcut, option B): 7 weighted layers.
-    "explainer": Variant("explainer", ("basic", "bottleneck"), explainer_stages, (64, 64), "B", "7"),
+    "explainer_resnet": Variant("explainer", ("basic", "bottleneck"), explainer_stages, (64, 64), "B", "7"),
 }
 
 
