@@ -85,11 +85,11 @@ def test_old_run_evaluates_to_its_recorded_test_error(folder, old_runs, tmp_path
 
 
 def test_old_runs_report(old_runs, tmp_path):
-    """`resnet-jax report table6` over the old runs: depth 8, three runs (one alone, two trained
+    """`resnet-jax report table6` over the old runs: ResNet-8, three runs (one alone, two trained
     together whose shared clock counts once); the plot's curves read their metrics."""
     report.main(["resnet-jax report", "table6", "--runs", str(old_runs), "--out", str(tmp_path)])
     rows = json.loads((tmp_path / "table6.json").read_text())
-    assert [(r["depth"], r["runs"], r["params"]) for r in rows] == [(8, 3, 75290)]
+    assert [(r["net"], r["runs"], r["params"]) for r in rows] == [("resnet8", 3, 75290)]
     single = json.loads((OLD / "resnet8" / "results.json").read_text())
     seeds = json.loads((OLD / "resnet8_seeds" / "seeds.json").read_text())
     assert rows[0]["wall_time"] == pytest.approx(single["wall_time"] + seeds["wall_time"])

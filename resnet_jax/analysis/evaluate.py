@@ -36,18 +36,15 @@ def evaluate_run(workdir: str, mode: str | None = None, data_dir: str | None = N
             "num_images": len(run.dataset.eval_images), **single_view(run)}
 
 
-def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
-                      max_images: int = 0, paper=None) -> dict:
-    """Sec 3.4's tests of an ImageNet run: centre 224 crop, 10-crop, or fully-convolutional
-    multi-scale, with the input mean its net expects (an imported model's, else the training
-    mean), the views made by its recorded `image_backend` ("auto", an imported model's: this
-    machine's, named in the result)."""
+def open_imagenet_run(workdir: str, config, data_dir: str | None, max_images: int = 0) -> dict:
+    """What Sec 3.4's tests of an ImageNet run need: its net restored, with the input mean it
+    expects (an imported model's, else the training mean), the validation source, and the view
+    options of `imagenet_eval.evaluate` (its views made by its recorded `image_backend`; "auto", an
+    imported model's: this machine's). {"engine", "state", "source", "num_classes", "views"}."""
     from resnet_jax.data import imagenet  # noqa: PLC0415 (grain only for ImageNet)
-    from resnet_jax.train import imagenet_eval, released  # noqa: PLC0415
+    from resnet_jax.train import released  # noqa: PLC0415
     from resnet_jax.train.engine import create_engine, replicate_from_host  # noqa: PLC0415
 
-    if mode not in IMAGENET_MODES:
-        raise RunError(f"unknown ImageNet test {mode!r}: expected one of {', '.join(IMAGENET_MODES)}")
     if data_dir is not None:
         config.data_dir = data_dir
     try:
@@ -66,15 +63,28 @@ def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
         source = imagenet.Head(source, max_images)
         devices = jax.device_count()  # (a whole batch of padding would cost as much as images)
         config.eval_batch_size = min(config.eval_batch_size, -(-len(source) // devices) * devices)
-    metrics = imagenet_eval.evaluate(
-        mode, engine.model, {"params": state.params, "batch_stats": state.batch_stats}, source,
-        replicate_from_host(mean, engine.mesh), engine.mesh, batch_size=config.eval_batch_size,
-        crop_size=config.image_size, resize=config.eval_resize, scales=tuple(config.test_scales),
-        num_workers=config.num_workers, backend=config.image_backend)
+    views = {"model": engine.model, "variables": {"params": state.params, "batch_stats": state.batch_stats},
+             "source": source, "pixel_mean": replicate_from_host(mean, engine.mesh), "mesh": engine.mesh,
+             "batch_size": config.eval_batch_size, "crop_size": config.image_size,
+             "resize": config.eval_resize, "scales": tuple(config.test_scales),
+             "num_workers": config.num_workers, "backend": config.image_backend}
+    return {"engine": engine, "state": state, "source": source, "num_classes": num_classes, "views": views}
+
+
+def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
+                      max_images: int = 0, paper=None) -> dict:
+    """Sec 3.4's tests of an ImageNet run (`open_imagenet_run`): centre 224 crop, 10-crop, or
+    fully-convolutional multi-scale."""
+    from resnet_jax.train import imagenet_eval  # noqa: PLC0415 (grain only for ImageNet)
+
+    if mode not in IMAGENET_MODES:
+        raise RunError(f"unknown ImageNet test {mode!r}: expected one of {', '.join(IMAGENET_MODES)}")
+    run = open_imagenet_run(workdir, config, data_dir, max_images)
+    metrics = imagenet_eval.evaluate(mode, **run["views"])
     depth = parse_model_name(config.model).depth
     found = paper_imagenet.published(config.input_convention, depth, mode, paper)
     return {"workdir": workdir, "model": config.model, "dataset": "imagenet",
-            "eval_split": config.eval_split, "mode": mode, "step": int(jax.device_get(state.step)),
+            "eval_split": config.eval_split, "mode": mode, "step": int(jax.device_get(run["state"].step)),
             "num_images": metrics["test_images"], "input_convention": config.input_convention,
             "imported_from": config.imported_from, "image_backend": config.image_backend, **metrics,
             "published": None if found is None else {"source": found[0], "top1": found[1][0],

@@ -9,11 +9,17 @@ A record holds the compile seconds (lowering included) and the process's peak re
 (/proc/self/status VmHWM) right after the compile, beside its resident memory before compiling
 (imports, data, the engine), so `peak_gb - base_gb` is what the compile itself needed; the step
 record adds `run_peak_gb`, the peak once steps have run (state, activations kept for backprop).
+On an accelerator the host's resident memory says little: a timed record also holds
+`device_peak_gb`, the device allocator's peak (`memory_stats()["peak_bytes_in_use"]`; None where the
+backend keeps no statistics, as XLA:CPU). `timed` names the programs whose steps are run and timed:
+the step by default; the chunk where, as on accelerators, it is the call the loop makes. Every
+record names `auto`, what the "auto" block options resolve to on the backend that ran it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -22,7 +28,8 @@ import time
 import jax
 import numpy as np
 
-FORMS = ("scan", "unrolled", "scan+remat", "unrolled+remat", "scan+xla", "scan+im2col")
+FORMS = ("scan", "unrolled", "scan+remat", "unrolled+remat", "scan+xla", "scan+im2col", "scan+remat+xla",
+         "scan+remat+im2col")
 PROGRAMS = ("init", "step", "chunk")
 
 
@@ -44,13 +51,21 @@ def _resident_gb(field: str) -> float:
     raise OSError(f"no {field} in /proc/self/status")
 
 
+def _device_peak_gb() -> float | None:
+    stats = jax.devices()[0].memory_stats()  # None on XLA:CPU
+    peak = (stats or {}).get("peak_bytes_in_use")
+    return None if peak is None else round(peak / 2**30, 3)
+
+
 def probe(spec: dict) -> dict:
     """Compile one program of one model form in this process (see the module docstring)."""
     from resnet_jax.data import synthetic  # noqa: PLC0415 (the child's imports, timed apart)
     from resnet_jax.bench import steps as bench  # noqa: PLC0415
-    from resnet_jax.train.engine import Engine, EpochOrders, create_engine, put_dataset  # noqa: PLC0415
+    from resnet_jax.train.engine import (Engine, EpochOrders, block_options,  # noqa: PLC0415
+                                         create_engine, make_mesh, put_dataset)
 
     config = bench.bench_config(spec["model"], spec["dtype"], spec["batch_size"])
+    auto = {k: v or config.conv_impl for k, v in block_options(config, make_mesh()).items()}
     config.update(form_config(spec["form"]))
     # enough data for the timed steps, not 50k images: the memory measured is the compile's
     ds = synthetic.load(num_train=8 * config.batch_size, num_eval=config.batch_size,
@@ -71,22 +86,24 @@ def probe(spec: dict) -> dict:
         compiled = Engine.train_chunk.lower(engine, engine.abstract_state(shape), data, n,
                                             chunk_orders).compile()
     out = {"compile_s": round(time.perf_counter() - t, 2), "peak_gb": _resident_gb("VmHWM"),
-           "base_gb": base}
-    if spec["program"] == "step" and spec["steps"]:
+           "base_gb": base, "auto": auto}
+    if compiled is not None and spec["program"] in spec.get("timed", ("step",)) and spec["steps"]:
+        calls = max(1, math.ceil(spec["steps"] / n))
         state = engine.init_state(shape)
         for _ in range(2):  # the first calls allocate
-            state = compiled(state, data, orders.next_chunk(1))[0]
+            state = compiled(state, data, orders.next_chunk(n))[0]
         jax.block_until_ready(state)
         windows = []
         for _ in range(spec["repeats"]):
             t = time.perf_counter()
-            for _ in range(spec["steps"]):
-                state = compiled(state, data, orders.next_chunk(1))[0]
+            for _ in range(calls):
+                state = compiled(state, data, orders.next_chunk(n))[0]
             jax.block_until_ready(state)
-            windows.append((time.perf_counter() - t) / spec["steps"])
+            windows.append((time.perf_counter() - t) / (calls * n))
         out.update(step_ms=round(1e3 * min(windows), 2),
                    step_ms_median=round(1e3 * float(np.median(windows)), 2),
-                   run_peak_gb=_resident_gb("VmHWM"))  # with the state and the step's buffers
+                   run_peak_gb=_resident_gb("VmHWM"),  # with the state and the step's buffers
+                   device_peak_gb=_device_peak_gb())
     return out
 
 
@@ -112,14 +129,17 @@ def run_probe(spec: dict, timeout_s: float) -> dict:
 
 
 def bench_compile(model: str, dtype: str, image_size: int, batch_size: int, forms: list[str],
-                  chunk: int, steps: int, repeats: int, timeout_s: float, emit) -> None:
-    """Every program of `model` in every form, one record each (kind "compile")."""
+                  chunk: int, steps: int, repeats: int, timeout_s: float, emit,
+                  programs: tuple[str, ...] = PROGRAMS, timed: tuple[str, ...] = ("step",)) -> None:
+    """Every program (of `programs`) of `model` in every form, one record each (kind "compile");
+    the steps of those in `timed` are run and timed."""
     for form in forms:
-        for program in PROGRAMS:
+        for program in programs:
             spec = dict(model=model, dtype=dtype, image_size=image_size, batch_size=batch_size,
-                        form=form, program=program, chunk=chunk, steps=steps, repeats=repeats)
+                        form=form, program=program, chunk=chunk, steps=steps, repeats=repeats,
+                        timed=list(timed))
             result = run_probe(spec, timeout_s)
-            emit({"kind": "compile", **{k: v for k, v in spec.items() if k not in ("steps",)},
+            emit({"kind": "compile", **{k: v for k, v in spec.items() if k not in ("steps", "timed")},
                   "steps_per_call": 1 if program != "chunk" else chunk, **result})
 
 

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
     for model in args.models if set(args.parts) - {"compile", "pipeline"} else ():
         image_size = args.image_size or input_shape(model)[0]
         cifar = parse_model_name(model).family == "cifar"
-        for dtype in args.dtypes:
+        for dtype in args.dtypes if set(args.parts) & {"step", "reference", "seeds"} else ():
             s = setup(model, dtype, image_size, args.batch_size)
             runners = []
             if "step" in args.parts:
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace, emit) -> list[dict]:
                 compile_bench.bench_compile(
                     model, dtype, args.image_size or input_shape(model)[0],
                     bench_config(model, dtype, args.batch_size).batch_size, forms,
-                    args.compile_chunk, args.steps, args.repeats, args.compile_timeout, record)
+                    args.compile_chunk, args.steps, args.repeats, args.compile_timeout, record,
+                    tuple(args.compile_programs), tuple(args.compile_timed))
     if "pipeline" in args.parts:
         pipeline.bench_pipeline(args.pipeline_images, args.pipeline_qualities, args.pipeline_rounds,
                                 model_rate=args.model_rate, workers=args.pipeline_workers,

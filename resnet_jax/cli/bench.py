@@ -22,6 +22,7 @@ Compile time is measured apart (ahead-of-time lowering), never inside a rate.
     resnet-jax bench --out bench.jsonl          # the full set (GPU): R20/56/110, R50, f32/bf16
     resnet-jax bench --parts compile --dtypes float32 --image_size 8   # depth 20..1202, CPU
     resnet-jax bench --parts pipeline --quick   # host transforms, < 2 minutes on 2 cores
+    resnet-jax bench --device-check --out DIR   # one call on a lent GPU (see --device-check --help)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from resnet_jax import runs
 from resnet_jax.models import DTYPES, parse_model_name
 from resnet_jax.models.layers import CONV_IMPLS
 from resnet_jax.bench import compile as compile_bench
+from resnet_jax.bench import device_check
 
 from resnet_jax.bench.steps import DEFAULT_MODELS, PARTS, COMPILE_MODELS, seeds_formulations
 from resnet_jax.bench.suite import run
@@ -81,6 +83,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "exhausts 24 GB compiling its step on CPU)")
     p.add_argument("--compile_chunk", type=int, default=None,
                    help="steps in the compile part's scanned chunk (default: --steps_per_call)")
+    p.add_argument("--compile_programs", default=",".join(compile_bench.PROGRAMS),
+                   help="programs of the compile part: init, step (1 step per call), chunk "
+                        "(--compile_chunk steps per call, as accelerators run)")
+    p.add_argument("--compile_timed", default="step",
+                   help="compile part: the programs whose steps are also run and timed (step, chunk)")
     p.add_argument("--compile_timeout", type=float, default=900.0,
                    help="seconds before a compile-part process is stopped and recorded as failed")
     p.add_argument("--pipeline_images", type=int, default=None,
@@ -129,6 +136,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.conv_impls = _csv(args.conv_impls)
     args.compile_models = _csv(args.compile_models)
     args.compile_forms = _csv(args.compile_forms)
+    args.compile_programs, args.compile_timed = _csv(args.compile_programs), _csv(args.compile_timed)
     args.compile_chunk = args.compile_chunk or args.steps_per_call
     cores = os.cpu_count() or 1
     default_workers = sorted({min(2 ** k, cores) for k in range(cores.bit_length() + 1)})
@@ -146,6 +154,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                                          "pipeline_seconds") if getattr(args, name) <= 0]
     errors += [f"unknown compile form {x!r} (expected {', '.join(compile_bench.FORMS)})"
                for x in args.compile_forms if x not in compile_bench.FORMS]
+    errors += [f"unknown compile program {x!r} (expected {', '.join(compile_bench.PROGRAMS)})"
+               for x in args.compile_programs + args.compile_timed if x not in compile_bench.PROGRAMS]
     errors += [f"unknown part {x!r} (expected {', '.join(PARTS)})" for x in args.parts if x not in PARTS]
     errors += [f"unknown dtype {x!r}" for x in args.dtypes if x not in DTYPES]
     errors += [f"unknown conv impl {x!r}" for x in args.conv_impls if x not in CONV_IMPLS]
@@ -165,7 +175,52 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def parse_device_check_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=f"{argv[0]} --device-check", description=device_check.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device-check", action="store_true", required=True)
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds for all parts together (default 420: one 8-minute call with room "
+                        "for the start; --quick: 600)")
+    p.add_argument("--out", default="out/device_check",
+                   help="folder for device_check.json, device_check.md and device_check.log")
+    p.add_argument("--parts", default=",".join(p.name for p in device_check.PARTS),
+                   help="subset, by name or letter, in the order of value: "
+                        + ", ".join(f"{p.key} {p.name}" for p in device_check.PARTS))
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes (ResNet-8, 8x8 images, a few steps): the whole check on a CPU in "
+                        "minutes, to test it before any GPU")
+    args = p.parse_args(argv[1:])
+    args.budget = args.budget or (600.0 if args.quick else 420.0)
+    args.parts = tuple(_csv(args.parts))
+    known = {x for part in device_check.PARTS for x in (part.key, part.name)}
+    if unknown := [x for x in args.parts if x not in known]:
+        p.exit(2, f"{argv[0]}: error: unknown part {unknown[0]!r} (expected "
+                  f"{', '.join(part.name for part in device_check.PARTS)})\n")
+    if args.budget <= 0:
+        p.exit(2, f"{argv[0]}: error: --budget must be positive\n")
+    return args
+
+
+def device_check_main(argv: list[str]) -> None:
+    """Exit 0 when every part ran or was cut by the budget, 1 when one failed, 2 bad arguments, 3
+    when --out cannot be written."""
+    args = parse_device_check_args(argv)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        open(os.path.join(args.out, "device_check.log"), "a").close()
+    except OSError as e:
+        print(f"{argv[0]}: error: cannot write {e.filename or args.out} ({e.strerror})", file=sys.stderr)
+        sys.exit(3)
+    report = device_check.run(budget_s=args.budget, out_dir=args.out, quick=args.quick, parts=args.parts,
+                              say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"device check written to {args.out}/device_check.json and device_check.md", file=sys.stderr)
+    sys.exit(1 if any(p["status"] == "failed" for p in report["parts"]) else 0)
+
+
 def main(argv: list[str]) -> None:
+    if "--device-check" in argv[1:]:
+        device_check_main(argv)
     args = parse_args(argv)
     if args.summarize:
         try:

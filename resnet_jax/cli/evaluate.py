@@ -7,7 +7,13 @@ protocols (Sec 3.4): `--mode center` (224 crop of the image resized to 256), `te
 `multi_scale` (fully convolutional, shorter side 224..640), top-1 and top-5, beside the numbers
 published for that model and protocol; each net gets the input preprocessing it was trained with.
 
-Exit codes: 0 tested; 2 not a run, no checkpoint, or no dataset; 3 --json could not be written.
+Several `--workdir`s are tested as an ensemble (Table 5): each member on its own inputs, their
+softmax averaged per view, then the views combined as the mode does; the ensemble's top-1/top-5
+beside each member's. `--scores` saves the per-image scores (members and ensemble, .npz), `--table`
+Table 5 of the paper with the ensemble's rows.
+
+Exit codes: 0 tested; 2 not a run, no checkpoint, no dataset, or members tested on different data;
+3 --json, --scores or --table could not be written.
 """
 
 from __future__ import annotations
@@ -25,15 +31,23 @@ from resnet_jax.train import orbax_quiet
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=argv[0], description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", required=True, help="a run folder (resnet-jax train or import)")
+    parser.add_argument("--workdir", required=True, action="append",
+                        help="a run folder (resnet-jax train or import); several: their ensemble")
     parser.add_argument("--mode", default=None, choices=["single", *IMAGENET_MODES],
                         help="test-time views (default: single for CIFAR/digits, center for ImageNet)")
     parser.add_argument("--data_dir", default=None, help="override the run's dataset location")
     parser.add_argument("--max_images", type=int, default=0,
                         help="ImageNet: test the first N validation images only (a quick check)")
     parser.add_argument("--json", default=None, help="also write the result to this JSON file")
+    parser.add_argument("--scores", default=None, help="also write the per-image scores (.npz)")
+    parser.add_argument("--table", default=None,
+                        help="also write Table 5 of the paper with this ensemble's rows (markdown)")
     args = parser.parse_args(argv[1:])
     orbax_quiet.silence_aborted_io()
+    if len(args.workdir) > 1 or args.scores or args.table:
+        ensemble(argv[0], parser, args)
+        return
+    args.workdir = args.workdir[0]
     try:
         result = evaluate_run(args.workdir, args.mode, args.data_dir, args.max_images,
                               paper=published_tables())
@@ -53,6 +67,25 @@ def main(argv: list[str]) -> None:
               f"top-5 {published['top5']:.2f}%")
     elif "published" in result:
         print("published: no number for this model and protocol")
+    if args.json:
+        runs.write_json(args.json, result)
+    sys.stdout.flush()
+
+
+def ensemble(prog: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The members' softmax averaged per view (analysis/ensemble.py), each member beside it."""
+    from resnet_jax import experiments  # noqa: PLC0415
+    from resnet_jax.analysis import ensemble as E  # noqa: PLC0415
+
+    try:
+        result, scores = E.evaluate_ensemble(args.workdir, args.mode, args.data_dir, args.max_images)
+    except RunError as e:
+        parser.exit(2, f"{prog}: error: {e}\n")
+    print("\n".join(E.lines(result)))
+    if args.scores:
+        E.write_scores(args.scores, scores, args.workdir)
+    if args.table:
+        runs.write_text(args.table, E.table_markdown(result, experiments.get("table5")))
     if args.json:
         runs.write_json(args.json, result)
     sys.stdout.flush()

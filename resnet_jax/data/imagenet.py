@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-import grain
 import jax
 import numpy as np
 
 from resnet_jax.data import imagenet_files, imagenet_pack
 from resnet_jax.data.base import DatasetError
 from resnet_jax.data.imagenet_transforms import CenterCrop, TrainTransform, check_backend
+
+if TYPE_CHECKING:
+    import grain
 
 NAME = "imagenet2012"
 NUM_CLASSES = 1000
@@ -78,6 +80,8 @@ class Head(Sequence):
 
 def host_shard(source: Sequence) -> grain.MapDataset:
     """This host's disjoint share of the records."""
+    import grain  # noqa: PLC0415 (grain only where ImageNet batches are made: CIFAR/digits runs lack it)
+
     return grain.MapDataset.source(source)[jax.process_index()::jax.process_count()]
 
 
@@ -94,6 +98,8 @@ def worker_count(num_workers: int) -> int:
 
 
 def _iterate(ds: grain.MapDataset, num_workers: int) -> Iterator:
+    import grain  # noqa: PLC0415 (see host_shard)
+
     num_workers = worker_count(num_workers)
     if num_workers == 0:  # in this process (tests, debugging): two reader threads, two batches
         # ahead, where grain's default (16 threads, 500 elements = batches here) would go on
@@ -171,6 +177,8 @@ def mean_image(source: Sequence, *, crop_size: int = 224, resize: int = 256,
         if os.path.exists(path):  # (read even where `backend` could not recompute it)
             return np.load(path)
     backend = check_backend(backend)
+    import grain  # noqa: PLC0415 (see host_shard)
+
     ds = grain.MapDataset.source(source).shuffle(seed=0)[:min(num_images, len(source))]
     total, count = np.zeros((crop_size, crop_size, 3), np.float64), 0
     for batch in _iterate(ds.map(CenterCrop(crop_size, resize, backend)).batch(256), num_workers):

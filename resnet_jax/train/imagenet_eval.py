@@ -61,16 +61,24 @@ def summarize(totals: dict) -> dict:
             "test_loss": float(totals["loss"]) / n, "test_images": int(totals["count"])}
 
 
-def evaluate_batches(model: nn.Module, variables, batches: Iterable[dict], pixel_mean: jax.Array,
-                     mesh: Mesh) -> dict:
-    """Errors over host batches {'image': (b, [V,] H, W, 3), 'label', 'mask'} split over the mesh."""
+def batch_scores(model: nn.Module, variables, batches: Iterable[dict], pixel_mean: jax.Array,
+                 mesh: Mesh) -> Iterator[tuple[jax.Array, jax.Array, jax.Array]]:
+    """(view-averaged scores, labels, mask) on the mesh per host batch {'image': (b, [V,] H, W, 3),
+    'label', 'mask'}."""
     sharding = NamedSharding(mesh, P("data"))
-    totals = None
     for batch in batches:
         images = batch["image"] if batch["image"].ndim == 5 else batch["image"][:, None]
         put = lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x))  # noqa: E731
-        scores = view_scores(model, variables, put(images), pixel_mean)
-        sums = error_sums(scores, put(batch["label"].astype(np.int32)), put(batch["mask"]))
+        yield (view_scores(model, variables, put(images), pixel_mean),
+               put(batch["label"].astype(np.int32)), put(batch["mask"]))
+
+
+def evaluate_batches(model: nn.Module, variables, batches: Iterable[dict], pixel_mean: jax.Array,
+                     mesh: Mesh) -> dict:
+    """Errors over host batches {'image': (b, [V,] H, W, 3), 'label', 'mask'} split over the mesh."""
+    totals = None
+    for scores, labels, mask in batch_scores(model, variables, batches, pixel_mean, mesh):
+        sums = error_sums(scores, labels, mask)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     return summarize(jax.device_get(totals))
 
@@ -174,6 +182,34 @@ def evaluate_multi_scale(model: nn.Module, variables, source: Sequence, pixel_me
         summed = multihost_utils.process_allgather(np.asarray([totals[k] for k in totals])).sum(0)
         totals = dict(zip(totals, summed))
     return summarize(totals)
+
+
+def image_scores(mode: str, model: nn.Module, variables, source: Sequence, pixel_mean, mesh: Mesh, *,
+                 batch_size: int, crop_size: int = 224, resize: int = 256,
+                 scales: Sequence[int] = (224, 256, 384, 480, 640), num_workers: int = 0,
+                 backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (N,), scores (N, classes)) of every image of `source` in its order, each row the
+    softmax averaged over the mode's views exactly as `evaluate` scores it (what an ensemble
+    averages over its members). One process: the rows of all images come back to this host."""
+    if jax.process_count() > 1:
+        raise ValueError("per-image scores are gathered on one host: run them in one process")
+    if mode == "multi_scale":
+        found = {index: (label, row) for index, label, row in multi_scale_scores(
+            model, variables, source, pixel_mean, scales, num_workers, batch_size=batch_size,
+            crop_size=crop_size, backend=backend)}
+        labels, rows = zip(*(found[i] for i in range(len(found))))
+        return np.asarray(labels, np.int32), np.stack(rows)
+    if mode not in MODES:
+        raise ValueError(f"unknown evaluation mode {mode!r}: expected one of {MODES}")
+    view = CenterCrop if mode == "center" else TenCrop
+    batches = imagenet.eval_batches(source, view(crop_size, resize, check_backend(backend)), batch_size,
+                                    num_workers=num_workers)
+    labels, rows = [], []
+    for scores, label, mask in batch_scores(model, variables, batches, pixel_mean, mesh):
+        keep = np.asarray(jax.device_get(mask)) > 0  # padding of the last batch
+        labels.append(np.asarray(jax.device_get(label))[keep])
+        rows.append(np.asarray(jax.device_get(scores))[keep])
+    return np.concatenate(labels), np.concatenate(rows)
 
 
 def evaluate(mode: str, model: nn.Module, variables, source: Sequence, pixel_mean, mesh: Mesh, *,
