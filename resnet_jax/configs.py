@@ -26,6 +26,11 @@ FIELD_DOCS = {
     "input_convention": "what the first conv expects of the RGB input image/255 - mean: paper (as is), "
                         "caffe (x255, BGR: the authors' released models), torchvision (/ per-channel "
                         "std); set by `resnet-jax import`",
+    "input_std": "torchvision convention: the per-channel std (R, G, B) the input is divided by, if "
+                 "not ImageNet's (CIFAR nets trained in PyTorch: their dataset's); set by "
+                 "`resnet-jax import`",
+    "zero_pad": "option A: where the zero channels go, after the identity's (ours) or half on each "
+                "side (both: akamaster's CIFAR ResNets); set by `resnet-jax import`",
     "conv1_bias": "conv1 has a bias (the authors' Caffe models; redundant before BN)",
     "pool_ceil_mode": "pool1 as Caffe's: no padding, ceil-mode output size (the authors' Caffe models)",
     "init_from": "start training from these weights: a run folder or a released model's file "
@@ -67,6 +72,8 @@ FIELD_DOCS = {
     "warmup": "train at warmup_lr until the training error is below warmup_until_error "
               "(on for ResNet-110/1202)",
     "warmup_lr": "learning rate of the warm-up",
+    "warmup_steps": ">0: train at warmup_lr for exactly these first steps (the follow-up paper's 400 "
+                    "iterations); with warmup also on, the lr is warmup_lr until both have ended",
     "warmup_until_error": "training error that ends the warm-up",
     "warmup_error_ema": "decay of the training error's moving average over batches (decided on device)",
     "seed": "random seed of init, data order and augmentation",
@@ -122,6 +129,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.shortcut = ""
     c.stride_on_3x3 = False
     c.input_convention = "paper"
+    c.input_std = ()  # (): the convention's own
+    c.zero_pad = "after"
     c.conv1_bias = False
     c.pool_ceil_mode = False
     c.init_from = ""
@@ -157,6 +166,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.weight_decay = 1e-4
     c.warmup = False
     c.warmup_lr = 0.0
+    c.warmup_steps = 0
     c.warmup_until_error = 1.0
     c.warmup_error_ema = 0.9
 
@@ -221,8 +231,8 @@ def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
 
 
 def scaled_steps(config: ml_collections.ConfigDict, steps: int) -> ml_collections.ConfigDict:
-    """Shorter run with the schedule's shape (milestones are fractions of `steps`); log, eval and
-    checkpoint intervals shrink with it."""
+    """Shorter run with the schedule's shape (milestones are fractions of `steps`); a fixed warm-up,
+    log, eval and checkpoint intervals shrink with it."""
     if steps <= 0:
         raise ValueError(f"steps must be positive, got {steps}")
     ratio = steps / config.steps
@@ -231,6 +241,8 @@ def scaled_steps(config: ml_collections.ConfigDict, steps: int) -> ml_collection
     for field, floor in (("log_every", 10), ("eval_every", 10), ("checkpoint_every", 100)):
         scaled = max(floor, round(getattr(config, field) * ratio))
         setattr(config, field, min(scaled, steps))
+    if config.warmup_steps > 0:  # a fixed warm-up is part of the schedule's shape
+        config.warmup_steps = max(1, round(config.warmup_steps * ratio))
     return config
 
 
@@ -290,7 +302,8 @@ def resolve_image_backend(config: ml_collections.ConfigDict) -> str:
 
 def model_options(config: ml_collections.ConfigDict) -> dict:
     """The options that describe a released model's files (models/imagenet.py), for create_model."""
-    return {"input_convention": config.input_convention, "conv1_bias": config.conv1_bias,
+    return {"input_convention": config.input_convention, "input_std": tuple(config.input_std) or None,
+            "zero_pad": config.zero_pad, "conv1_bias": config.conv1_bias,
             "pool_ceil_mode": config.pool_ceil_mode}
 
 
@@ -343,6 +356,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
                            ("seeds_mode", SEEDS_MODES), ("image_backend", IMAGE_BACKENDS)):
         if config[field] not in options:
             raise ConfigError(f"unknown {field} {config[field]!r}: expected one of {', '.join(options)}")
+    if int(config.warmup_steps) < 0:
+        raise ConfigError(f"warmup_steps must be >= 0 (0 = no fixed warm-up), got {config.warmup_steps}")
     for field in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
                   "eval_batch_size", "steps_per_call", "num_seeds", "keep_checkpoints"):
         if int(config[field]) <= 0:

@@ -43,8 +43,16 @@ class Net:
         return self.name if self.arg is None else self.arg
 
 
+_UNIT_NAMED = re.compile(r"(preact_?)?(bottleneck)?(\d+)(.*)")  # the follow-up's nets
+
+
 def label(net: str) -> str:
-    """The paper's name of a net: plain20 -> plain-20, resnet34_B -> ResNet-34 B."""
+    """The paper's name of a net: plain20 -> plain-20, resnet34_B -> ResNet-34 B; the follow-up's
+    units by depth and unit: preact110 -> ResNet-110 pre-act, bottleneck164 -> ResNet-164 bottleneck,
+    preact_bottleneck1001 -> ResNet-1001 bottleneck pre-act."""
+    if m := _UNIT_NAMED.fullmatch(net):
+        preact, bottleneck, depth, rest = m.groups()
+        net = f"resnet{depth}" + " bottleneck" * bool(bottleneck) + " pre-act" * bool(preact) + rest
     return net.replace("plain", "plain-").replace("resnet", "ResNet-").replace("_", " ")
 
 
@@ -64,7 +72,8 @@ def select(patterns: tuple[str, ...], names) -> list[str]:
 @dataclasses.dataclass(frozen=True)
 class Column:
     """A table column: `key` of the row (ours), or of the paper's numbers when `paper`; `fmt` formats
-    a value ("{:.2f}"); "{:.2f}±" appends the row's `KEY_std` when there is one."""
+    a value ("{:.2f}"); "{:.2f}±" appends the row's `KEY_std` when there is one. A paper key may name
+    the row's dataset, "error_{dataset}": the paper's number for the data the row's runs used."""
 
     title: str
     key: str

@@ -26,6 +26,7 @@ import contextlib
 import errno
 import glob
 import json
+import logging
 import os
 import re
 
@@ -42,6 +43,10 @@ INPUT_MEAN = "input_mean.npy"
 
 class RunIOError(RuntimeError):
     """A write to the workdir failed (a checkpoint, metrics.jsonl, config or results); one line."""
+
+
+class MetricsError(ValueError):
+    """A whole line of metrics.jsonl that is not a JSON record (damaged on disk); names file:line."""
 
 
 def config_path(workdir: str) -> str:
@@ -129,6 +134,18 @@ def write_bytes(path: str, data: bytes) -> None:
         raise RunIOError(f"cannot write {path} ({os_cause(e)})") from None
 
 
+def output_folder(path: str) -> None:
+    """Make the folder of an output file a command will write (`--out NEW/fig.png`) and check it
+    is writable, before the command's work: RunIOError (naming the cause) if it cannot be."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as e:
+        raise RunIOError(f"cannot write {path} ({os_cause(e)})") from None
+
+
 def write_json(path: str, value) -> None:
     """The one JSON writer: `value` (dicts, lists, numbers; or text that already is JSON, such as
     `ConfigDict.to_json_best_effort()`) written atomically by `write_text`."""
@@ -161,20 +178,55 @@ class MetricsLog:
         self.path, self.enabled = path, enabled
 
     def read(self) -> list[dict]:
+        """The records; MetricsError naming file:line for a whole line that is not one."""
+        records = self._lines()
+        for number, record in records:
+            if record is None:
+                raise MetricsError(f"{self.path}:{number} is not a JSON record: the file is damaged")
+        return [record for _, record in records]
+
+    def _lines(self) -> list[tuple[int, dict | None]]:
+        """(line number, record or None if the line is not one) of each non-empty whole line."""
         if not os.path.exists(self.path):
             return []
         with open(self.path, "rb") as f:
             lines = f.read().split(b"\n")
         # The text after the last newline is a record still being written, or cut short by a kill:
         # not a record yet (a resumed run recomputes it).
-        return [json.loads(line) for line in lines[:-1] if line.strip()]
+        parsed = []
+        for number, line in enumerate(lines[:-1], 1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                parsed.append((number, record if isinstance(record, dict) and "step" in record
+                               else None))
+        return parsed
 
-    def resume(self, step: int) -> float:
+    def resume(self, step: int, last_record: int | None = None) -> float:
         """Drop records past `step` (written after the checkpoint we resume from); returns the wall
-        time already spent, so the resumed run's clock continues."""
+        time already spent, so the resumed run's clock continues. `last_record`: the step of the
+        newest record written before that checkpoint (default `step`). A damaged line after that
+        record (records are in step order) is dropped with the records past `step`, with a
+        warning; one that may be a record the resumed run keeps raises MetricsError."""
         if not self.enabled:
             return 0.0
-        kept = [r for r in self.read() if r["step"] <= step]
+        last_record = step if last_record is None else last_record
+        kept, latest = [], 0
+        for number, record in self._lines():
+            if record is None:
+                if latest < last_record:  # (a fresh start, last_record 0, keeps nothing)
+                    raise MetricsError(
+                        f"{self.path}:{number} is not a JSON record and may hold the record of a "
+                        f"step up to {step}, where the run resumes: restore the file, or remove "
+                        "that line to resume without it")
+                logging.warning("%s:%d is not a JSON record; dropped with the records past step %d, "
+                                "which the resumed run writes again", self.path, number, step)
+                continue
+            latest = record["step"]
+            if latest <= step:
+                kept.append(record)
         write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         return kept[-1]["wall_time"] if kept else 0.0
 

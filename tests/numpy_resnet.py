@@ -54,32 +54,46 @@ def shortcut(x, params, stats, *, stride, out_channels, option, zero_pad, with_b
     return np.concatenate([x, np.zeros((n, h, w, out_channels - x.shape[-1]))], axis=-1)
 
 
-def unit(x, p, s, *, block, stride, first, option, zero_pad):
-    """One residual unit; `first`: the first unit of its stage."""
+def unit(x, p, s, *, block, stride, first, option, zero_pad, keep=lambda v: v):
+    """One residual unit; `first`: the first unit of its stage. `keep` is given each 3x3 conv's
+    response (Fig 7; see `forward`)."""
     bottleneck = block.endswith("bottleneck")
     out = p["conv3" if bottleneck else "conv2"]["kernel"].shape[-1]
-    # (kernel size, padding, stride) of each conv: the stride on the first conv (v1)
-    convs = ([(1, 0, stride), (3, 1, 1), (1, 0, 1)] if bottleneck else [(3, 1, stride), (3, 1, 1)])
+    # (padding, stride) of each conv (1x1 or 3x3 as the kernel says): the stride on the first (v1)
+    convs = [(0, stride), (1, 1), (0, 1)] if bottleneck else [(1, stride), (1, 1)]
     sc = dict(stride=stride, out_channels=out, option=option, zero_pad=zero_pad)
     if block.startswith("preact"):
-        y = x
-        for i, (_, pad, st) in enumerate(convs, start=1):
-            y = relu(bn(y, p[f"bn{i}"], s[f"bn{i}"]))
+        y, after_3x3 = x, False
+        for i, (pad, st) in enumerate(convs, start=1):
+            y = bn(y, p[f"bn{i}"], s[f"bn{i}"])
+            if after_3x3:  # a 3x3 conv's output through the BN right after it
+                keep(y)
+            y = relu(y)
             if i == 1 and first:
                 x = y  # the shared pre-activation
             y = conv(y, p[f"conv{i}"]["kernel"], st, pad)
+            after_3x3 = pad == 1
+        if after_3x3:  # a 3x3 conv feeding the addition: its raw output, the residual function's
+            keep(y)
         return y + shortcut(x, p, s, **sc, with_bn=False)
     y = x
-    for i, (_, pad, st) in enumerate(convs, start=1):
+    for i, (pad, st) in enumerate(convs, start=1):
         y = bn(conv(y, p[f"conv{i}"]["kernel"], st, pad), p[f"bn{i}"], s[f"bn{i}"])
+        if pad == 1:  # a 3x3 conv's BN output, before the ReLU or addition
+            keep(y)
         if i < len(convs):
             y = relu(y)
     return relu(y + shortcut(x, p, s, **sc, with_bn=True))
 
 
 def forward(variables: dict, images: np.ndarray, *, block: str, stage_sizes, option: str,
-            zero_pad: str = "after", std=None) -> np.ndarray:
-    """Logits of a CIFAR net of `block` units for NHWC `images` (already minus the mean)."""
+            zero_pad: str = "after", std=None, responses: list | None = None) -> np.ndarray:
+    """Logits of a CIFAR net of `block` units for NHWC `images` (already minus the mean).
+    `responses` receives each 3x3 conv's response in network order (Fig 7, Sec 4.2: after BN,
+    before ReLU/addition; in pre-activation units, which have no BN after the conv that feeds the
+    addition, that conv's raw output; the stem conv's response in a pre-activation net is the first
+    unit's BN of it)."""
+    keep = responses.append if responses is not None else (lambda v: None)
     p, s = variables["params"], variables["batch_stats"]
     x = np.asarray(images, np.float64)
     if std is not None:
@@ -87,12 +101,16 @@ def forward(variables: dict, images: np.ndarray, *, block: str, stage_sizes, opt
     x = conv(x, p["conv1"]["kernel"], 1, 1)
     preact = block.startswith("preact")
     if not preact:
-        x = relu(bn(x, p["bn1"], s["bn1"]))
+        x = bn(x, p["bn1"], s["bn1"])
+        keep(x)
+        x = relu(x)
+    else:
+        keep(bn(x, p["stage1_block1"]["bn1"], s["stage1_block1"]["bn1"]))
     for stage, count in enumerate(stage_sizes):
         for b in range(count):
             name = f"stage{stage + 1}_block{b + 1}"
             x = unit(x, p[name], s[name], block=block, stride=2 if stage and not b else 1, first=not b,
-                     option=option, zero_pad=zero_pad)
+                     option=option, zero_pad=zero_pad, keep=keep)
     if preact:
         x = relu(bn(x, p["final_bn"], s["final_bn"]))
     return x.mean(axis=(1, 2)) @ np.asarray(p["fc"]["kernel"], np.float64) + np.asarray(p["fc"]["bias"])

@@ -60,12 +60,12 @@ def run(cmd: list[str], environ: dict, timeout: float = 240, input: str | None =
 def wait_for_step(proc: subprocess.Popen, workdir: str, step: int, checkpoint: int | None = None,
                   timeout: float = 240) -> int:
     """Poll until metrics.jsonl has a record at >= `step` (and, if given, the checkpoint of step
-    `checkpoint` is committed); returns the step of the newest record."""
+    `checkpoint` is finished: sealed by its manifest); returns the step of the newest record."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         records = read_metrics(workdir)
-        committed = checkpoint is None or os.path.isdir(
-            os.path.join(workdir, "checkpoints", str(checkpoint)))
+        committed = checkpoint is None or os.path.exists(
+            os.path.join(workdir, "checkpoints", str(checkpoint), "sha256_manifest.json"))
         if records and records[-1]["step"] >= step and committed:
             return records[-1]["step"]
         if proc.poll() is not None:

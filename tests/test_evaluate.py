@@ -1,8 +1,10 @@
 """`resnet-jax eval`: a saved run's test error without training; broken workdirs exit 2."""
 
 import json
+import os
 import pathlib
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -46,3 +48,34 @@ def test_corrupt_checkpoint_is_a_one_line_error(tiny_digits_run, tmp_path, capsy
     assert code == 2 and "cannot restore the checkpoint" in err
     assert len(err.strip().splitlines()) == 1 and not out
     assert not (tmp_path / "e.json").exists()
+
+
+@pytest.fixture(scope="module")
+def two_seed_run(tmp_path_factory):
+    """A cifar_resnet8 trained 3 steps on digits with seeds 0 and 1 together (`--seeds 2`)."""
+    from resnet_jax.configs import cifar_config
+    from resnet_jax.train.loop import train_and_evaluate
+
+    config = cifar_config("cifar_resnet8")
+    config.update(dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
+                  eval_every=3, checkpoint_every=3, progress=False, num_seeds=2)
+    workdir = str(tmp_path_factory.mktemp("two_seeds"))
+    train_and_evaluate(config, workdir)
+    return workdir
+
+
+def test_eval_of_a_run_of_several_seeds_tests_each_seed(two_seed_run, tmp_path, cli_env):
+    """The real tool on the run's folder (its checkpoint stacks both seeds): each seed's test error,
+    as its own results.json says, never 'damaged'; the checkpoint is left alone."""
+    out = tmp_path / "e.json"
+    result = subprocess.run([sys.executable, "-m", "resnet_jax.cli", "eval", "--workdir", two_seed_run,
+                             "--json", str(out)], env=cli_env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "damaged" not in result.stderr
+    got = json.loads(out.read_text())
+    assert got["workdir"] == two_seed_run and len(got["runs"]) == 2
+    for seed, run in zip((0, 1), got["runs"]):
+        expected = json.loads((pathlib.Path(two_seed_run) / f"seed{seed}" / "results.json").read_text())
+        assert run["step"] == 3 and run["test_error"] == pytest.approx(expected["test_error"], abs=1e-6)
+        assert f"seed{seed}: cifar_resnet8 on digits" in result.stdout
+    assert os.listdir(pathlib.Path(two_seed_run) / "checkpoints") == ["3"]

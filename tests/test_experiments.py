@@ -8,8 +8,8 @@ import pytest
 from resnet_jax import experiments
 from resnet_jax.experiment import select
 
-SHIPPED = ("cifar10", "fig1", "fig4", "fig6", "fig7", "finetune_digits", "table2", "table3", "table4",
-           "table5", "table6")
+SHIPPED = ("cifar10", "fig1", "fig4", "fig6", "fig7", "finetune_digits", "followup", "table2", "table3",
+           "table4", "table5", "table6")
 
 
 def test_every_shipped_experiment_is_registered():
@@ -21,7 +21,8 @@ def test_an_experiment_builds_its_nets_and_cites_its_numbers(name):
     experiment = experiments.get(name)
     assert experiment.get_config is not None
     for net in experiment.nets:
-        assert experiment.get_config(net.config_arg).model.endswith(net.name.partition("_")[0])
+        model = experiment.get_config(net.config_arg).model  # resnet34_B: resnet34 and option B
+        assert model == f"cifar_{net.name}" or model.endswith(net.name.partition("_")[0])
     for net, numbers in experiment.paper.items():
         assert numbers and all(r.source for r in numbers.values()), net
         if experiment.nets and name != "cifar10":

@@ -221,6 +221,10 @@ def test_prepare_refuses_bad_input_with_one_line(imagenet_dirs, eight_classes, t
     dst = str(tmp_path / "packed")
     cli.main(["resnet-jax", "prepare", "imagenet", imagenet_dirs["tars"], dst, "--no_progress"])
     assert "holds part of a different preparation" in fails(imagenet_dirs["folders"], dst)
+    src = _copy(imagenet_dirs, "folders", tmp_path)  # (no index cached in it yet)
+    before = sorted(os.listdir(src))
+    assert "holds part of a different preparation" in fails(src, dst)
+    assert sorted(os.listdir(src)) == before  # a failed preparation leaves its source as it was
 
 
 def test_reader_speed_bench_runs_every_reader(tmp_path):

@@ -122,3 +122,23 @@ def test_metrics_log_drops_a_partial_last_line_and_records_past_the_checkpoint(t
         f.write('{"step": 16, "wall')  # killed mid-write
     assert log.resume(9) == 8.0
     assert [r["step"] for r in log.read()] == [4, 8]
+
+
+def test_a_run_killed_before_its_first_checkpoint_was_sealed_starts_over(reference, tmp_path_factory,
+                                                                        tmp_path):
+    """Its only checkpoint lacks the manifest its meta promises: not finished, so not used (moved
+    aside with one warning), and the rerun trains from step 0 to the uninterrupted run's records."""
+    import shutil
+
+    workdir = str(tmp_path / "run")
+    shutil.copytree(reference, workdir)
+    os.remove(os.path.join(workdir, "results.json"))
+    for step in (30, 36):
+        shutil.rmtree(os.path.join(workdir, "checkpoints", str(step)))
+    os.remove(os.path.join(workdir, "checkpoints", "24", "sha256_manifest.json"))
+    result = h.run(h.train_cmd(workdir), h.env(1, h.cache_dir(tmp_path_factory)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed at step" not in result.stderr
+    assert "checkpoints/24 is unreadable (its save did not finish" in result.stderr
+    assert "starting over" in result.stderr
+    assert h.step_metrics(workdir) == h.step_metrics(reference)

@@ -123,10 +123,16 @@ def test_the_os_cause_of_an_orbax_write_error_is_named():
 def test_a_run_killed_while_writing_a_checkpoint_and_metrics_resumes_each_step_once(
         reference, tmp_path, environ):
     """What kill -9 can leave: a save that never completed (orbax's temporary folder, half
-    written), a completed one whose manifest was not yet written, and half a metrics record."""
+    written), a completed one whose manifest was not yet written (not finished: not trusted, even
+    when its files are then damaged), and half a metrics record."""
     workdir = _copy_run(reference, tmp_path / "run", keep=(24, 30))
     checkpoints = os.path.join(workdir, "checkpoints")
     os.remove(os.path.join(checkpoints, "30", "sha256_manifest.json"))
+    largest = max((p for p in glob.glob(os.path.join(checkpoints, "30", "**", "*"), recursive=True)
+                   if os.path.isfile(p)), key=os.path.getsize)
+    with open(largest, "r+b") as f:  # 64 bytes damaged in place: no reader notices
+        f.seek(os.path.getsize(largest) // 2)
+        f.write(os.urandom(64))
     shutil.copytree(os.path.join(reference, "checkpoints", "36"),
                     os.path.join(checkpoints, "36.orbax-checkpoint-tmp"))
     for path in glob.glob(os.path.join(checkpoints, "36.orbax-checkpoint-tmp", "state", "**", "*"),
@@ -142,10 +148,18 @@ def test_a_run_killed_while_writing_a_checkpoint_and_metrics_resumes_each_step_o
 
     rerun = h.run(h.train_cmd(workdir), environ)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "resumed at step 30" in rerun.stderr and _quiet(rerun.stderr), rerun.stderr[-3000:]
+    assert "resumed at step 24" in rerun.stderr and _quiet(rerun.stderr), rerun.stderr[-3000:]
+    [warning] = _warnings(rerun.stderr)
+    assert "checkpoints/30 is unreadable (its save did not finish: it has no checksum manifest)" in warning
     assert h.step_metrics(workdir) == h.step_metrics(reference)
     assert sorted(os.listdir(checkpoints)) == ["24", "30", "36"]
-    assert_events_mirror_metrics(workdir)  # the killed run's events past step 30 are gone
+    assert os.listdir(os.path.join(workdir, "corrupt_checkpoints")) == ["30"]
+    assert_events_mirror_metrics(workdir)  # the killed run's events past step 24 are gone
+    # The final state is the uninterrupted run's, bit for bit.
+    import jax
+    import numpy as np
+    for x, y in zip(jax.tree.leaves(h.restore_state(workdir)), jax.tree.leaves(h.restore_state(reference))):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_a_real_kill_during_a_save_resumes_each_step_once(reference, tmp_path, environ):
@@ -202,3 +216,87 @@ def test_bytes_overwritten_in_a_checkpoint_are_detected_and_the_previous_one_use
     assert "resumed at step 30" in rerun.stderr
     assert os.listdir(os.path.join(workdir, "corrupt_checkpoints")) == ["36"]
     assert h.step_metrics(workdir) == h.step_metrics(reference)
+
+
+# `resnet-jax train ARGS` with every folder under checkpoints/ refused as on a read-only mount (the
+# folder itself exists, as a mount point does): the fault a test can inject without root.
+READ_ONLY_CHECKPOINTS = """
+import errno, os, runpy, sys
+real_mkdir = os.mkdir
+def mkdir(path, *args, **kwargs):
+    if os.sep + "checkpoints" + os.sep in os.path.abspath(os.fspath(path)):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+    return real_mkdir(path, *args, **kwargs)
+os.mkdir = mkdir
+sys.argv = ["resnet-jax", *sys.argv[1:]]
+runpy.run_module("resnet_jax.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_a_read_only_checkpoint_folder_is_one_line_and_a_prompt_exit(tmp_path, environ):
+    workdir = str(tmp_path / "run")
+    os.makedirs(os.path.join(workdir, "checkpoints"))
+    cmd = [sys.executable, "-c", READ_ONLY_CHECKPOINTS, *h.train_cmd(workdir, steps=6)[3:]]
+    proc = h.start(cmd, environ)
+    try:
+        lines = []
+        for line in proc.stderr:  # until the error is said
+            lines.append(line)
+            if line.startswith("resnet-jax train: error:"):
+                break
+        said = time.monotonic()
+        rest = proc.communicate(timeout=60)[1]  # not orbax's 300 s wait for its threads
+        took = time.monotonic() - said
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    stderr = "".join(lines) + rest
+    assert proc.returncode == 3, stderr[-3000:]
+    assert lines[-1].strip() == ("resnet-jax train: error: the checkpoint of step 6 could not be written "
+                                 "(Read-only file system); no checkpoint was saved; rerun the same "
+                                 "command once the cause is fixed (it starts over)"), stderr[-3000:]
+    assert rest.strip() == "" and _quiet(stderr), stderr[-3000:]  # no RuntimeWarning lines after it
+    assert took < 30, took
+
+
+def _damage_metrics_line(workdir: str, step: int) -> int:
+    """Replace the record of `step` in metrics.jsonl by a whole line of garbage (newline kept, as a
+    torn write on disk can leave it); returns its line number."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    with open(path) as f:
+        lines = f.readlines()
+    number = next(i for i, line in enumerate(lines) if f'"step": {step},' in line)
+    lines[number] = '{"step": 3' + "\x00" * 20 + "\n"
+    with open(path, "w") as f:
+        f.writelines(lines)
+    return number + 1
+
+
+def test_a_damaged_metrics_line_past_the_checkpoint_is_dropped_with_one_warning(
+        reference, tmp_path, environ):
+    workdir = _copy_run(reference, tmp_path / "run", keep=(24, 30))  # resumes at 30, logged up to 28
+    number = _damage_metrics_line(workdir, 32)
+    rerun = h.run(h.train_cmd(workdir), environ)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resumed at step 30" in rerun.stderr and _quiet(rerun.stderr), rerun.stderr[-3000:]
+    [warning] = _warnings(rerun.stderr)
+    assert f"metrics.jsonl:{number} is not a JSON record; dropped with the records past step 30" in warning
+    assert h.step_metrics(workdir) == h.step_metrics(reference)
+
+
+def test_a_damaged_metrics_line_the_resume_would_keep_is_one_line_exit_2(reference, tmp_path, environ):
+    workdir = _copy_run(reference, tmp_path / "run", keep=(24, 30))
+    number = _damage_metrics_line(workdir, 20)
+    with open(os.path.join(workdir, "metrics.jsonl"), "rb") as f:
+        before = f.read()
+    rerun = h.run(h.train_cmd(workdir), environ)
+    assert rerun.returncode == 2, rerun.stderr[-3000:]
+    path = os.path.join(workdir, "metrics.jsonl")
+    assert rerun.stderr.strip().splitlines()[-1] == (
+        f"resnet-jax train: error: {path}:{number} is not a JSON record and may hold the record of a "
+        "step up to 30, where the run resumes: restore the file, or remove that line to resume "
+        "without it")
+    assert _quiet(rerun.stderr), rerun.stderr[-3000:]
+    with open(path, "rb") as f:
+        assert f.read() == before

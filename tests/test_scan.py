@@ -20,7 +20,8 @@ import orbax.checkpoint as ocp
 import pytest
 from etils import epath
 
-from resnet_jax.models import create_model, layout
+from registered_nets import registered_nets
+from resnet_jax.models import create_model, layout, parse_model_name
 
 F32_TOL = {"logits": 2e-5, "loss": 2e-6, "grads": 5e-4, "stats": 2e-5}
 BF16_TOL = {"logits": 5e-2, "loss": 2e-2, "grads": 2e-1, "stats": 5e-2}
@@ -80,6 +81,21 @@ def _compare(name, shape, tol, **kw):
 ])
 def test_scanned_cifar_net_is_the_unrolled_net(name, kw):
     _compare(name, (8, 8, 3), F32_TOL, **kw)
+
+
+def _variant_and_unit(name):
+    spec = parse_model_name(name)
+    return spec.variant, spec.block
+
+
+# Every registered (variant, unit) pair that the lists of options above and below leave out.
+_WITH_OPTIONS = {_variant_and_unit(n) for n in ("cifar_resnet14", "cifar_plain20", "imagenet_resnet18",
+                                                "imagenet_plain34", "imagenet_resnet50")}
+
+
+@pytest.mark.parametrize("name", [n for n in registered_nets() if _variant_and_unit(n) not in _WITH_OPTIONS])
+def test_every_registered_net_scans_like_its_unrolled_self(name):
+    _compare(name, (8, 8, 3) if name.startswith("cifar") else (32, 32, 3), F32_TOL)
 
 
 def test_scanned_cifar_net_in_bfloat16():

@@ -64,8 +64,8 @@ def _cases(tmp_path):
         argvs[name] = (["train", f"--config={config}", f"--workdir={_workdir(tmp_path, name)}"], expected)
     for name, experiment, expected in [
             ("unknown experiment", "tabel6:20", "no experiment 'tabel6'; did you mean 'table6'? "
-             "(the experiments: cifar10, fig1, fig4, fig6, fig7, finetune_digits, table2, table3, "
-             "table4, table6)"),
+             "(the experiments: cifar10, fig1, fig4, fig6, fig7, finetune_digits, followup, table2, "
+             "table3, table4, table5, table6)"),
             ("bad shipped experiment argument", "table2:resnet35",
              "table2:resnet35: ValueError: Table 2 trains"),
             ("shipped experiment argument as a field", "table6 --config.depth=21",

@@ -80,3 +80,68 @@ def test_a_stopped_script_waits_for_the_trainer_to_save(to_group, tmp_path, envi
     assert os.path.isdir(os.path.join(workdir, "checkpoints", str(stopped)))
     with pytest.raises(ProcessLookupError):
         os.killpg(script.pid, 0)
+
+
+def _tiny_config(**changes):
+    from resnet_jax.configs import cifar_config
+
+    config = cifar_config("cifar_resnet8")
+    config.update(dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
+                  eval_every=3, checkpoint_every=3, progress=False, **changes)
+    return config
+
+
+def test_a_run_refused_for_another_runs_checkpoint_leaves_the_lock_as_it_was(tiny_digits_run, tmp_path):
+    from resnet_jax.configs import ConfigError
+    from resnet_jax.train.loop import train_and_evaluate
+
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_digits_run, workdir)
+    lock = workdir / ".lock"
+    lock.write_bytes(b"4242 elsewhere\n")  # the run that wrote the folder
+    with pytest.raises(ConfigError, match="from a run with seed=0, not 1"):
+        train_and_evaluate(_tiny_config(seed=1), str(workdir))
+    assert lock.read_bytes() == b"4242 elsewhere\n"
+
+
+def test_a_run_refused_as_busy_leaves_the_lock_as_it_was(tmp_path):
+    from resnet_jax.configs import ConfigError
+    from resnet_jax.train.loop import lock_workdir
+    from resnet_jax.train.workdir import exclusive
+
+    workdir = str(tmp_path / "run")
+    with exclusive(workdir):  # held by another open file description, as another process holds it
+        before = (tmp_path / "run" / ".lock").read_bytes()
+        with pytest.raises(ConfigError, match="is in use by pid"), lock_workdir(workdir):
+            pass
+        assert (tmp_path / "run" / ".lock").read_bytes() == before
+
+
+def test_bad_data_found_after_the_lock_leaves_no_lock_and_no_checkpoints_folder(tmp_path, monkeypatch):
+    """A dataset error raised while the data feed is made (an ImageNet image no decoder reads,
+    for the mean image): exit 2, nothing written, and nothing left: no .lock, no checkpoints/."""
+    from resnet_jax.data import DatasetError
+    from resnet_jax.train import feeds
+    from resnet_jax.train.loop import train_and_evaluate
+
+    def undecodable(*args, **kwargs):
+        raise DatasetError("cannot decode image n01440764_1.JPEG (label 0): not a JPEG")
+
+    monkeypatch.setattr(feeds, "feed", undecodable)
+    workdir = tmp_path / "new" / "run"
+    with pytest.raises(DatasetError, match="cannot decode"):
+        train_and_evaluate(_tiny_config(), str(workdir))
+    assert not workdir.exists() and os.listdir(tmp_path / "new") == []
+
+
+def test_a_workdir_that_is_a_file_is_named_as_given(tmp_path):
+    from resnet_jax.configs import ConfigError
+    from resnet_jax.train.loop import check_workdir
+
+    path = tmp_path / "results.txt"
+    path.write_text("not a folder")
+    with pytest.raises(ConfigError) as error:
+        check_workdir(str(path))
+    assert str(error.value) == f"workdir {str(path)!r} is not a directory ({path} is a file)"
+    with pytest.raises(ConfigError, match=f"is not a directory \\({path} is a file\\)"):
+        check_workdir(str(path / "sub"))

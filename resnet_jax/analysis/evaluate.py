@@ -31,9 +31,21 @@ def evaluate_run(workdir: str, mode: str | None = None, data_dir: str | None = N
     if mode not in (None, "single"):
         raise RunError(f"{config.dataset} runs are tested on the single original view, not {mode!r}")
     run = load_run(workdir, data_dir)
-    return {"workdir": workdir, "model": run.config.model, "dataset": run.dataset.name,
-            "eval_split": run.dataset.eval_split, "mode": "single", "step": run.step,
-            "num_images": len(run.dataset.eval_images), **single_view(run)}
+    result = {"workdir": workdir, "model": run.config.model, "dataset": run.dataset.name,
+              "eval_split": run.dataset.eval_split, "mode": "single", "step": run.step,
+              "num_images": len(run.dataset.eval_images), **single_view(run)}
+    if (record := _record(workdir)) is not None:  # an imported net: its publisher's number beside
+        result.update(imported_from=run.config.imported_from, published=record.get("published"))
+    return result
+
+
+def _record(workdir: str) -> dict | None:
+    from resnet_jax.train import released  # noqa: PLC0415 (as evaluate_imagenet)
+
+    try:
+        return released.read_record(workdir)
+    except released.WeightsError as e:
+        raise RunError(str(e)) from None
 
 
 def open_imagenet_run(workdir: str, config, data_dir: str | None, max_images: int = 0) -> dict:

@@ -13,8 +13,8 @@ import jax
 import ml_collections
 
 from resnet_jax import configs, runs
-from resnet_jax.data import ArrayDataset, DatasetError, load_dataset
-from resnet_jax.train import checkpoint, orbax_quiet
+from resnet_jax.data import ArrayDataset, DatasetError, load_dataset, read_test_split
+from resnet_jax.train import checkpoint, orbax_quiet, released
 from resnet_jax.train.engine import DeviceData, Engine, TrainState, create_engine, put_dataset
 
 
@@ -104,8 +104,13 @@ def load_run(workdir: str, data_dir: str | None = None) -> Run:
     config = read_config(workdir)
     if data_dir is not None:
         config.data_dir = data_dir
+    mean = released.input_mean(workdir)
     try:
-        dataset = load_dataset(config.dataset, config.eval_split, config.data_dir)
+        if mean is None:
+            dataset = load_dataset(config.dataset, config.eval_split, config.data_dir)
+        else:  # an imported net brings its input mean: the test split alone will do (a subset for
+            # evaluation may lack the training batches)
+            dataset = read_test_split(config.data_dir, config.dataset)
     except DatasetError as e:
         raise RunError(str(e)) from None
     # The run may have used another device count: keep whole eval batches divisible by this one's.
@@ -114,5 +119,5 @@ def load_run(workdir: str, data_dir: str | None = None) -> Run:
     config.eval_batch_size = per_device * devices
     engine = create_engine(config, dataset.crop_padding, dataset.num_classes)
     state = restore_state(workdir, engine, dataset.image_shape)
-    data = put_dataset(dataset, engine.mesh, config.eval_batch_size)
+    data = put_dataset(dataset, engine.mesh, config.eval_batch_size, mean)
     return Run(workdir, config, dataset, engine, data, state)

@@ -49,7 +49,8 @@ def rows(results: list[dict], table: Table, experiment: Experiment) -> list[dict
 
 
 def _cell(row: dict, column) -> str:
-    value = (row["paper"] if column.paper else row).get(column.key)
+    key = column.key.format(dataset=row["dataset"]) if column.paper else column.key
+    value = (row["paper"] if column.paper else row).get(key)
     if value is None:
         return "–"
     fmt = column.fmt.removesuffix("±")
@@ -66,8 +67,9 @@ def markdown(rows: list[dict], table: Table, experiment: Experiment) -> str:
     lines += ["| " + " | ".join(_cell(r, c) for c in table.columns) + " |" for r in rows]
     notes = [table.note] if table.note else []
     datasets = sorted({r["dataset"] for r in rows})
-    paper_data = experiment.setting.partition(",")[0].replace("-", "").lower()
-    if rows and experiment.setting and datasets != [paper_data]:
+    # "CIFAR-10, 64k" -> {cifar10}; "CIFAR-10/CIFAR-100, 64k" -> {cifar10, cifar100}
+    paper_data = {d.strip().replace("-", "").lower() for d in experiment.setting.partition(",")[0].split("/")}
+    if rows and experiment.setting and not set(datasets) <= paper_data:
         notes.append(f"Ours ran on `{', '.join(datasets)}`, not the paper's {experiment.setting}: compare "
                      "the error columns only on the paper's data and schedule.")
     return "\n".join(lines) + "\n" + ("\n" + " ".join(notes) + "\n" if notes else "")

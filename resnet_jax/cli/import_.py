@@ -1,11 +1,17 @@
-"""`resnet-jax import SRC OUT`: a released ImageNet ResNet as a run folder of this project.
+"""`resnet-jax import SRC OUT`: a released ResNet as a run folder of this project.
 
-SRC is the authors' Caffe model (`ResNet-50-model.caffemodel`, -101-, -152-; their
-`ResNet_mean.binaryproto` is read from beside it, or --mean) or a torchvision state dict
-(`resnet18` ... `resnet152` as .safetensors or .pth; a .pth is read without torch and without
-running anything in it). OUT gets config.json (the model, its input convention and options, the
-file's SHA-256), the input mean, and a step-0 checkpoint, so `resnet-jax eval --workdir OUT`,
-`resnet-jax export`, the notebook and `--config.init_from=OUT` open it like a trained run.
+SRC is one of
+- the authors' Caffe ImageNet model (`ResNet-50-model.caffemodel`, -101-, -152-; their
+  `ResNet_mean.binaryproto` is read from beside it, or --mean);
+- a torchvision ImageNet state dict (`resnet18` ... `resnet152` as .safetensors or .pth);
+- a trained CIFAR ResNet in PyTorch: akamaster's (`resnet20-12fca82f.th` ... resnet1202, option A,
+  torch's legacy format) or chenyaofo's (`cifar10_resnet20-4118986f.pt`, cifar100_..., option B).
+PyTorch files (.pth, .pt, .th, zip or legacy) are read without torch and without running anything
+in them. OUT gets config.json (the model and the options that make it the file's function: input
+convention and std, shortcut, where option A's zeros go; the file's SHA-256), the input mean, a
+step-0 checkpoint, and for a CIFAR file imported.json (its form and published error), so
+`resnet-jax eval --workdir OUT`, `resnet-jax export`, the notebook and `--config.init_from=OUT`
+open it like a trained run.
 
 Exit codes: 0 imported; 2 a bad, truncated or mismatched file (one line naming the first bad
 tensor; nothing written), or OUT exists; 3 OUT could not be written.
@@ -20,12 +26,13 @@ import sys
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=argv[0], description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("src", help=".caffemodel, .safetensors or .pth")
+    parser.add_argument("src", help=".caffemodel, .safetensors, or a PyTorch .pth/.pt/.th")
     parser.add_argument("out", help="the run folder to create")
     parser.add_argument("--mean", default=None,
                         help="the Caffe models' mean image (default: ResNet_mean.binaryproto beside SRC)")
     parser.add_argument("--model", default=None,
-                        help="the net SRC must hold, e.g. imagenet_resnet101 (default: what it holds)")
+                        help="the net SRC must hold, e.g. imagenet_resnet101, cifar_resnet56 "
+                             "(default: what it holds)")
     args = parser.parse_args(argv[1:])
 
     import jax  # noqa: PLC0415 (keep --help fast)
@@ -42,6 +49,11 @@ def main(argv: list[str]) -> None:
     params = sum(x.size for x in jax.tree.leaves(imported.variables["params"]))
     print(f"{config.model} ({params:,} params, {imported.num_classes} classes, input "
           f"{config.input_convention}) from {args.src} -> {args.out}")
-    print(f"test it: resnet-jax eval --workdir {args.out} --mode ten_crop --data_dir DATA_DIR")
+    if imported.record is None:
+        print(f"test it: resnet-jax eval --workdir {args.out} --mode ten_crop --data_dir DATA_DIR")
+    else:
+        zeros = f" (zeros {config.zero_pad})" if config.shortcut == "A" else ""
+        print(f"shortcut {config.shortcut}{zeros}, input std {tuple(config.input_std)}; test it: "
+              f"resnet-jax eval --workdir {args.out} --data_dir {config.dataset.upper()}_DIR")
     sys.stdout.flush()
 

@@ -10,10 +10,13 @@ incomplete SRC, a DST holding another preparation), 3 a write failed (disk full,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import os
 import sys
 
 DATASETS = ("imagenet",)
+INDEX_SUFFIX = ".resnet_jax_index.npz"  # imagenet_files' index cached beside the data
 
 
 def main(argv: list[str]) -> None:
@@ -33,11 +36,18 @@ def main(argv: list[str]) -> None:
 
     from resnet_jax.data import DatasetError, imagenet, imagenet_files, imagenet_pack  # noqa: PLC0415
 
+    src = os.path.expanduser(args.src)
+    # Reading SRC caches its index beside the data (imagenet_files); a preparation that fails
+    # leaves SRC as it found it.
+    indexes_before = set(glob.glob(os.path.join(glob.escape(src), "*" + INDEX_SUFFIX)))
+
     def fail(message: str, code: int) -> None:
+        for path in set(glob.glob(os.path.join(glob.escape(src), "*" + INDEX_SUFFIX))) - indexes_before:
+            with contextlib.suppress(OSError):
+                os.remove(path)
         print(f"{argv[0]}: error: {message}", file=sys.stderr)
         sys.exit(code)
 
-    src = os.path.expanduser(args.src)
     missing = [s for s in imagenet_pack.SPLITS if not imagenet_files.layout(src, s)]
     if missing:
         fail(f"{args.src}: no {' and no '.join(f'{imagenet_files.FOLDERS[s]}/ folder or '

@@ -1,6 +1,8 @@
 """`resnet-jax table1 [--json PATH]`: Table 1's complexity column, ours beside the paper's FLOPs.
 
-Exits 1 if a net's measured cost disagrees with the paper's (resnet_jax/analysis/table1.py).
+Exit codes: 0 every net's measured cost agrees with the paper's; 1 one disagrees
+(resnet_jax/analysis/table1.py); 3 --json cannot be written (its folder is made if needed; checked
+before the work).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ def main(argv: list[str]) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args(argv[1:])
+    if args.json:
+        runs.output_folder(args.json)
     rows = table1_rows()
     print(markdown(rows))
     if args.json:

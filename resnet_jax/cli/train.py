@@ -7,9 +7,9 @@ experiment file instead (in a checkout, `--config=experiments/table6.py:20` is `
 and meaning. Exit codes: 0 finished (or preempted after saving a checkpoint: rerun to resume), 1 the
 loss diverged, 2 bad configuration, flags, experiment file, workdir (or another run is using it) or
 dataset, 3 a write failed (disk full, I/O error, permissions: the last good checkpoint is named;
-rerun to resume). Multi-host: run the same command on every host with
---coordinator/--num_processes/--process_id, or --distributed where JAX detects them (TPU pods,
-Slurm, Open MPI); see docs/scaling.md.
+rerun to resume), 4 a multi-process run lost a process (restart all to resume). Multi-host: run
+the same command on every host with --coordinator/--num_processes/--process_id, or --distributed
+where JAX detects them (TPU pods, Slurm, Open MPI); see docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def _help() -> str:
         default = repr(cifar[field]) + (f" [{imagenet[field]!r}]" if imagenet[field] != cifar[field] else "")
         lines.append(f"  {field:<19} {default:<26} {FIELD_DOCS[field]}")
     lines += ["", "exit codes: 0 finished or preempted after a checkpoint, 1 diverged, 2 bad input, "
-              "3 I/O failure", "--helpfull lists absl's and JAX's flags too."]
+              "3 I/O failure, 4 a lost process (multi-process)",
+              "--helpfull lists absl's and JAX's flags too."]
     return "\n".join(lines)
 
 

@@ -6,9 +6,7 @@
   no generated code, no protoc. Protobuf holds data only: parsing runs nothing from the file.
 - safetensors (the form model hubs distribute torchvision weights in): an 8-byte little-endian
   header length, a JSON header {name: {dtype, shape, data_offsets}}, then the raw tensors.
-- PyTorch `.pth` (a zip of `<name>/data.pkl` and `<name>/data/<key>` storages): the pickle is read by
-  safe_pickle with stand-ins for torch's tensor rebuild function and storage types, so nothing in
-  the file is imported or run; torch itself is never needed.
+- PyTorch `.pth`/`.pt`/`.th` (torch.save's zip and legacy forms): data/torch_files.py.
 
 Every problem is a WeightFileError with one line naming the file and, where there is one, the first
 tensor (or layer) at fault.
@@ -20,14 +18,12 @@ import dataclasses
 import json
 import os
 import struct
-import zipfile
 from typing import Any
 
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-from resnet_jax.data import safe_pickle
 
 
 class WeightFileError(ValueError):
@@ -147,7 +143,7 @@ def read_caffemodel(path: str) -> dict[str, CaffeLayer]:
 
     The top level is walked here (not parsed whole) so that a truncated file names the layer it
     breaks off in."""
-    data = memoryview(_read_bytes(path))
+    data = memoryview(read_bytes(path))
     layers: dict[str, CaffeLayer] = {}
     pos = 0
     layer_cls = _caffe("LayerParameter")
@@ -202,13 +198,13 @@ def read_caffemodel(path: str) -> dict[str, CaffeLayer]:
 def read_binaryproto(path: str) -> np.ndarray:
     """A BlobProto file (Caffe's mean image): its array, as stored (e.g. 1x3x224x224 BGR)."""
     try:
-        blob = _caffe("BlobProto").FromString(_read_bytes(path))
+        blob = _caffe("BlobProto").FromString(read_bytes(path))
         return blob_array(blob)
     except (DecodeError, ValueError) as e:
         raise WeightFileError(f"{path} is not a Caffe BlobProto: {e}") from None
 
 
-def _read_bytes(path: str) -> bytes:
+def read_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -223,7 +219,7 @@ SAFETENSORS_DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.
 _DTYPE_NAMES = {v: k for k, v in SAFETENSORS_DTYPES.items()}
 
 
-def _bfloat16():
+def bfloat16():
     import ml_dtypes  # noqa: PLC0415 (installed with jax)
 
     return np.dtype(ml_dtypes.bfloat16)
@@ -254,7 +250,7 @@ def read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     entries = sorted(header.items(), key=lambda kv: _offsets(path, kv)[0])
     for name, info in entries:
         begin, end = _offsets(path, (name, info))
-        dtype = _bfloat16() if info.get("dtype") == "BF16" else SAFETENSORS_DTYPES.get(info.get("dtype"))
+        dtype = bfloat16() if info.get("dtype") == "BF16" else SAFETENSORS_DTYPES.get(info.get("dtype"))
         if dtype is None:
             raise WeightFileError(f"{path}: tensor {name!r} has dtype {info.get('dtype')!r}, not a "
                                   f"number type ({', '.join([*SAFETENSORS_DTYPES, 'BF16'])})")
@@ -286,7 +282,7 @@ def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str] |
     chunks, offset = [], 0
     for name, array in tensors.items():
         array = np.asarray(array, order="C")  # (ascontiguousarray would make a scalar 1-d)
-        if array.dtype == _bfloat16():
+        if array.dtype == bfloat16():
             dtype_name = "BF16"
         else:
             array = array.astype(array.dtype.newbyteorder("<"))
@@ -303,106 +299,12 @@ def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str] |
     return struct.pack("<Q", len(text)) + text + b"".join(chunks)
 
 
-# ---- PyTorch .pth --------------------------------------------------------------------------------
-
-# torch's storage classes as a state dict's pickle names them -> the dtype of their bytes.
-TORCH_STORAGES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2",
-                  "LongStorage": "<i8", "IntStorage": "<i4", "ByteStorage": "u1",
-                  "BFloat16Storage": "bfloat16"}
-
-
-@dataclasses.dataclass(frozen=True)
-class _StorageType:
-    name: str
-
-    def dtype(self) -> np.dtype:
-        spec = TORCH_STORAGES[self.name]
-        return _bfloat16() if spec == "bfloat16" else np.dtype(spec)
-
-
-def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_rest: Any) -> np.ndarray:
-    """Stand-in for `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`: a numpy
-    copy of the strided view of the storage's array (requires_grad, hooks, metadata ignored)."""
-    if not isinstance(storage, np.ndarray):
-        raise safe_pickle.UnsafePickleError("a tensor's storage is not a storage record")
-    try:
-        offset, size, stride = int(offset), tuple(int(s) for s in size), tuple(int(s) for s in stride)
-    except (TypeError, ValueError):
-        raise safe_pickle.UnsafePickleError("a tensor with a malformed size or stride") from None
-    if len(size) != len(stride) or offset < 0 or min(stride, default=0) < 0:
-        raise safe_pickle.UnsafePickleError("a tensor with a malformed size or stride")
-    last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
-    if last >= storage.size:
-        raise safe_pickle.UnsafePickleError(f"a tensor of size {size} reaches past its storage of "
-                                            f"{storage.size} elements")
-    item = storage.itemsize
-    view = np.lib.stride_tricks.as_strided(storage[offset:], size, [s * item for s in stride],
-                                           writeable=False)
-    return np.array(view)
-
-
-def _torch_allowed() -> dict:
-    allowed = {**safe_pickle.CONTAINERS, ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor}
-    for name in TORCH_STORAGES:  # named (not called) in a storage's persistent id
-        allowed[("torch", name)] = _StorageType(name)
-    return allowed
-
-
-def read_pth(path: str) -> dict[str, np.ndarray]:
-    """A PyTorch state dict saved by `torch.save` (zip format, torch >= 1.6) as {name: array}."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as e:
-        raise WeightFileError(f"cannot read {path} as a PyTorch zip file ({e}); the legacy "
-                              "non-zip format is not read: save it again with torch >= 1.6 or as "
-                              "safetensors") from None
-    with archive:
-        names = archive.namelist()
-        pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
-        if len(pickles) != 1:
-            raise WeightFileError(f"{path} is not a PyTorch checkpoint: no <name>/data.pkl")
-        prefix = pickles[0].rsplit("/", 1)[0]
-        # (files from before torch wrote this record are little endian)
-        if f"{prefix}/byteorder" in names and archive.read(f"{prefix}/byteorder").strip() != b"little":
-            raise WeightFileError(f"{path} was saved on a big-endian machine")
-
-        def storage(pid: Any) -> np.ndarray:
-            if (not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != "storage"
-                    or not isinstance(pid[1], _StorageType)):
-                raise safe_pickle.UnsafePickleError(f"refusing persistent id {pid!r:.80}")
-            _, kind, key, _location, numel = pid
-            member = f"{prefix}/data/{key}"
-            try:
-                raw = archive.read(member)
-            except (KeyError, zipfile.BadZipFile, OSError, EOFError) as e:
-                raise WeightFileError(f"{path}: storage {member} is missing or damaged ({e})") from None
-            dtype = kind.dtype()
-            if len(raw) != int(numel) * dtype.itemsize:
-                raise WeightFileError(f"{path}: storage {member} holds {len(raw)} bytes, not "
-                                      f"{int(numel)} x {dtype.itemsize}")
-            return np.frombuffer(raw, dtype)
-
-        try:
-            with archive.open(pickles[0]) as f:
-                state = safe_pickle.load(f, allowed=_torch_allowed(), persistent_load=storage,
-                                         encoding="utf-8")
-        except safe_pickle.UnsafePickleError as e:
-            raise WeightFileError(f"{path}: {e}") from None
-        except WeightFileError:
-            raise
-        except Exception as e:  # noqa: BLE001 (a damaged pickle or zip fails in many ways)
-            raise WeightFileError(f"{path} is damaged: {type(e).__name__}: {e}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
-        raise WeightFileError(f"{path} does not hold a state dict of tensors")
-    return {str(k): v for k, v in state.items()}
-
-
 def file_format(path: str) -> str:
-    """'caffe', 'safetensors' or 'pth' by the file name; WeightFileError otherwise."""
+    """'caffe', 'safetensors' or 'pth' (any torch.save file) by the file name; WeightFileError
+    otherwise."""
     ext = os.path.splitext(path)[1].lower()
-    formats = {".caffemodel": "caffe", ".safetensors": "safetensors", ".pth": "pth", ".pt": "pth"}
+    formats = {".caffemodel": "caffe", ".safetensors": "safetensors", ".pth": "pth", ".pt": "pth",
+               ".th": "pth"}
     if ext not in formats:
-        raise WeightFileError(f"{path}: expected a .caffemodel, .safetensors or .pth file")
+        raise WeightFileError(f"{path}: expected a .caffemodel, .safetensors, or PyTorch .pth/.pt/.th file")
     return formats[ext]

@@ -55,7 +55,7 @@ TORCH_BN = (("weight", "params", "scale"), ("bias", "params", "bias"),
 BN_COUNTER = "num_batches_tracked"  # torchvision's BN step counter: kept by export, ignored here
 
 
-def _bn_torch(prefix: str, module: Path) -> Iterator[tuple[str, Path, str]]:
+def bn_torch(prefix: str, module: Path) -> Iterator[tuple[str, Path, str]]:
     for name, collection, leaf in TORCH_BN:
         yield f"{prefix}.{name}", (collection, *module, leaf), VECTOR
 
@@ -64,17 +64,17 @@ def torchvision_names(depth: int) -> list[tuple[str, Path, str]]:
     """(torchvision key, our path, kind) of every tensor of ResNet-`depth`, in network order."""
     kind, counts = STAGES[depth]
     convs = 2 if kind == "basic" else 3
-    names = [("conv1.weight", ("params", "conv1", "kernel"), CONV), *_bn_torch("bn1", ("bn1",))]
+    names = [("conv1.weight", ("params", "conv1", "kernel"), CONV), *bn_torch("bn1", ("bn1",))]
     for stage, count in enumerate(counts):
         for b in range(count):
             tv, ours = f"layer{stage + 1}.{b}", layout.block_name(f"conv{stage + 2}", b + 1)
             for i in range(1, convs + 1):
                 names.append((f"{tv}.conv{i}.weight", ("params", ours, f"conv{i}", "kernel"), CONV))
-                names += _bn_torch(f"{tv}.bn{i}", (ours, f"bn{i}"))
+                names += bn_torch(f"{tv}.bn{i}", (ours, f"bn{i}"))
             if b == 0 and (stage > 0 or kind == "bottleneck"):  # option B: where the shape changes
                 names.append((f"{tv}.downsample.0.weight",
                               ("params", ours, "shortcut", "proj_conv", "kernel"), CONV))
-                names += _bn_torch(f"{tv}.downsample.1", (ours, "shortcut", "proj_bn"))
+                names += bn_torch(f"{tv}.downsample.1", (ours, "shortcut", "proj_bn"))
     names += [("fc.weight", ("params", "fc", "kernel"), FC), ("fc.bias", ("params", "fc", "bias"), VECTOR)]
     return names
 
@@ -188,40 +188,54 @@ def unflatten(flat: dict[Path, np.ndarray]) -> dict:
 
 # ---- conversions ---------------------------------------------------------------------------------
 
-def from_torchvision(state: dict[str, np.ndarray], depth: int,
-                     shapes: dict[Path, tuple[int, ...]]) -> dict:
-    """A torchvision state dict -> our variables (per block); ReleasedModelError naming the first
-    tensor, in network order, that is missing or has the wrong shape, else the first the model
-    does not have."""
-    names = torchvision_names(depth)
+def from_torch_names(state: dict[str, np.ndarray], names: list[tuple[str, Path, str]],
+                     shapes: dict[Path, tuple[int, ...]], net: str) -> dict:
+    """A PyTorch state dict -> our variables (per block) by `names` ((key, our path, kind), in
+    network order); ReleasedModelError naming the first tensor, in network order, that is missing
+    or has the wrong shape, else the first the model (`net`, e.g. "ResNet-34") does not have.
+    BN counters (num_batches_tracked) are not part of the function and are left out."""
     flat = {}
     for key, path, kind in names:
         if key not in state:
-            raise ReleasedModelError(f"{key} is missing (a ResNet-{depth} has it)")
+            raise ReleasedModelError(f"{key} is missing (a {net} has it)")
         flat[path] = checked(key, state[key], kind, path, shapes)
     known = {key for key, _, _ in names}
     if extra := [k for k in state if k not in known and not k.endswith("." + BN_COUNTER)]:
-        raise ReleasedModelError(f"{extra[0]} is not a tensor of ResNet-{depth}")
+        raise ReleasedModelError(f"{extra[0]} is not a tensor of {net}")
     _check_complete(flat, shapes)
     return unflatten(flat)
+
+
+def to_torch_names(variables: dict, names: list[tuple[str, Path, str]], holder: str,
+                   counters: dict[str, int] | None) -> dict[str, np.ndarray]:
+    """Our variables (either layout) -> a PyTorch state dict with `names`' keys, in their order.
+    `counters`: each BN's num_batches_tracked after its running_var, {BN key prefix: count}
+    (absent ones 0), as torch >= 0.4 saves them; None: no counters (torch 0.3's files)."""
+    flat = flax.traverse_util.flatten_dict(layout.to_per_block(variables))
+    state: dict[str, np.ndarray] = {}
+    for key, path, kind in names:
+        if path not in flat:
+            raise ReleasedModelError(f"the model has no {'/'.join(path)} for {key}: {holder} cannot "
+                                     "hold it")
+        state[key] = from_ours(np.asarray(flat[path]), kind)
+        if counters is not None and key.endswith(".running_var"):
+            bn = key.removesuffix("running_var")
+            state[bn + BN_COUNTER] = np.asarray(counters.get(bn.removesuffix("."), 0), np.int64)
+    if extra := [p for p in flat if p not in {path for _, path, _ in names}]:
+        raise ReleasedModelError(f"{'/'.join(extra[0])} has no place in {holder}")
+    return state
+
+
+def from_torchvision(state: dict[str, np.ndarray], depth: int,
+                     shapes: dict[Path, tuple[int, ...]]) -> dict:
+    """A torchvision state dict -> our variables (per block), as from_torch_names."""
+    return from_torch_names(state, torchvision_names(depth), shapes, f"ResNet-{depth}")
 
 
 def to_torchvision(variables: dict, depth: int) -> dict[str, np.ndarray]:
     """Our variables (either layout) -> a torchvision state dict, BN counters included (zero), so
     torchvision's strict `load_state_dict` takes it."""
-    flat = flax.traverse_util.flatten_dict(layout.to_per_block(variables))
-    state: dict[str, np.ndarray] = {}
-    for key, path, kind in torchvision_names(depth):
-        if path not in flat:
-            raise ReleasedModelError(f"the model has no {'/'.join(path)} for {key}: torchvision's "
-                                     f"ResNet-{depth} cannot hold it")
-        state[key] = from_ours(np.asarray(flat[path]), kind)
-        if key.endswith(".running_var"):
-            state[key.removesuffix("running_var") + BN_COUNTER] = np.zeros((), np.int64)
-    names = {path for _, path, _ in torchvision_names(depth)}
-    if extra := [p for p in flat if p not in names]:
-        raise ReleasedModelError(f"{'/'.join(extra[0])} has no place in torchvision's ResNet-{depth}")
-    return state
+    return to_torch_names(variables, torchvision_names(depth), f"torchvision's ResNet-{depth}", {})
 
 
 def from_caffe(layers: dict, depth: int, shapes: dict[Path, tuple[int, ...]]) -> dict:

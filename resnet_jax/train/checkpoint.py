@@ -10,9 +10,11 @@ Integrity: orbax writes a checkpoint into a temporary folder and renames it when
 killed save leaves no half checkpoint (its temporary folder is removed when the next run starts).
 Damage after that (truncated or overwritten files) is caught by `MANIFEST`, the SHA-256 of every
 file, written by `Saver` once orbax has finalized the checkpoint and checked before each restore; a
-damaged checkpoint is reported in one line and the previous one is used. Checkpoints without a
-manifest (written before manifests existed, or by a run killed between the rename and the
-manifest) are accepted as they are.
+damaged checkpoint is reported in one line and the previous one is used. A checkpoint is finished
+only once its manifest is written: one without a manifest whose meta says it was written by a
+release that seals checkpoints (`SEALED`), or that has a sealed checkpoint before it, was cut off
+between orbax's rename and the manifest and is not trusted (skipped like a damaged one). Only run
+folders of earlier releases, none of whose checkpoints has a manifest, are accepted as they are.
 
 There is no PRNG or data-iterator state to save: every key is `fold_in(key(seed), purpose)` folded
 with the step, and the batch order is a permutation keyed by (seed, epoch), so (seed, step) fixes
@@ -42,6 +44,8 @@ from resnet_jax.train.engine import TrainState
 
 STATE, META = "state", "meta"
 MANIFEST = "sha256_manifest.json"  # in each step folder, beside orbax's items
+SEALED = "sealed"  # the meta's mark: this checkpoint is finished only once its manifest is written
+UNFINISHED = "its save did not finish: it has no checksum manifest"
 TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's name for a checkpoint still being written
 # Settings that fix the trajectory: resuming under different ones could not continue the same run.
 # image_backend (the pixels each augmented crop gets) only where it is read: host-fed datasets.
@@ -78,8 +82,12 @@ def manager(workdir: str, keep: int = 2, read_only: bool = False) -> ocp.Checkpo
         # Removed here, before anything else, rather than by orbax's option of the same purpose,
         # whose background thread can outlive a short command and fail at interpreter exit.
         _remove_unfinished(runs.checkpoint_dir(workdir))
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                               enable_async_checkpointing=True)
+        # Folders made by the saving thread itself: made by orbax's background threads instead, a
+        # folder that cannot be made (read-only, permissions) leaves those threads waiting on it
+        # for orbax's coordination timeout, and the process cannot exit before they give up.
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, enable_async_checkpointing=True,
+            async_options=ocp.AsyncOptions(create_directories_asynchronously=False))
     return ocp.CheckpointManager(runs.checkpoint_dir(workdir), item_names=(STATE, META), options=options)
 
 
@@ -100,7 +108,8 @@ def step_dir(mngr: ocp.CheckpointManager, step: int) -> str:
 def save(mngr: ocp.CheckpointManager, step: int, state: TrainState, meta: dict,
          force: bool = False) -> bool:
     return mngr.save(step, args=ocp.args.Composite(**{
-        STATE: ocp.args.StandardSave(state), META: ocp.args.JsonSave(meta)}), force=force)
+        STATE: ocp.args.StandardSave(state), META: ocp.args.JsonSave({**meta, SEALED: True})}),
+        force=force)
 
 
 def restore_latest(mngr: ocp.CheckpointManager, target: TrainState) -> TrainState | None:
@@ -116,8 +125,12 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
     (with `quarantine`) moved to `<workdir>/corrupt_checkpoints/`, so the resumed run can save those
     steps again. Raises CheckpointError if it belongs to a run with a different `identity`."""
     bad: dict[int, str] = {}  # step -> why it cannot be used
+    intact: list[int] = []  # steps whose files match their manifest but did not restore
     mngr.reload()
-    for step in sorted(mngr.all_steps(), reverse=True):
+    steps = sorted(mngr.all_steps())
+    sealed = [_has_manifest(step_dir(mngr, step)) for step in steps]
+    for i in reversed(range(len(steps))):
+        step = steps[i]
         if problem := verify_manifest(step_dir(mngr, step)):
             bad[step] = problem
             continue
@@ -128,15 +141,26 @@ def restore_for_resume(mngr: ocp.CheckpointManager, target: TrainState, identity
         except Exception as e:  # noqa: BLE001 (any failure to read is corruption here)
             bad[step] = _reason(e)
             continue
+        if not sealed[i] and (meta.get(SEALED) or any(sealed[:i])):
+            bad[step] = UNFINISHED
+            continue
         _check_identity(meta, identity, step_dir(mngr, step))
         try:
             with orbax_quiet.quiet():
                 state = _restore_state(mngr, step, target)
         except Exception as e:  # noqa: BLE001
             bad[step] = _reason(e)
+            intact += [step] if sealed[i] else []
             continue
         _report_damaged(mngr, bad, step, quarantine)
         return state, meta
+    if bad and all(reason == UNFINISHED for reason in bad.values()):  # killed in its first save
+        _report_damaged(mngr, bad, None, quarantine)
+        return None
+    if intact:  # not damage: another model's or layout's state, or the wrong folder
+        raise CheckpointError(f"the checkpoint of step {intact[0]} in {mngr.directory} matches its "
+                              f"checksums but does not restore as this run's state ({bad[intact[0]]}): "
+                              "is it the folder of this run?")
     if bad:
         raise CheckpointError(f"no readable checkpoint in {mngr.directory} (damaged: step"
                               f"{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))}); move "
@@ -175,7 +199,7 @@ def _restore_state(mngr: ocp.CheckpointManager, step: int, target: TrainState) -
                         layout.convert(state, wanted, axis), target)
 
 
-def _report_damaged(mngr: ocp.CheckpointManager, bad: dict[int, str], good: int,
+def _report_damaged(mngr: ocp.CheckpointManager, bad: dict[int, str], good: int | None,
                     quarantine: bool) -> None:
     """One line per damaged checkpoint; with `quarantine`, each moved to
     `<workdir>/corrupt_checkpoints/` so the resumed run can save that step again."""
@@ -186,9 +210,9 @@ def _report_damaged(mngr: ocp.CheckpointManager, bad: dict[int, str], good: int,
             dest = os.path.join(aside, str(step))
             shutil.rmtree(dest, ignore_errors=True)
             os.replace(step_dir(mngr, step), dest)
-        logging.warning("checkpoint %s is unreadable (%s)%s; using the checkpoint of step %d instead",
-                        step_dir(mngr, step), reason,
-                        f", moved to {os.path.join(aside, str(step))}" if quarantine else "", good)
+        logging.warning("checkpoint %s is unreadable (%s)%s; %s", step_dir(mngr, step), reason,
+                        f", moved to {os.path.join(aside, str(step))}" if quarantine else "",
+                        "starting over" if good is None else f"using the checkpoint of step {good} instead")
     if bad and quarantine:
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices("resnet_jax: corrupt checkpoints moved")
@@ -209,7 +233,7 @@ def write_manifest(directory: str) -> None:
 
 def verify_manifest(directory: str) -> str | None:
     """Why the checkpoint in `directory` differs from its manifest, or None if it matches or has
-    no manifest (a checkpoint from before manifests: accepted as it is)."""
+    no manifest (whether it needs one is `restore_for_resume`'s to say)."""
     try:
         files = runs.read_json(os.path.join(directory, MANIFEST))["sha256"]
     except FileNotFoundError:
@@ -224,6 +248,10 @@ def verify_manifest(directory: str) -> str | None:
         if actual != digest:
             return f"{rel} does not match its SHA-256 checksum"
     return None
+
+
+def _has_manifest(directory: str) -> bool:
+    return os.path.exists(os.path.join(directory, MANIFEST))
 
 
 def _sha256(path: str) -> str:

@@ -8,7 +8,11 @@ the global batch and assemble the global array with `global_batch_from_process_l
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import threading
+import time
 
 import jax
 import numpy as np
@@ -19,10 +23,86 @@ from jax.sharding import PartitionSpec as P
 # The same names JAX reads for the coordinator; ours add the process count and index.
 ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID = (
     "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+# Seconds without a heartbeat after which a process counts as lost (JAX's default: 100).
+ENV_HEARTBEAT_TIMEOUT = "RESNET_JAX_HEARTBEAT_TIMEOUT"
+LOST_PROCESS_EXIT = 4  # the exit code of a process whose job lost another process
 
 
 class DistributedConfigError(ValueError):
     """Inconsistent multi-process flags or environment."""
+
+
+def _lost_process(cause: str) -> None:
+    """One line and a documented exit code for a process whose job lost another process (JAX
+    would abort with a core dump, or wait in a collective that cannot finish). The other
+    processes cannot be waited for, so nothing else is run: the workdir's lock goes with the
+    process, and an unfinished checkpoint is removed by the rerun."""
+    cause = " ".join(cause.split())
+    cause = cause if len(cause) <= 200 else cause[:200] + "..."
+    os.write(2, (f"resnet-jax train: error: {cause}: the run stopped; restart every process with the "
+                 "same command to resume from the last checkpoint\n").encode())
+    os._exit(LOST_PROCESS_EXIT)
+
+
+# Set while the processes train together (`watching`): outside it, at the end of a run or on the
+# way out of a failed one, a process that has left is not a lost one.
+_watching = threading.Event()
+
+
+@contextlib.contextmanager
+def watching():
+    """Around the training loop: a process lost meanwhile is reported by `_watch` (exit 4)."""
+    _watching.set()
+    try:
+        yield
+    finally:
+        _watching.clear()
+
+
+def _watch(num_processes: int, interval: float = 1.0) -> None:
+    """Stop this process (`_lost_process`) once the coordination service counts another process
+    as lost (no heartbeat for the heartbeat timeout) or is itself unreachable (process 0 lost)."""
+    from jax._src import distributed as jax_distributed  # noqa: PLC0415 (its client: no public API)
+
+    client, everyone = jax_distributed.global_state.client, list(range(num_processes))
+    while True:
+        time.sleep(interval)
+        if not _watching.is_set():
+            continue
+        try:
+            live = client.get_live_nodes(everyone)
+        except Exception as e:  # noqa: BLE001 (the coordinator is gone: any failure to ask)
+            _lost_process(f"process 0 (the coordinator) of this multi-process run was lost ({e})")
+        if lost := sorted(set(everyone) - set(live)):
+            _lost_process(f"process{'es' if len(lost) > 1 else ''} {', '.join(map(str, lost))} of "
+                          "this multi-process run stopped sending heartbeats (lost)")
+
+
+_heartbeat_timeout = [100]  # seconds, as given to JAX (its default)
+# What a collective with a lost process fails with (CPU: gloo's TCP pairs; GPU: NCCL, gRPC).
+_PEER_GONE = re.compile(r"closed by peer|Connection reset|Gloo|NCCL|UNAVAILABLE|Socket closed", re.I)
+
+
+def wait_if_lost(error: BaseException) -> None:
+    """Where `error` may be a collective failing because another process was lost, give `_watch`
+    the heartbeat timeout to say so (it exits the process); return if it does not."""
+    if jax.process_count() == 1 or not _PEER_GONE.search(f"{error!r} {error.__cause__!r}"):
+        return
+    with watching():
+        time.sleep(_heartbeat_timeout[0] + 5)
+
+
+def _join(coordinator: str | None = None, num_processes: int | None = None,
+          process_id: int | None = None) -> None:
+    """`jax.distributed.initialize`, with a lost process reported by `_watch` rather than by the
+    coordination service's abort of every other process (JAX's recoverability mode)."""
+    kwargs = {}
+    if timeout := _env_int(ENV_HEARTBEAT_TIMEOUT):
+        kwargs["heartbeat_timeout_seconds"] = _heartbeat_timeout[0] = timeout
+    jax.config.update("jax_enable_recoverability", True)
+    jax.distributed.initialize(coordinator, num_processes, process_id, **kwargs)
+    threading.Thread(target=_watch, args=(jax.process_count(),), daemon=True,
+                     name="resnet_jax-lost-process-watch").start()
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
@@ -32,6 +112,10 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     Explicit: `coordinator` ("host:port" of process 0), `num_processes` and `process_id` (flags, or
     the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID environment variables).
     `auto=True` lets JAX detect them (Cloud TPU pods, Slurm, Open MPI, Kubernetes).
+
+    A process lost later (killed, its host gone) stops the others with one line and exit code
+    LOST_PROCESS_EXIT, within the heartbeat timeout (RESNET_JAX_HEARTBEAT_TIMEOUT seconds, JAX's
+    default 100 if unset).
     """
     coordinator = coordinator or os.environ.get(ENV_COORDINATOR) or None
     num_processes = num_processes if num_processes is not None else _env_int(ENV_NUM_PROCESSES)
@@ -47,10 +131,10 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
             raise DistributedConfigError(f"process_id must be in [0, {num_processes}), got {process_id}")
         if num_processes == 1:
             return False
-        jax.distributed.initialize(coordinator, num_processes, process_id)
+        _join(coordinator, num_processes, process_id)
         return True
     if auto:
-        jax.distributed.initialize()
+        _join()
         return True
     return False
 

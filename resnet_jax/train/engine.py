@@ -65,14 +65,18 @@ def replicate_from_host(x: np.ndarray, mesh: Mesh) -> jax.Array:
     return jax.make_array_from_callback(x.shape, NamedSharding(mesh, P()), lambda idx: x[idx])
 
 
-def put_dataset(ds: ArrayDataset, mesh: Mesh, eval_batch_size: int) -> DeviceData:
+def put_dataset(ds: ArrayDataset, mesh: Mesh, eval_batch_size: int,
+                pixel_mean: np.ndarray | None = None) -> DeviceData:
+    """`ds` on the devices, with `pixel_mean` (an imported net's input mean) or the training
+    split's as the mean the net's input subtracts."""
     n_eval = len(ds.eval_images)
     padded = -(-n_eval // eval_batch_size) * eval_batch_size
     pad = [(0, padded - n_eval)]
     eval_images = np.pad(ds.eval_images, pad + [(0, 0)] * 3)
     host = DeviceData(ds.train_images, ds.train_labels.astype(np.int32), eval_images,
                       np.pad(ds.eval_labels.astype(np.int32), pad),
-                      np.pad(np.ones(n_eval, np.float32), pad), ds.pixel_mean())
+                      np.pad(np.ones(n_eval, np.float32), pad),
+                      ds.pixel_mean() if pixel_mean is None else pixel_mean)
     return jax.tree.map(lambda x: replicate_from_host(x, mesh), host)
 
 
@@ -336,5 +340,6 @@ def create_engine(config: ml_collections.ConfigDict, crop_padding: int, num_clas
                          bn_group_size=config.bn_group_size, dtype=config.dtype,
                          stride_on_3x3=config.stride_on_3x3, conv_impl=config.conv_impl,
                          **block_options(config, mesh), **model_options(config))
-    schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay)
+    schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay,
+                                warmup_steps=config.warmup_steps, warmup_lr=config.warmup_lr)
     return Engine(config, model, make_optimizer(config), schedule, mesh, crop_padding)

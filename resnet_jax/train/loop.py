@@ -19,7 +19,7 @@ from resnet_jax.configs import ConfigError
 from resnet_jax.data import HOST_FED, ArrayDataset, DatasetError, HostDataset, open_dataset
 from resnet_jax.models.complexity import complexity
 from resnet_jax.runs import RunIOError
-from resnet_jax.train import checkpoint, feeds, released, seeds
+from resnet_jax.train import checkpoint, distributed, feeds, released, seeds
 from resnet_jax.train.distributed import fetch
 from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset, steps_per_call
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
@@ -39,6 +39,8 @@ def check_workdir(workdir: str) -> None:
     probe = os.path.abspath(workdir)
     while not os.path.exists(probe) and os.path.dirname(probe) != probe:
         probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):  # (the path given, or a parent of it, is a file)
+        raise ConfigError(f"workdir {workdir!r} is not a directory ({probe} is a file)")
     try:
         with tempfile.TemporaryFile(dir=probe):  # unique name: all processes probe at once
             pass
@@ -46,7 +48,7 @@ def check_workdir(workdir: str) -> None:
             os.listdir(workdir)
     except OSError as e:
         raise ConfigError(f"workdir {workdir!r} is not a writable directory "
-                          f"({e.strerror}: {e.filename or probe})") from None
+                          f"({e.strerror}: {probe})") from None
 
 
 @contextlib.contextmanager
@@ -57,8 +59,8 @@ def lock_workdir(workdir: str):
     busy = None
     with contextlib.ExitStack() as stack:
         if jax.process_index() == 0:
-            try:
-                stack.enter_context(exclusive(workdir))
+            try:  # a run refused before it wrote anything leaves the lock (and workdir) as it was
+                stack.enter_context(exclusive(workdir, untouched_on=NOTHING_WRITTEN))
             except WorkdirBusy as e:
                 busy = str(e)
         if jax.process_count() > 1:  # a collective: every process learns process 0's answer
@@ -71,6 +73,9 @@ def lock_workdir(workdir: str):
 
 
 run_identity = checkpoint.run_identity
+# Bad input found before the run writes anything (the config, a checkpoint of another run, the
+# data, a damaged metrics.jsonl): exit 2, and the run folder stays as it was.
+NOTHING_WRITTEN = (ConfigError, DatasetError)
 
 
 @jax.jit
@@ -186,7 +191,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                            f"than one batch of {config.batch_size}")
     check_workdir(workdir)
     with lock_workdir(workdir):
-        return _train_and_evaluate(config, workdir, dataset, init)
+        try:
+            return _train_and_evaluate(config, workdir, dataset, init)
+        except Exception as e:
+            distributed.wait_if_lost(e)  # a lost process is said as such (exit 4), not as e
+            raise
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -226,16 +235,25 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         data: feeds.Feed = (
             seeds.SeedsFeed(trainer, put_dataset(dataset, mesh, config.eval_batch_size))
             if num_seeds > 1 else feeds.feed(dataset, engine, config.eval_batch_size, workdir, plateau))
-    except BaseException:
+        start = int(np.ravel(fetch(state.step))[0])
+        if plateau is not None and restored is not None:
+            _restore_plateau(plateau, restored[1], workdir, start)
+        for d in run_dirs:  # (after the checkpoint check: a mismatched resume writes nothing new)
+            os.makedirs(d, exist_ok=True)
+        logs = [runs.MetricsLog(runs.metrics_path(d), enabled=is_main) for d in run_dirs]
+        # (the step of the newest record written before the checkpoint: the pending steps follow it)
+        last_record = start - sum(_per_seed(m["loss"], num_seeds).shape[1] for m in pending)
+        try:
+            wall_offset = [log.resume(start, last_record) for log in logs][0]
+        except runs.MetricsError as e:  # the user's to repair (or to decide to drop the line)
+            raise ConfigError(str(e)) from None
+    except BaseException as e:
         mngr.close()
+        if isinstance(e, NOTHING_WRITTEN) and is_main:  # nothing was written: leave no trace
+            for d in [*(d for d in run_dirs if d != workdir), runs.checkpoint_dir(workdir)]:
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)  # (only if empty)
         raise
-    start = int(np.ravel(fetch(state.step))[0])
-    if plateau is not None and restored is not None:
-        _restore_plateau(plateau, restored[1], workdir, start)
-    for d in run_dirs:  # (after the checkpoint check: a mismatched resume writes nothing new)
-        os.makedirs(d, exist_ok=True)
-    logs = [runs.MetricsLog(runs.metrics_path(d), enabled=is_main) for d in run_dirs]
-    wall_offset = [log.resume(start) for log in logs][0]
     boards = [TensorBoardLog(d, enabled=is_main) for d in run_dirs]
     if is_main:
         texts = [_write_config(runs.config_path(workdir), config)]
@@ -259,13 +277,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     # `pending` holds the per-step metrics since the last record (restored ones included), so the
     # record that straddles a resume averages over the same steps as an uninterrupted run's.
     step, rates = start, []
-    last_step_logged = start - sum(_per_seed(m["loss"], num_seeds).shape[1] for m in pending)
+    last_step_logged = last_record
     records = [{}] * num_seeds
     with (checkpoint.Saver(mngr) as saver, PreemptionWatcher(mngr) as watcher,
           contextlib.ExitStack() as closing):
         for board in boards:
             closing.callback(board.close)
         closing.callback(progress.close)
+        closing.enter_context(distributed.watching())  # (multi-process: a lost process is exit 4)
         while step < config.steps:
             n = min([per_call, config.steps - step] + [b - step % b for b in boundaries])
             state, metrics = data.train_chunk(state, n)

@@ -27,17 +27,18 @@ import orbax.checkpoint as ocp
 from resnet_jax import configs, runs
 from resnet_jax.configs import ConfigError
 from resnet_jax.data import DatasetError, load_dataset
+from resnet_jax.data import torch_write
+from resnet_jax.data.torch_files import LEGACY, read_torch
 from resnet_jax.data.weight_files import (WeightFileError, file_format, read_binaryproto,
-                                          read_caffemodel, read_pth, read_safetensors,
-                                          safetensors_bytes)
-from resnet_jax.models import create_model, layout, parse_model_name, released
+                                          read_caffemodel, read_safetensors, safetensors_bytes)
+from resnet_jax.models import create_model, input_shape, layout, parse_model_name, released, released_cifar
 from resnet_jax.models.imagenet import TORCHVISION_MEAN
-from resnet_jax.train import checkpoint
+from resnet_jax.train import checkpoint, released_cifar as cifar_files
 from resnet_jax.train.engine import TrainState, create_engine
 
 CAFFE_MEAN = "ResNet_mean.binaryproto"  # the mean image released beside the Caffe models
 META_PREFIX = "resnet_jax."  # our fields in an exported file's safetensors metadata
-IMAGE_SHAPE = (224, 224, 3)
+RECORD = "imported.json"  # beside an imported CIFAR run: what its file needs to be written again
 
 
 class WeightsError(ValueError):
@@ -50,6 +51,7 @@ class Imported:
     variables: dict  # {"params", "batch_stats"}, per-block layout, float32 numpy
     input_mean: np.ndarray  # (H, W, 3) RGB in [0, 1]: subtracted from image/255
     num_classes: int
+    record: dict | None = None  # a CIFAR file's form, wrapper, counters, published error (RECORD)
 
 
 def _sha256(path: str) -> str:
@@ -69,10 +71,23 @@ def read_weights(path: str, mean_path: str | None = None, model: str | None = No
         if fmt == "safetensors":
             state, metadata = read_safetensors(path)
         else:
-            state, metadata = read_pth(path), {}
+            file, metadata = read_torch(path), {}
+            state, _ = released_cifar.strip_data_parallel(file.state)
+            if released_cifar.is_cifar(state):
+                return _from_cifar_file(path, file, model)
         return _from_torchvision(path, fmt, state, metadata, model)
     except (WeightFileError, released.ReleasedModelError) as e:
         raise WeightsError(str(e) if str(e).startswith(path) else f"{path}: {e}") from None
+
+
+def _from_cifar_file(path: str, file, model: str | None) -> Imported:
+    """akamaster's or chenyaofo's CIFAR ResNet (train/released_cifar.py)."""
+    sha = _sha256(path)
+    fields, variables, mean, num_classes, record = cifar_files.from_torch_file(
+        file, model, {"file": os.path.basename(path), "sha256": sha})
+    fields["imported_from"] = (f"{record['family']} torch {file.form} {os.path.basename(path)} "
+                               f"sha256:{sha}")
+    return Imported(fields, variables, mean, num_classes, record)
 
 
 def _depth(model: str | None, found) -> int:
@@ -167,8 +182,11 @@ def _mean_beside(path: str) -> np.ndarray:
 # ---- run folders ---------------------------------------------------------------------------------
 
 def run_config(imported: Imported) -> ml_collections.ConfigDict:
-    """The ImageNet recipe (Sec 3.4) for the imported net, its file's options set."""
-    config = configs.imagenet_config(imported.fields["model"])
+    """The recipe of the imported net's family (Sec 3.4 ImageNet, Sec 4.2 CIFAR), its file's
+    options set."""
+    model = imported.fields["model"]
+    family = parse_model_name(model).family
+    config = configs.imagenet_config(model) if family == "imagenet" else configs.cifar_config(model)
     config.update(imported.fields)
     return config
 
@@ -176,7 +194,7 @@ def run_config(imported: Imported) -> ml_collections.ConfigDict:
 def _state(config: ml_collections.ConfigDict, variables: dict, num_classes: int) -> TrainState:
     """A step-0 TrainState holding `variables`, in the engine's layout, without compiling init."""
     engine = create_engine(config, 0, num_classes)
-    target = engine.abstract_state(IMAGE_SHAPE)
+    target = engine.abstract_state(input_shape(config.model))
     stacked = layout.convert(variables, layout.layout_of(target) or layout.PER_BLOCK)
     params = jax.tree.map(jnp.asarray, stacked["params"])
     return TrainState(step=jnp.zeros((), jnp.int32), seed=jnp.asarray(config.seed, jnp.int32),
@@ -203,6 +221,8 @@ def write_run(imported: Imported, out: str) -> ml_collections.ConfigDict:
         os.makedirs(tmp)
         runs.write_json(runs.config_path(tmp), config.to_json_best_effort(indent=2))
         np.save(runs.input_mean_path(tmp), imported.input_mean)
+        if imported.record is not None:
+            runs.write_json(os.path.join(tmp, RECORD), imported.record)
         state = _state(config, imported.variables, imported.num_classes)
         meta = checkpoint.run_identity(config)
         with checkpoint.Saver(checkpoint.manager(tmp, 1)) as saver:
@@ -215,6 +235,17 @@ def write_run(imported: Imported, out: str) -> ml_collections.ConfigDict:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return config
+
+
+def read_record(workdir: str) -> dict | None:
+    """What an imported CIFAR run's file needs to be written again (RECORD), or None."""
+    path = os.path.join(workdir, RECORD)
+    if not os.path.exists(path):
+        return None
+    try:
+        return runs.read_json(path)
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"cannot read {path}: {e}") from None
 
 
 def input_mean(workdir: str) -> np.ndarray | None:
@@ -335,13 +366,27 @@ def torchvision_file(config: ml_collections.ConfigDict, variables: dict, mean: n
     return [out]
 
 
+def cifar_torch_file(config: ml_collections.ConfigDict, variables: dict, mean: np.ndarray | None,
+                     record: dict | None, out: str) -> str:
+    """Write a CIFAR run's variables as its family's PyTorch file `out` (train/released_cifar.py):
+    an imported run's in its file's form, wrapper, key names and BN counters. Returns the form."""
+    try:
+        file = cifar_files.to_torch_file(config, variables, mean, record)
+    except released.ReleasedModelError as e:
+        raise WeightsError(str(e)) from None
+    data = torch_write.legacy_bytes(file) if file.form == LEGACY else torch_write.zip_bytes(file)
+    runs.write_bytes(out, data)
+    return file.form
+
+
 V1_NOTE = ("a v1 net (stride on the first 1x1 conv, the paper's): in torchvision set "
            "layerN[0].conv1.stride = 2 and layerN[0].conv2.stride = 1 for N = 2, 3, 4")
 
 
 # ---- fine-tuning ---------------------------------------------------------------------------------
 
-MODEL_FIELDS = ("model", "shortcut", "stride_on_3x3", "input_convention", "conv1_bias", "pool_ceil_mode")
+MODEL_FIELDS = ("model", "shortcut", "stride_on_3x3", "input_convention", "input_std", "zero_pad",
+                "conv1_bias", "pool_ceil_mode")
 
 
 def load_init(config: ml_collections.ConfigDict) -> dict:
@@ -355,14 +400,25 @@ def load_init(config: ml_collections.ConfigDict) -> dict:
             fields = {f: saved[f] for f in MODEL_FIELDS}
         else:
             imported = read_weights(source)
-            fields, variables = imported.fields, imported.variables
+            base = configs.base_config()  # (options an ImageNet file leaves at their defaults)
+            fields = {f: imported.fields.get(f, base[f]) for f in MODEL_FIELDS}
+            variables = imported.variables
     except WeightsError as e:
         raise ConfigError(f"init_from: {e}") from None
-    if differ := [f for f in MODEL_FIELDS if fields[f] != config[f]]:
+    if differ := [f for f in MODEL_FIELDS if _value(fields[f]) != _value(config[f])]:
         raise ConfigError(f"init_from {source} holds {fields['model']} with "
-                          + ", ".join(f"{f}={fields[f]!r}" for f in differ if f != "model")
-                          + f"; set {' '.join(f'--config.{f}={fields[f]}' for f in differ)}")
+                          + ", ".join(f"{f}={_value(fields[f])!r}" for f in differ if f != "model")
+                          + f"; set {' '.join(f'--config.{f}={_flag(fields[f])}' for f in differ)}")
     return variables
+
+
+def _value(v):
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+def _flag(v) -> str:
+    """A field's value as a --config flag takes it, one shell word: (0.2,0.2,0.2) for a tuple."""
+    return f"({','.join(map(str, v))})" if isinstance(v, (list, tuple)) else str(v)
 
 
 def start_from(state: TrainState, config: ml_collections.ConfigDict, variables: dict) -> TrainState:

@@ -1,5 +1,6 @@
-"""Learning-rate schedules of the paper: step decay, with ResNet-110's error-triggered warm-up, and
-ImageNet's drop on a validation-error plateau (Sec 3.4)."""
+"""Learning-rate schedules of the paper: step decay, with ResNet-110's error-triggered warm-up (or
+the follow-up's fixed-length one, 1603.05027 appendix), and ImageNet's drop on a validation-error
+plateau (Sec 3.4)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ import jax.numpy as jnp
 import optax
 
 
-def step_decay(base_lr: float, steps: int, boundaries=(0.5, 0.75), decay: float = 0.1) -> optax.Schedule:
-    """lr divided by 1/decay at each boundary (fractions of `steps`): 0.1 -> 0.01 at 32k -> 0.001 at 48k."""
+def step_decay(base_lr: float, steps: int, boundaries=(0.5, 0.75), decay: float = 0.1, *,
+               warmup_steps: int = 0, warmup_lr: float = 0.0) -> optax.Schedule:
+    """lr divided by 1/decay at each boundary (fractions of `steps`): 0.1 -> 0.01 at 32k -> 0.001 at 48k.
+
+    `warmup_steps` > 0: `warmup_lr` for the first `warmup_steps` steps, then the decay schedule at
+    the absolute step; "0.01 at the beginning 400 iterations and go back to 0.1 after that"
+    (1603.05027 appendix), the fixed-length reading of the 2015 paper's error-triggered rule."""
     milestones = {int(round(b * steps)): decay for b in boundaries}
-    return optax.piecewise_constant_schedule(base_lr, milestones)
+    schedule = optax.piecewise_constant_schedule(base_lr, milestones)
+    if warmup_steps <= 0:
+        return schedule
+    return lambda step: jnp.where(step < warmup_steps, warmup_lr, schedule(step))
 
 
 def learning_rate(schedule: optax.Schedule, step, warmup_done, warmup_lr: float):

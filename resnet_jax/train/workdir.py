@@ -26,30 +26,66 @@ class WorkdirBusy(RuntimeError):
 
 
 @contextlib.contextmanager
-def exclusive(workdir: str) -> Iterator[None]:
+def exclusive(workdir: str, untouched_on: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Hold `<workdir>/.lock` (created if needed, with the pid and host of its holder) until exit;
-    raises WorkdirBusy naming the holder if another process has it. The lock file stays behind:
-    removing it would let two runs lock two different files of the same name."""
+    raises WorkdirBusy naming the holder, writing nothing, if another process has it. The lock file
+    stays behind, except where the body raises one of `untouched_on` (a run refused before writing
+    anything): then the lock file, and the workdir if this made it, are left as they were."""
+    made = not os.path.isdir(workdir)
     os.makedirs(workdir, exist_ok=True)
     path = runs.lock_path(workdir)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd, created, before, locked = _open_locked(path)
     try:
+        if locked:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        try:
+            yield
+        except untouched_on:
+            if created:  # removed while held: a run waiting for it then locks a new file instead
+                os.remove(path)
+                if made:
+                    with contextlib.suppress(OSError):
+                        os.rmdir(workdir)  # (only if nothing else is in it)
+            elif locked:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, before, 0)
+            raise
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _open_locked(path: str) -> tuple[int, bool, bytes, bool]:
+    """(descriptor of `path`, whether this created it, its text before, whether it holds the
+    lock: False where the filesystem has no locks). A lock file that its holder removed before we
+    locked it is not the lock any more: then the new file is locked instead."""
+    while True:
+        created = True
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            created = False
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:  # removed in between: try again
+                continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").split()
+            os.close(fd)
             pid, host = (holder + ["?", "?"])[:2]  # "?": the holder has not written them yet
-            raise WorkdirBusy(f"workdir {workdir} is in use by pid {pid} on host {host}: let that "
-                              "run finish (or stop it), or use another workdir") from None
+            raise WorkdirBusy(f"workdir {os.path.dirname(path)} is in use by pid {pid} on host {host}: "
+                              "let that run finish (or stop it), or use another workdir") from None
         except OSError as e:
             if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                os.close(fd)
                 raise
             # Some network and FUSE filesystems have no locks: run unguarded rather than not at all.
             logging.warning("cannot lock %s (%s): make sure no other run uses this workdir",
                             path, e.strerror)
-        else:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+            return fd, created, b"", False
+        if os.fstat(fd).st_nlink == 0:  # its holder removed it before we locked it
+            os.close(fd)
+            continue
+        return fd, created, os.pread(fd, 4096, 0), True
