@@ -141,9 +141,14 @@ def nets(*names: str) -> tuple[Net, ...]:
 
 
 def flat(config: Mapping) -> dict[str, Any]:
-    """A run's config (config.json, flat or in sections) as {field: value}: field names are unique
-    across sections."""
+    """A run's config (config.json, flat or in sections) as {flat field name: value}: field names
+    are unique across sections (config_schema; a section's `name` is `model` or `dataset`)."""
+    from resnet_jax.config_schema import FLAT, SECTIONS  # noqa: PLC0415 (light: no JAX)
+
     leaves = {}
     for key, value in config.items():
-        leaves.update(flat(value) if isinstance(value, Mapping) else {key: value})
+        if key in SECTIONS and isinstance(value, Mapping):
+            leaves.update({FLAT.get(f"{key}.{name}", name): v for name, v in value.items()})
+        else:
+            leaves[key] = value
     return leaves

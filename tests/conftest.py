@@ -3,6 +3,7 @@ import sys
 import tempfile
 
 import pytest
+from resnet_jax import configs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,8 +33,8 @@ def tiny_digits_run(tmp_path_factory):
     from resnet_jax.train.loop import train_and_evaluate
 
     config = cifar_config("cifar_resnet8")
-    config.update(dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
-                  eval_every=3, checkpoint_every=3, progress=False)
+    configs.override(config, dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
+                             eval_every=3, checkpoint_every=3, progress=False)
     workdir = str(tmp_path_factory.mktemp("tiny_digits_run"))
     train_and_evaluate(config, workdir)
     return workdir
@@ -64,7 +65,7 @@ def digits_engine():
     from resnet_jax.train.engine import create_engine, put_dataset
 
     config = cifar_config("cifar_resnet8")
-    config.update(dataset="digits", batch_size=128, bn_group_size=64)
+    configs.override(config, dataset="digits", batch_size=128, bn_group_size=64)
     ds = load_dataset("digits")
     engine = create_engine(config, ds.crop_padding, ds.num_classes)
     return engine, ds, put_dataset(ds, engine.mesh, 360)

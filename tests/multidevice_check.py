@@ -14,6 +14,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from resnet_jax import configs
 from resnet_jax.configs import cifar_config
 from resnet_jax.data.base import ArrayDataset
 from resnet_jax.models import create_model
@@ -40,7 +41,7 @@ def tiny_dataset() -> ArrayDataset:
 def train_steps_global_bn(ds: ArrayDataset) -> dict:
     """Two full Engine steps (gather, augment, SGD) with sync BN: 8 devices vs 1."""
     config = cifar_config("cifar_resnet8")
-    config.update(batch_size=BATCH, bn_group_size=0, eval_batch_size=40)
+    configs.override(config, batch_size=BATCH, bn_group_size=0, eval_batch_size=40)
     out, init = {}, None
     for name, devices in (("one", jax.devices()[:1]), ("eight", jax.devices())):
         engine = create_engine(config, ds.crop_padding, ds.num_classes, mesh=make_mesh(devices))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from resnet_jax import configs
 from resnet_jax.runs import read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,7 +91,7 @@ def restore_state(workdir: str, step: int | None = None):
     from resnet_jax.train.engine import create_engine, make_mesh  # noqa: PLC0415
 
     config = cifar_config(TINY["model"])
-    config.update({k: v for k, v in TINY.items() if k in config})
+    configs.override(config, **{k: v for k, v in TINY.items() if k in configs.FIELDS})
     engine = create_engine(config, crop_padding=1, num_classes=10, mesh=make_mesh(jax.devices()[:1]))
     target = engine.abstract_state((8, 8, 3))  # digits images
     mngr = checkpoint.manager(workdir, read_only=True)

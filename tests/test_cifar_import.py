@@ -15,6 +15,7 @@ import pytest
 
 import torch_fakes as fakes
 from test_released import _cli, _refused  # `resnet-jax ...` in-process; a refusal's one line
+from resnet_jax import configs
 from resnet_jax.data import torch_files
 from resnet_jax.models import create_model, layout, released, released_cifar
 from resnet_jax.train import released as R
@@ -161,12 +162,13 @@ def test_import_export_through_run_folders(tmp_path, monkeypatch, capsys):
         assert code == 0, err
         config = json.loads((run / "config.json").read_text())
         record = json.loads((run / R.RECORD).read_text())
-        assert config["imported_from"] == (f"{record['family']} torch {record['form']} {path.name} "
+        assert config["run"]["imported_from"] == (f"{record['family']} torch {record['form']} {path.name} "
                                            f"sha256:{record['sha256']}")
         back = tmp_path / f"back{path.suffix}"
         code, out, err = _cli(["export", str(run), str(back)], capsys)
         assert code == 0, err
-        assert out.startswith(f"{config['model']} from {run} -> {back} (torch {record['form']} format)")
+        name = config["model"]["name"]
+        assert out.startswith(f"{name} from {run} -> {back} (torch {record['form']} format)")
         _same_file(path, back)
 
 
@@ -296,11 +298,11 @@ def test_init_from_an_imported_cifar100_run_starts_digits_with_a_new_fc(tmp_path
     run = tmp_path / "c100"
     assert _cli(["import", str(path), str(run)], capsys)[0] == 0
     config = cifar_config("cifar_resnet20")
-    config.update(dataset="digits32", init_from=str(run), batch_size=32, bn_group_size=0)
+    configs.override(config, dataset="digits32", init_from=str(run), batch_size=32, bn_group_size=0)
     with pytest.raises(ConfigError, match=r"shortcut='B'.*--config\.shortcut=B --config\.input_convention="
                                           r"torchvision --config\.input_std=\(0\.2673,0\.2564,0\.2761\)$"):
         R.load_init(config)
-    config.update(shortcut="B", input_convention="torchvision", input_std=(0.2673, 0.2564, 0.2761))
+    configs.override(config, shortcut="B", input_convention="torchvision", input_std=(0.2673, 0.2564, 0.2761))
     ds = load_dataset("digits32")
     engine = create_engine(config, ds.crop_padding, ds.num_classes)
     fresh = engine.init_state(ds.image_shape)

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from resnet_jax import configs
 from resnet_jax.cli import evaluate
 
 # Scores are float32 softmax rows; two programs that compute the same mean of the same rows agree to
@@ -39,8 +40,8 @@ def second_digits_run(tmp_path_factory):
     from resnet_jax.train.loop import train_and_evaluate
 
     config = cifar_config("cifar_resnet14")
-    config.update(dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3, eval_every=3,
-                  checkpoint_every=3, progress=False, seed=1)
+    configs.override(config, dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
+                     eval_every=3, checkpoint_every=3, progress=False, seed=1)
     workdir = str(tmp_path_factory.mktemp("second_digits_run"))
     train_and_evaluate(config, workdir)
     return workdir
@@ -104,7 +105,7 @@ def test_table5_declares_the_papers_numbers():
         "VGG (ILSVRC'14)": 7.32, "GoogLeNet (ILSVRC'14)": 6.66, "VGG (v5)": 6.8, "PReLU-net": 4.94,
         "BN-inception": 4.82, "ResNet (ILSVRC'15)": 3.57}
     assert all("test set" in n["top5"].source for n in experiment.paper.values())
-    assert experiment.get_config("resnet152").model == "imagenet_resnet152"
+    assert experiment.get_config("resnet152").model.name == "imagenet_resnet152"
 
 
 # ---- ImageNet: imported released models (random weights), each on its own input convention ------

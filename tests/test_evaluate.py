@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from resnet_jax import configs
 from resnet_jax.cli import evaluate
 
 
@@ -57,8 +58,8 @@ def two_seed_run(tmp_path_factory):
     from resnet_jax.train.loop import train_and_evaluate
 
     config = cifar_config("cifar_resnet8")
-    config.update(dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
-                  eval_every=3, checkpoint_every=3, progress=False, num_seeds=2)
+    configs.override(config, dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
+                             eval_every=3, checkpoint_every=3, progress=False, num_seeds=2)
     workdir = str(tmp_path_factory.mktemp("two_seeds"))
     train_and_evaluate(config, workdir)
     return workdir

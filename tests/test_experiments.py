@@ -21,7 +21,7 @@ def test_an_experiment_builds_its_nets_and_cites_its_numbers(name):
     experiment = experiments.get(name)
     assert experiment.get_config is not None
     for net in experiment.nets:
-        model = experiment.get_config(net.config_arg).model  # resnet34_B: resnet34 and option B
+        model = experiment.get_config(net.config_arg).model.name  # resnet34_B: resnet34 and option B
         assert model == f"cifar_{net.name}" or model.endswith(net.name.partition("_")[0])
     for net, numbers in experiment.paper.items():
         assert numbers and all(r.source for r in numbers.values()), net
@@ -37,9 +37,9 @@ def test_imagenet_experiments_name_their_nets(name):
     experiment = experiments.get(name)
     title = experiment.title.partition(":")[0]
     for net in experiment.nets:
-        shortcut = experiment.get_config(net.name).shortcut
+        shortcut = experiment.get_config(net.name).model.shortcut
         assert shortcut == (net.name.partition("_")[2] or {"table2": "A", "fig4": "A"}.get(name, "B"))
-    assert experiment.get_config(f"{experiment.nets[-1].name}:fixed").lr_schedule == "fixed"
+    assert experiment.get_config(f"{experiment.nets[-1].name}:fixed").optim.lr_schedule == "fixed"
     with pytest.raises(ValueError, match=f"{title} trains"):
         experiment.get_config("resnet35")
     default = inspect.signature(experiment.get_config).parameters["net"].default

@@ -13,9 +13,9 @@ def test_auto_workers_leave_one_core_to_training(monkeypatch):
     monkeypatch.setattr(imagenet.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert imagenet.worker_count(-1) == 1  # a one-core host still decodes apart from training
     assert imagenet.worker_count(0) == 0 and imagenet.worker_count(5) == 5
-    assert configs.imagenet_config().num_workers == imagenet.AUTO_WORKERS
+    assert configs.imagenet_config().data.num_workers == imagenet.AUTO_WORKERS
     config = configs.imagenet_config()
-    config.num_workers = -2
+    config.data.num_workers = -2
     with pytest.raises(configs.ConfigError, match="num_workers"):
         configs.validate(config, num_devices=1)
 

@@ -22,14 +22,14 @@ PAPER = FOLLOWUP.paper
 def test_every_net_builds_with_the_papers_recipe(net):
     config = FOLLOWUP.get_config(net)
     configs.validate(config, num_devices=1)  # builds the model
-    assert (config.lr, tuple(config.lr_boundaries), config.steps, config.batch_size) == (0.1, (0.5, 0.75),
-                                                                                           64_000, 128)
-    assert (config.momentum, config.weight_decay, config.bn_group_size) == (0.9, 1e-4, 64)
-    assert config.shortcut == ("B" if "bottleneck" in net else "A")  # appendix: projections
+    assert (config.optim.lr, tuple(config.optim.lr_boundaries)) == (0.1, (0.5, 0.75))
+    assert (config.run.steps, config.run.batch_size) == (64_000, 128)
+    assert (config.optim.momentum, config.optim.weight_decay, config.model.bn_group_size) == (0.9, 1e-4, 64)
+    assert config.model.shortcut == ("B" if "bottleneck" in net else "A")  # appendix: projections
     if net == "resnet1202":  # Table 6's net and recipe: warm up until the training error < 80 %
-        assert config.warmup and config.warmup_steps == 0
+        assert config.optim.warmup and config.optim.warmup_steps == 0
     else:  # appendix: "0.01 at the beginning 400 iterations" for all CIFAR experiments
-        assert not config.warmup and (config.warmup_steps, config.warmup_lr) == (400, 0.01)
+        assert not config.optim.warmup and (config.optim.warmup_steps, config.optim.warmup_lr) == (400, 0.01)
 
 
 def test_fixed_warmup_is_400_steps_at_001_then_the_2015_schedule():
@@ -37,13 +37,14 @@ def test_fixed_warmup_is_400_steps_at_001_then_the_2015_schedule():
     lrs = {step: float(engine.schedule(step)) for step in (0, 399, 400, 31_999, 32_000, 48_000)}
     assert lrs == pytest.approx({0: 0.01, 399: 0.01, 400: 0.1, 31_999: 0.1, 32_000: 0.01, 48_000: 0.001})
     short = configs.scaled_steps(FOLLOWUP.get_config("preact110"), 640)  # the schedule's shape kept
-    assert short.warmup_steps == 4
+    assert short.optim.warmup_steps == 4
     assert float(sched.step_decay(0.1, 100)(0)) == pytest.approx(0.1)  # no warm-up by default
 
 
 def test_a_run_saved_before_fixed_warmups_has_none():
-    saved = {k: v for k, v in configs.cifar_config("cifar_resnet110").items() if k != "warmup_steps"}
-    assert configs.from_saved(saved).warmup_steps == 0
+    saved = configs.flat_items(configs.cifar_config("cifar_resnet110"))  # config.json, flat, as then
+    del saved["warmup_steps"]
+    assert configs.from_saved(saved).optim.warmup_steps == 0
     with pytest.raises(configs.ConfigError, match="warmup_steps"):
         configs.validate(configs.override(configs.cifar_config(), warmup_steps=-1), num_devices=1)
 
@@ -77,7 +78,7 @@ def test_bottleneck_parameter_counts_are_table_4s_without_bns_scale_and_shift():
     assert len(bottlenecks) == 4
     for net in bottlenecks:
         config = FOLLOWUP.get_config(net)
-        model = create_model(config.model, shortcut=config.shortcut, num_classes=10)
+        model = create_model(config.model.name, shortcut=config.model.shortcut, num_classes=10)
         params = jax.eval_shape(lambda m=model: m.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)),
                                                        train=False))["params"]
         weights = sum(int(np.prod(leaf.shape)) for path, leaf in jax.tree_util.tree_leaves_with_path(params)

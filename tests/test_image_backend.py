@@ -30,23 +30,24 @@ def records(monkeypatch):
 
 def small_config(**overrides):
     c = imagenet_config("imagenet_resnet18", schedule="fixed")
-    c.update(image_size=32, scale_range=(36, 48), eval_resize=36, test_scales=(32, 40),
-             mean_images=8, num_workers=0, batch_size=4, bn_group_size=0, eval_batch_size=4,
-             steps=4, steps_per_call=1, log_every=2, eval_every=4, checkpoint_every=4, progress=False)
-    c.update(overrides)
+    configs.override(c, image_size=32, scale_range=(36, 48), eval_resize=36, test_scales=(32, 40),
+                        mean_images=8, num_workers=0, batch_size=4, bn_group_size=0, eval_batch_size=4,
+                        steps=4, steps_per_call=1, log_every=2, eval_every=4, checkpoint_every=4,
+                        progress=False)
+    configs.override(c, **overrides)
     return c
 
 
 def test_auto_is_what_imports_and_fast_without_its_packages_is_one_line(no_fast_backend, monkeypatch):
     config = small_config()
     assert configs.resolve_image_backend(config) == "pil"
-    config.image_backend = "fast"
+    config.data.image_backend = "fast"
     with pytest.raises(ConfigError) as error:
         configs.resolve_image_backend(config)
     message = str(error.value)
     assert FAST_HINT in message and "image_backend=pil" in message and "\n" not in message
     monkeypatch.setattr(T, "simplejpeg", object())  # (only whether it imported is asked)
-    config.image_backend = "auto"
+    config.data.image_backend = "auto"
     assert configs.resolve_image_backend(config) == "fast"
 
 
@@ -57,7 +58,7 @@ def test_a_run_records_what_auto_resolved_to(no_fast_backend, monkeypatch, tmp_p
     monkeypatch.setattr(loop, "open_dataset", lambda *args: types.SimpleNamespace(train_images=range(10**6)))
     config = small_config()
     loop.train_and_evaluate(config, str(tmp_path / "run"))
-    assert started[0].image_backend == "pil" and config.image_backend == "auto"  # the caller's kept
+    assert started[0].data.image_backend == "pil" and config.data.image_backend == "auto"  # the caller's kept
     assert loop.run_identity(started[0])["image_backend"] == "pil"  # what the checkpoints carry
     assert "image_backend" not in loop.run_identity(cifar_config())  # not read there, not compared
 
@@ -70,7 +71,7 @@ def test_a_run_records_what_auto_resolved_to(no_fast_backend, monkeypatch, tmp_p
 def test_a_fast_run_resumed_where_fast_cannot_run_stops_in_one_line(no_fast_backend):
     """Its checkpoints say fast; "auto" here is pil: resuming would change every crop's pixels."""
     here = small_config()
-    here.image_backend = configs.resolve_image_backend(here)
+    here.data.image_backend = configs.resolve_image_backend(here)
     saved = {**loop.run_identity(here), "image_backend": "fast"}
     with pytest.raises(checkpoint.CheckpointError) as error:
         checkpoint._check_identity(saved, loop.run_identity(here), "W/checkpoints/4")
@@ -111,7 +112,7 @@ def test_every_transform_a_run_builds_gets_its_backend(records, monkeypatch, tmp
 
     config = small_config(image_backend="pil")
     engine = create_engine(config, 0, imagenet.NUM_CLASSES, mesh=make_mesh())
-    dataset = open_dataset("imagenet", config.eval_split, None, config.image_size)
+    dataset = open_dataset("imagenet", config.data.eval_split, None, config.data.image_size)
     feed = feeds.HostFeed(engine, dataset, str(tmp_path))
     with pytest.raises(_Stopped):
         feed.train_chunk(types.SimpleNamespace(step=np.int32(0), seed=np.int32(0)), 1)
@@ -119,7 +120,7 @@ def test_every_transform_a_run_builds_gets_its_backend(records, monkeypatch, tmp
     for mode in ("ten_crop", "multi_scale"):
         imagenet_eval.evaluate(mode, engine.model, {}, records["validation"], feed.pixel_mean,
                                engine.mesh, batch_size=4, crop_size=32, resize=36, scales=(32, 40),
-                               backend=config.image_backend)
+                               backend=config.data.image_backend)
     assert seen == [("CenterCrop", "pil"), ("TrainTransform", "pil"), ("CenterCrop", "pil"),
                     ("TenCrop", "pil"), ("MultiScale", "pil")]
     assert list(tmp_path.glob("imagenet2012_mean_32_36_8_8.npy"))  # pil's cache name

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from imagenet_fakes import fake_records, jpeg
 
+from resnet_jax import configs
 from resnet_jax import experiments
 from resnet_jax.analysis import imagenet_tables
 from resnet_jax.cli import imagenet as imagenet_cli
@@ -36,10 +37,10 @@ def fake_imagenet(monkeypatch):
 
 def small_config(**overrides):
     c = imagenet_config("imagenet_resnet18", schedule="fixed")
-    c.update(image_size=32, scale_range=(36, 48), eval_resize=36, mean_images=32, num_workers=0,
-             batch_size=8, bn_group_size=4, eval_batch_size=8, steps=8, steps_per_call=1,
-             log_every=1, eval_every=8, checkpoint_every=8, progress=False, lr=0.02)
-    c.update(overrides)
+    configs.override(c, image_size=32, scale_range=(36, 48), eval_resize=36, mean_images=32, num_workers=0,
+                        batch_size=8, bn_group_size=4, eval_batch_size=8, steps=8, steps_per_call=1,
+                        log_every=1, eval_every=8, checkpoint_every=8, progress=False, lr=0.02)
+    configs.override(c, **overrides)
     return c
 
 
@@ -67,7 +68,7 @@ def test_resnet18_training_steps_decrease_the_loss(fake_imagenet, tmp_path):
 
     # the run recorded what image_backend "auto" resolved to, and is tested with it; resuming it
     # with the other backend stops in one line, before anything is written
-    recorded = json.loads((tmp_path / "config.json").read_text())["image_backend"]
+    recorded = json.loads((tmp_path / "config.json").read_text())["data"]["image_backend"]
     assert recorded == T.default_backend() == ours["image_backend"]
     files = lambda: sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")  # noqa: E731
                            if p.name != ".lock")  # (each start takes the workdir's lock)

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from resnet_jax import runs
+from resnet_jax import configs, runs
 from resnet_jax.cli import evaluate, report
 from resnet_jax.configs import ConfigError, cifar_config
 from resnet_jax.train.loop import train_and_evaluate
@@ -30,9 +30,9 @@ def old_runs(tmp_path):
 def _flags_of_the_old_run(**overrides):
     """What `resnet-jax train --config=experiments/table6.py:8 $F` means today (README.md's F)."""
     config = cifar_config("cifar_resnet8")
-    config.update({"dataset": "digits", "batch_size": 32, "bn_group_size": 0, "steps": 6,
-                   "log_every": 2, "eval_every": 3, "checkpoint_every": 3, "keep_checkpoints": 1,
-                   "eval_batch_size": 500, "progress": False, **overrides})
+    configs.override(config, **{"dataset": "digits", "batch_size": 32, "bn_group_size": 0, "steps": 6,
+                                "log_every": 2, "eval_every": 3, "checkpoint_every": 3, "keep_checkpoints": 1,
+                                "eval_batch_size": 500, "progress": False, **overrides})
     return config
 
 
@@ -95,4 +95,54 @@ def test_old_runs_report(old_runs, tmp_path):
     assert rows[0]["wall_time"] == pytest.approx(single["wall_time"] + seeds["wall_time"])
     assert "| ResNet-8 | 75,290 |" in (tmp_path / "table6.md").read_text()
     train, test = runs.curves(str(old_runs / "resnet8"))
+    assert [s for s, _ in train] == [2, 3, 4, 6] and [s for s, _ in test] == [3, 6]
+
+
+# ---- the last release with a flat config.json (tests/data/old_run_v0_2, made by commit cb4eea3) ----
+
+FLAT = pathlib.Path(__file__).parent / "data" / "old_run_v0_2"
+
+
+@pytest.fixture
+def flat_run(tmp_path):
+    shutil.copytree(FLAT, tmp_path / "runs", ignore=shutil.ignore_patterns("README.md"))
+    return tmp_path / "runs" / "resnet8"
+
+
+def test_the_flat_folder_is_the_flat_format_and_small():
+    saved = json.loads((FLAT / "resnet8" / "config.json").read_text())
+    assert saved["model"] == "cifar_resnet8" and saved["remat"] == "auto"  # flat, "auto" unresolved
+    assert sum(f.stat().st_size for f in FLAT.rglob("*") if f.is_file()) < 2.5e6
+
+
+def test_flat_run_resumes_and_then_records_the_nested_config(flat_run):
+    """The same flags as the run was made with (the README's F, more steps) resume it; config.json
+    is then written in the nested form, "auto" resolved; a changed setting is refused in one line."""
+    before = (flat_run / "metrics.jsonl").read_bytes()
+    with pytest.raises(ConfigError) as error:
+        train_and_evaluate(_flags_of_the_old_run(steps=8, keep_checkpoints=2, lr=0.05), str(flat_run))
+    assert "lr 0.1 -> 0.05" in str(error.value) and "another --workdir" in str(error.value)
+    assert (flat_run / "metrics.jsonl").read_bytes() == before
+    results = train_and_evaluate(_flags_of_the_old_run(steps=8, keep_checkpoints=2), str(flat_run))
+    assert results["steps"] == 8
+    assert [r["step"] for r in runs.read_metrics(str(flat_run))] == [2, 3, 4, 6, 8]
+    saved = json.loads((flat_run / "config.json").read_text())
+    assert saved["model"]["name"] == "cifar_resnet8" and saved["model"]["remat"] in ("block", "none")
+    assert configs.from_saved(saved).optim.momentum_form == "caffe"
+
+
+def test_flat_run_evaluates_to_its_recorded_test_error(flat_run, tmp_path):
+    evaluate.main(["resnet-jax eval", "--workdir", str(flat_run), "--json", str(tmp_path / "e.json")])
+    got = json.loads((tmp_path / "e.json").read_text())
+    recorded = json.loads((flat_run / "results.json").read_text())
+    assert (got["model"], got["step"], got["num_images"]) == ("cifar_resnet8", 6, 360)
+    assert got["test_error"] == pytest.approx(recorded["test_error"], abs=ONE_IMAGE)
+
+
+def test_flat_run_reports(flat_run, tmp_path):
+    report.main(["resnet-jax report", "table6", "--runs", str(flat_run.parent), "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "table6.json").read_text())
+    assert [(r["net"], r["runs"], r["params"], r["steps"]) for r in rows] == [("resnet8", 1, 75290, 6)]
+    assert "| ResNet-8 | 75,290 |" in (tmp_path / "table6.md").read_text()
+    train, test = runs.curves(str(flat_run))
     assert [s for s, _ in train] == [2, 3, 4, 6] and [s for s, _ in test] == [3, 6]

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 
+from resnet_jax import configs
 from resnet_jax.train import progress
 from resnet_jax.train.progress import Progress
 
@@ -119,8 +120,8 @@ def test_a_run_without_the_bar_logs_every_interval_and_its_compile_time_once(tmp
     from resnet_jax.train.loop import train_and_evaluate
 
     config = cifar_config("cifar_resnet8")
-    config.update(dataset="digits", steps=4, batch_size=32, bn_group_size=0, log_every=2, eval_every=4,
-                  checkpoint_every=100, progress=False)
+    configs.override(config, dataset="digits", steps=4, batch_size=32, bn_group_size=0, log_every=2,
+                     eval_every=4, checkpoint_every=100, progress=False)
     with caplog.at_level(logging.INFO):
         train_and_evaluate(config, str(tmp_path))
     shown = [m for m in _messages(caplog) if m.startswith(("step ", "compiled in "))]
@@ -130,7 +131,7 @@ def test_a_run_without_the_bar_logs_every_interval_and_its_compile_time_once(tmp
     first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     # img/s of the first interval leave compiling out: its 2 steps took a fraction of the time
     # since the start (compiling included, they took all of it)
-    assert config.batch_size * 2 / first["images_per_sec"] < first["wall_time"] / 2
+    assert config.run.batch_size * 2 / first["images_per_sec"] < first["wall_time"] / 2
 
 
 def test_durations_read_as_hours_minutes_seconds():

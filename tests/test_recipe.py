@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
 
+from resnet_jax import configs
 from resnet_jax.configs import cifar_config
 from resnet_jax.data.augment import normalize, pad_crop_flip
 from resnet_jax.models import create_model
@@ -20,11 +20,11 @@ from resnet_jax.train.loop import run_identity
 MOMENTUM, WEIGHT_DECAY = 0.9, 1e-4
 
 
-def optimizer_steps(form: str, lrs, grads, w0) -> np.ndarray:
+def optimizer_steps(form: str, lrs, grads, w0, nesterov: bool = False) -> np.ndarray:
     """The weights after each step of make_optimizer's SGD, the lr injected per step as
     Engine.train_step does."""
-    config = ml_collections.ConfigDict(dict(momentum_form=form, momentum=MOMENTUM,
-                                            weight_decay=WEIGHT_DECAY, lr=lrs[0]))
+    config = configs.override(cifar_config(), momentum_form=form, momentum=MOMENTUM,
+                              weight_decay=WEIGHT_DECAY, lr=lrs[0], nesterov=nesterov)
     tx = make_optimizer(config)
     params = {"w": jnp.asarray(w0, jnp.float32)}
     state, weights = tx.init(params), []
@@ -37,17 +37,19 @@ def optimizer_steps(form: str, lrs, grads, w0) -> np.ndarray:
     return np.stack(weights)
 
 
-def numpy_steps(form: str, lrs, grads, w0) -> np.ndarray:
-    """The two update rules in float64, as written in the papers' code."""
+def numpy_steps(form: str, lrs, grads, w0, nesterov: bool = False) -> np.ndarray:
+    """The update rules in float64, as written in the papers' code (Nesterov: Caffe's
+    NesterovSolver, w := w - ((1+m)*v_new - m*v_old); PyTorch's SGD(nesterov=True),
+    w := w - lr*(g + m*v_new))."""
     w, v, weights = np.asarray(w0, np.float64), 0.0, []
     for lr, g in zip(lrs, grads):
         g = g + WEIGHT_DECAY * w
         if form == "caffe":  # Caffe's SGDSolver: v := m*v + lr*g; w := w - v
-            v = MOMENTUM * v + lr * g
-            w = w - v
+            v_old, v = v, MOMENTUM * v + lr * g
+            w = w - ((1 + MOMENTUM) * v - MOMENTUM * v_old if nesterov else v)
         else:  # optax.sgd / PyTorch: v := m*v + g; w := w - lr*v
             v = MOMENTUM * v + g
-            w = w - lr * v
+            w = w - lr * (g + MOMENTUM * v if nesterov else v)
         weights.append(w)
     return np.stack(weights)
 
@@ -62,12 +64,16 @@ SWITCH, DROP = 40, 80
 
 
 @pytest.mark.numerics
+@pytest.mark.parametrize("nesterov", [False, True], ids=["momentum", "nesterov"])
 @pytest.mark.parametrize("form", ["caffe", "optax"])
-def test_momentum_forms_follow_their_update_rules(form):
+def test_momentum_forms_follow_their_update_rules(form, nesterov):
     rng = np.random.default_rng(0)
     grads = rng.normal(size=(len(LRS), 5)) + 1.0
     w0 = rng.normal(size=5)
-    ours, reference = optimizer_steps(form, LRS, grads, w0), numpy_steps(form, LRS, grads, w0)
+    ours = optimizer_steps(form, LRS, grads, w0, nesterov)
+    reference = numpy_steps(form, LRS, grads, w0, nesterov)
+    # Nesterov is a different trajectory: the reference would catch a flag that did nothing
+    assert np.abs(numpy_steps(form, LRS, grads, w0, not nesterov) - reference).max() > 1e-3
     # float32 against float64: a few roundings (eps 6e-8) per step, accumulated over 120 steps
     # and amplified at most 1/(1-m) = 10x by the velocity; 1e-5 of the weights is far above that
     # and far below the forms' difference (next test).
@@ -104,11 +110,11 @@ def test_momentum_form_is_part_of_the_run_identity():
     """The two forms give different trajectories and optimizer-state trees: a checkpoint of the
     previous release (no momentum_form saved = optax) does not resume under the Caffe default."""
     config = cifar_config("cifar_resnet8")
-    assert config.momentum_form == "caffe"
+    assert config.optim.momentum_form == "caffe"
     old_meta = {k: v for k, v in run_identity(config).items() if k != "momentum_form"}
     with pytest.raises(checkpoint.CheckpointError, match="momentum_form='optax', not 'caffe'"):
         checkpoint._check_identity(old_meta, run_identity(config), "W/checkpoints/100")
-    config.momentum_form = "optax"
+    config.optim.momentum_form = "optax"
     checkpoint._check_identity(old_meta, run_identity(config), "W/checkpoints/100")
 
 

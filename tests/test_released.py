@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import released_fakes as fakes
+from resnet_jax import configs
 from resnet_jax.models import create_model, layout, released
 from resnet_jax.train import released as R
 
@@ -191,9 +192,9 @@ def test_import_export_round_trip_is_exact(resnet18_file, imported18, tmp_path, 
 
     run = imported18
     config = json.loads((run / "config.json").read_text())
-    assert (config["input_convention"], config["stride_on_3x3"], config["conv1_bias"]) == \
-        ("torchvision", False, False)
-    assert config["imported_from"].startswith("torchvision safetensors resnet18.safetensors sha256:")
+    assert [config["model"][k] for k in ("input_convention", "stride_on_3x3", "conv1_bias")] == \
+        ["torchvision", False, False]
+    assert config["run"]["imported_from"].startswith("torchvision safetensors resnet18.safetensors sha256:")
     code, out, err = _cli(["export", str(run), str(tmp_path / "back.safetensors")], capsys)
     assert code == 0, err
     assert out.startswith(f"imagenet_resnet18 from {run} -> ")
@@ -296,8 +297,8 @@ def _fine_tune_config(init_from, steps, **overrides):
     experiment = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(experiment)
     config = experiment.get_config("resnet18,torchvision")
-    config.update({**dict(init_from=init_from, steps=steps, eval_every=10, checkpoint_every=steps,
-                          progress=False), **overrides})
+    configs.override(config, init_from=init_from, steps=steps, eval_every=10, checkpoint_every=steps,
+                     progress=False, **overrides)
     return config
 
 
@@ -367,13 +368,14 @@ def test_eval_of_an_imported_model_prints_the_published_numbers(imported18, tmp_
     run = tmp_path / "run"
     shutil.copytree(imported18, run)
     config = json.loads((run / "config.json").read_text())
-    assert config["num_workers"] == -1  # the recipe's (per core); 2 images decode quicker in-process
-    (run / "config.json").write_text(json.dumps({**config, "num_workers": 0}))
+    assert config["data"]["num_workers"] == -1  # the recipe's (per core); 2 images decode quicker in-process
+    config["data"]["num_workers"] = 0
+    (run / "config.json").write_text(json.dumps(config))
     code, out, err = _cli(["eval", "--workdir", str(run), "--max_images", "2",
                            "--json", str(tmp_path / "eval.json")], capsys)
     assert code == 0, err
     # an imported net was not trained here: its folder keeps "auto", resolved (and named) when tested
-    assert config["image_backend"] == "auto"
+    assert config["data"]["image_backend"] == "auto"
     backend = T.default_backend()
     assert (f"imagenet_resnet18 on imagenet (validation, 2 images, center views by {backend}) at "
             "step 0") in out

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import numpy_resnet
+from resnet_jax import configs
 from resnet_jax.analysis import fig7 as fig7_analysis
 from resnet_jax.cli import fig7
 from resnet_jax.analysis import responses as resp
@@ -187,8 +188,8 @@ def cifar_runs(tmp_path_factory):
         raise SystemExit(0)
     assert e.value.code == 0
     config = cifar_config("cifar_resnet8")
-    config.update(dataset="cifar10", data_dir=folder, steps=1, batch_size=8, bn_group_size=0, log_every=1,
-                  eval_every=1, checkpoint_every=1, progress=False)
+    configs.override(config, dataset="cifar10", data_dir=folder, steps=1, batch_size=8, bn_group_size=0,
+                     log_every=1, eval_every=1, checkpoint_every=1, progress=False)
     ours = str(root / "ours8")
     train_and_evaluate(config, ours)
     return folder, str(imported), state, ours

@@ -21,6 +21,7 @@ import pytest
 from etils import epath
 
 from registered_nets import registered_nets
+from resnet_jax import configs
 from resnet_jax.models import create_model, layout, parse_model_name
 
 F32_TOL = {"logits": 2e-5, "loss": 2e-6, "grads": 5e-4, "stats": 2e-5}
@@ -175,8 +176,8 @@ def _small_run(workdir, steps, **fields):
     from resnet_jax.train.loop import train_and_evaluate  # noqa: PLC0415
 
     config = cifar_config("cifar_resnet14")
-    config.update(dataset="digits", steps=steps, batch_size=32, bn_group_size=32, log_every=2,
-                  eval_every=steps, checkpoint_every=2, progress=False, **fields)
+    configs.override(config, dataset="digits", steps=steps, batch_size=32, bn_group_size=32, log_every=2,
+                     eval_every=steps, checkpoint_every=2, progress=False, **fields)
     return train_and_evaluate(config, str(workdir))
 
 
@@ -190,8 +191,9 @@ def test_a_per_block_run_folder_resumes_and_loads_in_the_scanned_form(tmp_path, 
     first = _small_run(tmp_path, 2, scan_blocks=False, num_seeds=seeds)
     for path in tmp_path.glob("**/config.json"):  # as written before these fields existed
         config = json.loads(path.read_text())
-        path.write_text(json.dumps({k: v for k, v in config.items()
-                                    if k not in ("scan_blocks", "scan_conv_impl", "remat")}))
+        for field in ("scan_blocks", "scan_conv_impl", "remat"):
+            del config["model"][field]
+        path.write_text(json.dumps(config))
     saved = ocp.StandardCheckpointHandler().metadata(epath.Path(tmp_path) / "checkpoints/2/state")
     assert layout.layout_of(saved.tree) == layout.PER_BLOCK
     loaded = load_run(str(tmp_path) if seeds == 1 else str(tmp_path / "seed1"))

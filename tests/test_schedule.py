@@ -10,7 +10,7 @@ from resnet_jax.train import schedule as sched
 
 def test_paper_schedule_values():
     c = cifar_config()
-    s = sched.step_decay(c.lr, c.steps, c.lr_boundaries, c.lr_decay)
+    s = sched.step_decay(c.optim.lr, c.run.steps, c.optim.lr_boundaries, c.optim.lr_decay)
     for step, lr in [(0, 0.1), (31_999, 0.1), (32_000, 0.01), (47_999, 0.01), (48_000, 0.001),
                      (63_999, 0.001)]:
         assert float(s(step)) == pytest.approx(lr), step
@@ -18,14 +18,14 @@ def test_paper_schedule_values():
 
 def test_scaled_schedule_keeps_its_shape():
     c = scaled_steps(cifar_config(), 300)
-    s = sched.step_decay(c.lr, c.steps, c.lr_boundaries, c.lr_decay)
+    s = sched.step_decay(c.optim.lr, c.run.steps, c.optim.lr_boundaries, c.optim.lr_decay)
     assert [float(s(i)) for i in (149, 150, 224, 225)] == pytest.approx([0.1, 0.01, 0.01, 0.001])
-    assert c.eval_every <= c.steps and c.log_every >= 10
+    assert c.run.eval_every <= c.run.steps and c.run.log_every >= 10
 
 
 def test_warmup_only_for_110_and_deeper():
-    assert not cifar_config("cifar_resnet56").warmup
-    assert cifar_config("cifar_resnet110").warmup and cifar_config("cifar_resnet1202").warmup
+    assert not cifar_config("cifar_resnet56").optim.warmup
+    assert cifar_config("cifar_resnet110").optim.warmup and cifar_config("cifar_resnet1202").optim.warmup
 
 
 def test_warmup_ends_when_running_error_drops_below_80_percent():

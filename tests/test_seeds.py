@@ -10,6 +10,7 @@ import orbax.checkpoint as ocp
 import pytest
 from tb_events import assert_events_mirror_metrics
 
+from resnet_jax import configs
 from resnet_jax.analysis.load import load_run
 from resnet_jax import experiments
 from resnet_jax.analysis import report
@@ -28,10 +29,10 @@ STEPS = 3
 
 def small_config(**overrides):
     config = cifar_config("cifar_resnet8")
-    config.update(dataset="digits", batch_size=32, bn_group_size=16, eval_batch_size=360,
-                  steps=STEPS, log_every=STEPS, eval_every=STEPS, checkpoint_every=STEPS,
-                  progress=False)
-    config.update(overrides)
+    configs.override(config, dataset="digits", batch_size=32, bn_group_size=16, eval_batch_size=360,
+                             steps=STEPS, log_every=STEPS, eval_every=STEPS, checkpoint_every=STEPS,
+                             progress=False)
+    configs.override(config, **overrides)
     return config
 
 
@@ -88,7 +89,7 @@ def test_train_seeds_trains_and_logs_each_seed_as_alone(digits, alone, tmp_path)
         assert [rec["step"] for rec in records] == [STEPS]
         assert records[-1]["test_error"] == pytest.approx(r["test_error"])
         config = json.load(open(workdir / "config.json"))  # retrains this seed alone
-        assert config["seed"] == seed and config["num_seeds"] == 1
+        assert config["run"]["seed"] == seed and config["run"]["num_seeds"] == 1
         assert_events_mirror_metrics(str(workdir))  # TensorBoard: one run per seed
     a, b = (alone[s][0][0]["fc"]["kernel"] for s in SEEDS)
     assert np.abs(a - b).max() > 0.01  # different seeds, different models
@@ -199,7 +200,8 @@ def test_bad_seed_configs_rejected(overrides, match):
 def test_devices_mode_splits_each_batch_over_its_seeds_devices_only():
     # 2 seeds on 8 devices: 4 devices per seed, batch 30 does not split over 4.
     with pytest.raises(ConfigError, match="4 devices each seed gets"):
-        validate(small_config(num_seeds=2, seeds_mode="devices", batch_size=30), num_devices=8)
+        validate(small_config(num_seeds=2, seeds_mode="devices", batch_size=30, bn_group_size=2),
+                 num_devices=8)
     validate(small_config(num_seeds=2, seeds_mode="devices", batch_size=32), num_devices=8)
     # 5 seeds on 5 devices: one each, so the paper's batch 128 needs no split at all.
     validate(small_config(num_seeds=5, seeds_mode="devices", batch_size=128,

@@ -66,7 +66,7 @@ def test_script_without_uv_or_dependencies_says_what_to_install(tmp_path):
 def test_a_run_of_another_config_is_named_field_by_field(tmp_path):
     asked = scaled_steps(cifar_config("cifar_resnet8"), 600)
     saved = scaled_steps(cifar_config("cifar_resnet8"), 300).to_dict()
-    saved["progress"] = not saved["progress"]  # how it logged is not what it computed
+    saved["run"]["progress"] = not saved["run"]["progress"]  # how it logged is not what it computed
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert sweep.mismatch(asked, str(tmp_path)) == "steps: 300 there, 600 asked"
     (tmp_path / "config.json").write_text(json.dumps({**asked.to_dict(), "progress": False}))
@@ -79,7 +79,7 @@ def test_a_run_of_another_config_is_named_field_by_field(tmp_path):
 def test_config_flags_are_typed_and_checked():
     config = overrides.apply(cifar_config(), ["--config.lr=1", "--config.progress=false",
                                               "--config.lr_boundaries=(0.3,0.6)", "--config.dtype=bfloat16"])
-    assert (config.lr, config.progress, tuple(config.lr_boundaries), config.dtype) == (
+    assert (config.optim.lr, config.run.progress, tuple(config.optim.lr_boundaries), config.model.dtype) == (
         1.0, False, (0.3, 0.6), "bfloat16")
     with pytest.raises(ValueError, match="did you mean 'weight_decay'"):
         overrides.apply(cifar_config(), ["--config.weight_decy=0"])
@@ -116,7 +116,7 @@ def test_imagenet_takes_dataset_and_config_fields(capsys):
     assert nets == ("resnet18",) and args.dataset == "imagenet2012"
     config = imagenet.net_config(experiments.get("table2"), "resnet18", schedule="plateau",
                                  dataset=args.dataset, config_flags=args.config)
-    assert (config.batch_size, config.dtype, config.dataset, config.shortcut) == (
+    assert (config.run.batch_size, config.model.dtype, config.data.name, config.model.shortcut) == (
         128, "bfloat16", "imagenet2012", "A")
     with pytest.raises(ConfigError, match="unknown config field 'batch_sze'; did you mean 'batch_size'"):
         imagenet.net_config(experiments.get("table2"), "resnet18", schedule="plateau",

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from resnet_jax import configs
 from resnet_jax.configs import cifar_config, scaled_steps, validate
 from resnet_jax.data import load_dataset
 from resnet_jax.train.engine import Engine, create_engine, put_dataset
@@ -22,8 +23,8 @@ STEPS = 120  # lr 0.1 -> 0.01 at 60 -> 0.001 at 90
 def resnet20_digits_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("r20"))
     config = scaled_steps(cifar_config("cifar_resnet20"), STEPS)
-    config.dataset = "digits"
-    config.progress = False
+    config.data.name = "digits"
+    config.run.progress = False
     before = [p._cache_size() for p in PROGRAMS]
     results = train_and_evaluate(config, workdir)
     return workdir, results, [p._cache_size() - b for p, b in zip(PROGRAMS, before)]
@@ -63,7 +64,7 @@ def test_metrics_log_has_every_interval(resnet20_digits_run):
 def test_finished_run_resumes_without_training(resnet20_digits_run):
     workdir, results, _ = resnet20_digits_run
     config = scaled_steps(cifar_config("cifar_resnet20"), STEPS)
-    config.dataset, config.progress = "digits", False
+    config.data.name, config.run.progress = "digits", False
     again = train_and_evaluate(config, workdir)
     assert again["test_error"] == pytest.approx(results["test_error"])
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -73,7 +74,7 @@ def test_finished_run_resumes_without_training(resnet20_digits_run):
 
 def test_warmup_is_decided_on_device_by_the_training_error():
     config = cifar_config("cifar_resnet8")
-    config.update(dataset="digits", warmup=True, batch_size=32, bn_group_size=16)
+    configs.override(config, dataset="digits", warmup=True, batch_size=32, bn_group_size=16)
     ds = load_dataset("digits")
     engine = create_engine(config, ds.crop_padding, ds.num_classes)
     data = put_dataset(ds, engine.mesh, 360)
@@ -93,7 +94,7 @@ def test_warmup_is_decided_on_device_by_the_training_error():
 
 def test_same_seed_same_run_different_seed_different_run():
     config = cifar_config("cifar_resnet8")
-    config.update(dataset="digits", batch_size=32, bn_group_size=16)
+    configs.override(config, dataset="digits", batch_size=32, bn_group_size=16)
     ds = load_dataset("digits")
     engine = create_engine(config, ds.crop_padding, ds.num_classes)
     data = put_dataset(ds, engine.mesh, 360)
@@ -120,7 +121,7 @@ def test_same_seed_same_run_different_seed_different_run():
 ])
 def test_bad_configs_rejected(field, value, match):
     config = cifar_config()
-    setattr(config, field, value)
+    configs.put(config, field, value)
     with pytest.raises(ConfigError, match=match):
         validate(config)
 

@@ -66,7 +66,7 @@ def test_the_installed_tool_trains_a_shipped_experiment_from_another_directory(i
     train = _run(["resnet-jax", "train", "--experiment", "table6:8", *TRAIN], tmp_path, env)
     assert "done: test error" in train.stderr
     run = tmp_path / "runs" / "r8"
-    assert json.loads((run / "config.json").read_text())["model"] == "cifar_resnet8"
+    assert json.loads((run / "config.json").read_text())["model"]["name"] == "cifar_resnet8"
     assert json.loads((run / "results.json").read_text())["steps"] == 3
     assert [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())] == [3]
     assert list(run.glob("events.out.tfevents.*"))

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 import scaleout_helpers as h
+from resnet_jax import configs
 
 
 def test_a_second_run_on_a_workdir_exits_2_and_writes_nothing(reference, tmp_path, environ):
@@ -34,7 +35,7 @@ def test_a_second_run_on_a_workdir_exits_2_and_writes_nothing(reference, tmp_pat
                                      f"{first.pid} on host {socket.gethostname()}: let that run "
                                      "finish (or stop it), or use another workdir")
     with open(os.path.join(workdir, "config.json")) as f:
-        assert json.load(f)["log_every"] == h.TINY["log_every"]
+        assert json.load(f)["run"]["log_every"] == h.TINY["log_every"]
     assert h.step_metrics(workdir) == h.step_metrics(reference)  # each step once
 
 
@@ -86,8 +87,8 @@ def _tiny_config(**changes):
     from resnet_jax.configs import cifar_config
 
     config = cifar_config("cifar_resnet8")
-    config.update(dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
-                  eval_every=3, checkpoint_every=3, progress=False, **changes)
+    configs.override(config, dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
+                             eval_every=3, checkpoint_every=3, progress=False, **changes)
     return config
 
 

@@ -49,15 +49,15 @@ def _softmax(model, variables, images: jax.Array, pixel_mean: jax.Array) -> jax.
 
 def _single_view_member(workdir: str, data_dir: str | None) -> Member:
     run = load_run(workdir, data_dir)
-    eb, n = run.config.eval_batch_size, len(run.dataset.eval_images)
+    eb, n = run.config.run.eval_batch_size, len(run.dataset.eval_images)
 
     def scores():
         rows = [_softmax(run.engine.model, run.variables, run.data.eval_images[i:i + eb], run.data.pixel_mean)
                 for i in range(0, run.data.eval_images.shape[0], eb)]  # (whole, padded batches)
         return run.dataset.eval_labels.astype(np.int32), np.concatenate(jax.device_get(rows))[:n]
 
-    info = {"workdir": workdir, "model": run.config.model, "step": run.step,
-            "input_convention": run.config.input_convention}
+    info = {"workdir": workdir, "model": run.config.model.name, "step": run.step,
+            "input_convention": run.config.model.input_convention}
     return Member(info, (run.dataset.name, run.dataset.eval_split, run.dataset.num_classes), scores)
 
 
@@ -65,10 +65,10 @@ def _imagenet_member(workdir: str, config, mode: str, data_dir: str | None, max_
     from resnet_jax.train import imagenet_eval  # noqa: PLC0415 (grain only for ImageNet)
 
     run = open_imagenet_run(workdir, config, data_dir, max_images)
-    info = {"workdir": workdir, "model": config.model, "step": int(jax.device_get(run["state"].step)),
-            "input_convention": config.input_convention, "imported_from": config.imported_from,
-            "image_backend": config.image_backend}
-    return Member(info, ("imagenet", config.eval_split, run["num_classes"]),
+    info = {"workdir": workdir, "model": config.model.name, "step": int(jax.device_get(run["state"].step)),
+            "input_convention": config.model.input_convention, "imported_from": config.run.imported_from,
+            "image_backend": config.data.image_backend}
+    return Member(info, ("imagenet", config.data.eval_split, run["num_classes"]),
                   lambda: imagenet_eval.image_scores(mode, **run["views"]))
 
 

@@ -26,16 +26,16 @@ def evaluate_run(workdir: str, mode: str | None = None, data_dir: str | None = N
     (default centre crop) with top-5 and the published numbers of that net and protocol (`paper`:
     the paper's tables, as paper_imagenet.published takes them)."""
     config = read_config(workdir)
-    if config.dataset in configs.HOST_FED:
+    if config.data.name in configs.HOST_FED:
         return evaluate_imagenet(workdir, config, mode or "center", data_dir, max_images, paper)
     if mode not in (None, "single"):
-        raise RunError(f"{config.dataset} runs are tested on the single original view, not {mode!r}")
+        raise RunError(f"{config.data.name} runs are tested on the single original view, not {mode!r}")
     run = load_run(workdir, data_dir)
-    result = {"workdir": workdir, "model": run.config.model, "dataset": run.dataset.name,
+    result = {"workdir": workdir, "model": run.config.model.name, "dataset": run.dataset.name,
               "eval_split": run.dataset.eval_split, "mode": "single", "step": run.step,
               "num_images": len(run.dataset.eval_images), **single_view(run)}
     if (record := _record(workdir)) is not None:  # an imported net: its publisher's number beside
-        result.update(imported_from=run.config.imported_from, published=record.get("published"))
+        result.update(imported_from=run.config.run.imported_from, published=record.get("published"))
     return result
 
 
@@ -58,28 +58,28 @@ def open_imagenet_run(workdir: str, config, data_dir: str | None, max_images: in
     from resnet_jax.train.engine import create_engine, replicate_from_host  # noqa: PLC0415
 
     if data_dir is not None:
-        config.data_dir = data_dir
+        config.data.data_dir = data_dir
     try:
-        config.image_backend = configs.resolve_image_backend(config)
+        config.data.image_backend = configs.resolve_image_backend(config)
     except configs.ConfigError as e:
         raise RunError(f"{workdir}: {e}") from None
     try:
         _, _, num_classes = released.read_run_shapes(workdir)
         engine = create_engine(config, 0, num_classes)
-        state = restore_state(workdir, engine, (config.image_size,) * 2 + (3,))
+        state = restore_state(workdir, engine, (config.data.image_size,) * 2 + (3,))
         mean = released.run_input_mean(config, workdir)
-        source = imagenet.open_split(config.eval_split, config.data_dir)
+        source = imagenet.open_split(config.data.eval_split, config.data.data_dir)
     except (released.WeightsError, DatasetError) as e:
         raise RunError(str(e)) from None
     if max_images:
         source = imagenet.Head(source, max_images)
         devices = jax.device_count()  # (a whole batch of padding would cost as much as images)
-        config.eval_batch_size = min(config.eval_batch_size, -(-len(source) // devices) * devices)
+        config.run.eval_batch_size = min(config.run.eval_batch_size, -(-len(source) // devices) * devices)
     views = {"model": engine.model, "variables": {"params": state.params, "batch_stats": state.batch_stats},
              "source": source, "pixel_mean": replicate_from_host(mean, engine.mesh), "mesh": engine.mesh,
-             "batch_size": config.eval_batch_size, "crop_size": config.image_size,
-             "resize": config.eval_resize, "scales": tuple(config.test_scales),
-             "num_workers": config.num_workers, "backend": config.image_backend}
+             "batch_size": config.run.eval_batch_size, "crop_size": config.data.image_size,
+             "resize": config.data.eval_resize, "scales": tuple(config.data.test_scales),
+             "num_workers": config.data.num_workers, "backend": config.data.image_backend}
     return {"engine": engine, "state": state, "source": source, "num_classes": num_classes, "views": views}
 
 
@@ -93,11 +93,12 @@ def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
         raise RunError(f"unknown ImageNet test {mode!r}: expected one of {', '.join(IMAGENET_MODES)}")
     run = open_imagenet_run(workdir, config, data_dir, max_images)
     metrics = imagenet_eval.evaluate(mode, **run["views"])
-    depth = parse_model_name(config.model).depth
-    found = paper_imagenet.published(config.input_convention, depth, mode, paper)
-    return {"workdir": workdir, "model": config.model, "dataset": "imagenet",
-            "eval_split": config.eval_split, "mode": mode, "step": int(jax.device_get(run["state"].step)),
-            "num_images": metrics["test_images"], "input_convention": config.input_convention,
-            "imported_from": config.imported_from, "image_backend": config.image_backend, **metrics,
+    depth = parse_model_name(config.model.name).depth
+    found = paper_imagenet.published(config.model.input_convention, depth, mode, paper)
+    return {"workdir": workdir, "model": config.model.name, "dataset": "imagenet",
+            "eval_split": config.data.eval_split, "mode": mode,
+            "step": int(jax.device_get(run["state"].step)),
+            "num_images": metrics["test_images"], "input_convention": config.model.input_convention,
+            "imported_from": config.run.imported_from, "image_backend": config.data.image_backend, **metrics,
             "published": None if found is None else {"source": found[0], "top1": found[1][0],
                                                      "top5": found[1][1]}}

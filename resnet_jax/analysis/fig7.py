@@ -36,16 +36,16 @@ def run_record(workdir: str, data_dir: str | None = None) -> dict:
     except ValueError as e:
         raise RunError(f"{workdir}: {e}") from None
     record = released.read_record(workdir) or {}
-    label = net_label(run.config.model)
+    label = net_label(run.config.model.name)
     if record.get("family"):  # an imported net: whose weights
         label += f" ({record['family']})"
     # The training run's final evaluation; None if unfinished (or imported).
     results = runs.read_results(workdir)
     test_error = results["test_error"] if results and results.get("steps") == run.step else None
     published = record.get("published") or {}
-    return {"workdir": workdir, "model": run.config.model, "label": label,
-            "imported_from": run.config.get("imported_from") or None, "weights_of": record.get("family"),
-            "response_definition": resp.response_definition(parse_model_name(run.config.model).block),
+    return {"workdir": workdir, "model": run.config.model.name, "label": label,
+            "imported_from": run.config.run.imported_from or None, "weights_of": record.get("family"),
+            "response_definition": resp.response_definition(parse_model_name(run.config.model.name).block),
             "dataset": run.dataset.name, "eval_split": run.dataset.eval_split, "step": run.step,
             "num_images": layers.num_images, "error_on_these_images": layers.errors / layers.num_images,
             "test_error": test_error, "published_test_error": published.get("test_error"),

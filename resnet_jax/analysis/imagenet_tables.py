@@ -21,10 +21,10 @@ MODES = {"2": "ten_crop", "3": "ten_crop", "4": "multi_scale", "fig4": "center"}
 
 def run_name(config) -> str:
     """One directory per trained net: plain34, resnet34_A, resnet50_B (v1.5 and schedules apart)."""
-    spec = parse_model_name(config.model)
-    name = f"resnet{spec.depth}_{config.shortcut}" if spec.residual else f"plain{spec.depth}"
-    name += "_v1.5" if config.stride_on_3x3 else ""
-    return name + ("_fixed" if config.lr_schedule == "fixed" else "")
+    spec = parse_model_name(config.model.name)
+    name = f"resnet{spec.depth}_{config.model.shortcut}" if spec.residual else f"plain{spec.depth}"
+    name += "_v1.5" if config.model.stride_on_3x3 else ""
+    return name + ("_fixed" if config.optim.lr_schedule == "fixed" else "")
 
 
 def paper_numbers(experiment: Experiment, net: str) -> dict:

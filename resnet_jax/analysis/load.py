@@ -62,7 +62,7 @@ def restore_state(workdir: str, engine: Engine, image_shape) -> TrainState:
     checkpoint."""
     source, seed_index = workdir, None
     if not runs.has_checkpoints(workdir):
-        found = _multi_seed_run(workdir, engine.config.seed)
+        found = _multi_seed_run(workdir, engine.config.run.seed)
         if found is None:
             raise RunError(f"{workdir!r} has no checkpoints/ directory")
         source, seed_index, num_seeds = found
@@ -93,7 +93,7 @@ def _multi_seed_run(workdir: str, seed: int) -> tuple[str, int, int] | None:
         run = configs.from_saved(runs.read_json(runs.config_path(parent)))
     except (OSError, ValueError):  # (ConfigError is a ValueError)
         return None
-    first, num_seeds = run.seed, run.num_seeds
+    first, num_seeds = run.run.seed, run.run.num_seeds
     if num_seeds > 1 and first <= seed < first + num_seeds:
         return parent, seed - first, num_seeds
     return None
@@ -103,21 +103,21 @@ def load_run(workdir: str, data_dir: str | None = None) -> Run:
     """Config, dataset, engine, device-resident data and the latest checkpoint of a run."""
     config = read_config(workdir)
     if data_dir is not None:
-        config.data_dir = data_dir
+        config.data.data_dir = data_dir
     mean = released.input_mean(workdir)
     try:
         if mean is None:
-            dataset = load_dataset(config.dataset, config.eval_split, config.data_dir)
+            dataset = load_dataset(config.data.name, config.data.eval_split, config.data.data_dir)
         else:  # an imported net brings its input mean: the test split alone will do (a subset for
             # evaluation may lack the training batches)
-            dataset = read_test_split(config.data_dir, config.dataset)
+            dataset = read_test_split(config.data.data_dir, config.data.name)
     except DatasetError as e:
         raise RunError(str(e)) from None
     # The run may have used another device count: keep whole eval batches divisible by this one's.
     devices = jax.device_count()
-    per_device = -(-min(config.eval_batch_size, len(dataset.eval_images)) // devices)
-    config.eval_batch_size = per_device * devices
+    per_device = -(-min(config.run.eval_batch_size, len(dataset.eval_images)) // devices)
+    config.run.eval_batch_size = per_device * devices
     engine = create_engine(config, dataset.crop_padding, dataset.num_classes)
     state = restore_state(workdir, engine, dataset.image_shape)
-    data = put_dataset(dataset, engine.mesh, config.eval_batch_size, mean)
+    data = put_dataset(dataset, engine.mesh, config.run.eval_batch_size, mean)
     return Run(workdir, config, dataset, engine, data, state)

@@ -53,7 +53,7 @@ def conv1_grid(weights: Weights, columns: int = 8, pad: int = 1) -> np.ndarray:
     """conv1's filters as RGB images in a grid (each filter scaled to [0, 1] on its own), in
     the input's RGB order whatever the net's channel order (the Caffe models' is BGR)."""
     kernel = np.asarray(layout.to_per_block(weights.variables["params"])["conv1"]["kernel"])
-    if INPUT_CONVENTIONS[weights.config.input_convention][0] == "bgr":
+    if INPUT_CONVENTIONS[weights.config.model.input_convention][0] == "bgr":
         kernel = kernel[:, :, ::-1]
     k, _, _, n = kernel.shape
     rows = -(-n // columns)

@@ -180,5 +180,5 @@ def response_moments(model: nn.Module, variables, data: DeviceData, eval_batch_s
 
 def run_responses(run) -> LayerResponses:
     """Fig 7 statistics of a loaded run (`resnet_jax.analysis.load.load_run`) on its eval split."""
-    return response_moments(run.engine.model, run.variables, run.data, run.config.eval_batch_size,
+    return response_moments(run.engine.model, run.variables, run.data, run.config.run.eval_batch_size,
                             run.engine.batch_sharding)

@@ -27,6 +27,7 @@ import time
 
 import jax
 import numpy as np
+from resnet_jax import configs
 
 FORMS = ("scan", "unrolled", "scan+remat", "unrolled+remat", "scan+xla", "scan+im2col", "scan+remat+xla",
          "scan+remat+im2col")
@@ -61,17 +62,17 @@ def probe(spec: dict) -> dict:
     """Compile one program of one model form in this process (see the module docstring)."""
     from resnet_jax.data import synthetic  # noqa: PLC0415 (the child's imports, timed apart)
     from resnet_jax.bench import steps as bench  # noqa: PLC0415
-    from resnet_jax.train.engine import (Engine, EpochOrders, block_options,  # noqa: PLC0415
-                                         create_engine, make_mesh, put_dataset)
+    from resnet_jax.train.engine import Engine, EpochOrders, create_engine, make_mesh, put_dataset  # noqa: PLC0415
 
     config = bench.bench_config(spec["model"], spec["dtype"], spec["batch_size"])
-    auto = {k: v or config.conv_impl for k, v in block_options(config, make_mesh()).items()}
-    config.update(form_config(spec["form"]))
+    resolved = configs.resolve(config, make_mesh().devices.flat[0].platform).model
+    auto = {k: resolved[k] for k in ("scan_blocks", "scan_conv_impl", "remat")}
+    configs.override(config, **form_config(spec["form"]))
     # enough data for the timed steps, not 50k images: the memory measured is the compile's
-    ds = synthetic.load(num_train=8 * config.batch_size, num_eval=config.batch_size,
+    ds = synthetic.load(num_train=8 * config.run.batch_size, num_eval=config.run.batch_size,
                         image_size=spec["image_size"])
     engine = create_engine(config, ds.crop_padding, ds.num_classes)
-    data = put_dataset(ds, engine.mesh, config.batch_size)
+    data = put_dataset(ds, engine.mesh, config.run.batch_size)
     shape = ds.image_shape
     base = _resident_gb("VmRSS")
     t = time.perf_counter()

@@ -6,6 +6,7 @@ import tempfile
 import time
 
 
+from resnet_jax import configs
 from resnet_jax import runs
 from resnet_jax.configs import PAPER_CIFAR_STEPS, cifar_config
 
@@ -39,25 +40,25 @@ def bench_e2e(model: str, dtype: str, steps: int, dataset: str, eval_every: int,
     from resnet_jax.train.loop import train_and_evaluate  # noqa: PLC0415 (absl logging setup)
 
     config = cifar_config(model)
-    config.update(dataset=dataset, dtype=dtype, steps=steps, eval_every=eval_every,
-                  log_every=min(config.log_every, eval_every), progress=False)
+    configs.override(config, dataset=dataset, dtype=dtype, steps=steps, eval_every=eval_every,
+                             log_every=min(config.run.log_every, eval_every), progress=False)
     seeds_fields = {}
     if num_seeds > 1:
         mode, conv_impl = split_formulation(formulation)
-        config.update(num_seeds=num_seeds, seeds_mode=mode, conv_impl=conv_impl)
+        configs.override(config, num_seeds=num_seeds, seeds_mode=mode, conv_impl=conv_impl)
         seeds_fields = {"num_seeds": num_seeds, "seeds_formulation": formulation}
     with tempfile.TemporaryDirectory(prefix="resnet_jax_bench_") as workdir:
         t = time.perf_counter()
         results = train_and_evaluate(config, workdir)
         elapsed = time.perf_counter() - t
-        logged = runs.seed_dir(workdir, config.seed) if num_seeds > 1 else workdir
+        logged = runs.seed_dir(workdir, config.run.seed) if num_seeds > 1 else workdir
         records = runs.read_metrics(logged)
     projection = project_full_run(records, elapsed, eval_every=eval_every)
     per_seed_rate = results["images_per_sec_per_seed" if num_seeds > 1 else "images_per_sec"]
-    return dict(kind="e2e", impl="ours", model=model, dtype=dtype, batch_size=config.batch_size,
+    return dict(kind="e2e", impl="ours", model=model, dtype=dtype, batch_size=config.run.batch_size,
                 dataset=dataset, steps=steps, **seeds_fields,
-                eval_every=eval_every, checkpoint_every=config.checkpoint_every,
+                eval_every=eval_every, checkpoint_every=config.run.checkpoint_every,
                 elapsed_s=round(elapsed, 2), images_per_sec=per_seed_rate and per_seed_rate * num_seeds,
-                e2e_images_per_sec=round(num_seeds * config.batch_size
+                e2e_images_per_sec=round(num_seeds * config.run.batch_size
                                          * projection["steady_steps_per_sec"], 1),
                 **projection)

@@ -11,11 +11,11 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 from flax.training import train_state
 
+from resnet_jax import configs
 from resnet_jax.configs import cifar_config
 from resnet_jax.data import synthetic
 from resnet_jax.models import parse_model_name
@@ -34,11 +34,11 @@ def bench_config(model: str, dtype: str, batch_size: int | None = None):
     """The paper's recipe for `model` (CIFAR: batch 128, BN over 64; ImageNet: 256, BN over 32)."""
     config = cifar_config(model)
     if parse_model_name(model).family == "imagenet":
-        config.update(shortcut="B", batch_size=256, bn_group_size=32)
-    config.dtype = dtype
+        configs.override(config, shortcut="B", batch_size=256, bn_group_size=32)
+    config.model.dtype = dtype
     if batch_size:
-        config.batch_size = batch_size
-        config.bn_group_size = math.gcd(config.bn_group_size, batch_size)
+        config.run.batch_size = batch_size
+        config.model.bn_group_size = math.gcd(config.model.bn_group_size, batch_size)
     return config
 
 
@@ -119,7 +119,7 @@ class Setup:
 
     @property
     def batch_size(self) -> int:
-        return self.engine.config.batch_size
+        return self.engine.config.run.batch_size
 
     def describe(self) -> dict:
         return {"model": self.model, "dtype": self.dtype, "batch_size": self.batch_size,
@@ -128,7 +128,7 @@ class Setup:
 
 def setup(model: str, dtype: str, image_size: int, batch_size: int | None) -> Setup:
     config = bench_config(model, dtype, batch_size)
-    ds = bench_dataset(model, image_size, config.batch_size)
+    ds = bench_dataset(model, image_size, config.run.batch_size)
     engine = create_engine(config, ds.crop_padding, ds.num_classes)
     data = put_dataset(ds, engine.mesh, len(ds.eval_images))
     return Setup(model, dtype, image_size, engine, data, engine.init_state(ds.image_shape))
@@ -137,8 +137,8 @@ def setup(model: str, dtype: str, image_size: int, batch_size: int | None) -> Se
 def with_conv_impl(engine: Engine, conv_impl: str, mesh=None) -> Engine:
     """`engine` with its convolutions implemented as `conv_impl` (same model, same weights), on
     `mesh` (default: the engine's)."""
-    config = ml_collections.ConfigDict(engine.config)
-    config.conv_impl = conv_impl
+    config = engine.config.copy_and_resolve_references()
+    config.model.conv_impl = conv_impl
     return create_engine(config, engine.crop_padding, engine.model.num_classes,
                          mesh=mesh or engine.mesh)
 
@@ -181,9 +181,9 @@ def reference_step(state: ReferenceState, images, labels):
 
 def reference_state(s: Setup) -> ReferenceState:
     cfg = s.engine.config
-    schedule = optax.piecewise_constant_schedule(cfg.lr, {32_000: 0.1, 48_000: 0.1})
-    tx = optax.chain(optax.add_decayed_weights(cfg.weight_decay),
-                     optax.sgd(schedule, momentum=cfg.momentum))
+    schedule = optax.piecewise_constant_schedule(cfg.optim.lr, {32_000: 0.1, 48_000: 0.1})
+    tx = optax.chain(optax.add_decayed_weights(cfg.optim.weight_decay),
+                     optax.sgd(schedule, momentum=cfg.optim.momentum))
     params = jax.tree.map(jnp.copy, s.state.params)  # same model, same initial weights
     return ReferenceState.create(apply_fn=s.engine.model.apply, params=params, tx=tx,
                                  batch_stats=jax.tree.map(jnp.copy, s.state.batch_stats))

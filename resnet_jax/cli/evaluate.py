@@ -73,8 +73,8 @@ def _seed_workdirs(workdir: str) -> list[str]:
     """[workdir], or each seed's folder of a run of several seeds (whose stacked checkpoint in
     `workdir` is not one net's)."""
     config = read_config(workdir)
-    if config.num_seeds > 1 and runs.has_checkpoints(workdir):
-        return [runs.seed_dir(workdir, config.seed + i) for i in range(config.num_seeds)]
+    if config.run.num_seeds > 1 and runs.has_checkpoints(workdir):
+        return [runs.seed_dir(workdir, config.run.seed + i) for i in range(config.run.num_seeds)]
     return [workdir]
 
 

@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
     try:
         config, variables, _ = released.read_run(args.run)
         if args.data_dir:
-            config.data_dir = args.data_dir
+            config.data.data_dir = args.data_dir
         if torch_file:
             form = released.cifar_torch_file(config, variables, released.input_mean(args.run),
                                              released.read_record(args.run), args.out)
@@ -54,6 +54,6 @@ def main(argv: list[str]) -> None:
             written = released.torchvision_file(config, variables, mean, args.out)
     except released.WeightsError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")
-    print(f"{config.model} from {args.run} -> {' and '.join(written)}")
-    if not torch_file and config.model.endswith(("50", "101", "152")) and not config.stride_on_3x3:
+    print(f"{config.model.name} from {args.run} -> {' and '.join(written)}")
+    if not torch_file and config.model.name.endswith(("50", "101", "152")) and not config.model.stride_on_3x3:
         print(f"note: {released.V1_NOTE}")

@@ -48,7 +48,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, tuple[str, ...]]:
     parser.add_argument("--nets", default=None, help="comma-separated subset of the table's nets")
     parser.add_argument("--schedule", choices=["plateau", "fixed"], default="plateau")
     parser.add_argument("--out", default="results", help="where the .md and .json go")
-    parser.add_argument("--dataset", default="imagenet", help="every net's config.dataset")
+    parser.add_argument("--dataset", default="imagenet", help="every net's config.data.name")
     parser.epilog = ("--config.FIELD=VALUE  set a config field of every net (resnet-jax train --help "
                      "lists them)")
     rest, config_flags = overrides.split(argv[1:])
@@ -74,7 +74,7 @@ def net_config(experiment: Experiment, net: str, *, schedule: str, dataset: str 
     from resnet_jax.configs import ConfigError, scaled_steps  # noqa: PLC0415
 
     config = experiment.get_config(f"{net}:{schedule}")
-    config.dataset, config.data_dir = dataset, data_dir
+    config.data.name, config.data.data_dir = dataset, data_dir
     try:
         config = overrides.apply(config, list(config_flags))
     except ValueError as e:

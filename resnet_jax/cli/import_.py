@@ -47,13 +47,13 @@ def main(argv: list[str]) -> None:
     except WeightsError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")
     params = sum(x.size for x in jax.tree.leaves(imported.variables["params"]))
-    print(f"{config.model} ({params:,} params, {imported.num_classes} classes, input "
-          f"{config.input_convention}) from {args.src} -> {args.out}")
+    print(f"{config.model.name} ({params:,} params, {imported.num_classes} classes, input "
+          f"{config.model.input_convention}) from {args.src} -> {args.out}")
     if imported.record is None:
         print(f"test it: resnet-jax eval --workdir {args.out} --mode ten_crop --data_dir DATA_DIR")
     else:
-        zeros = f" (zeros {config.zero_pad})" if config.shortcut == "A" else ""
-        print(f"shortcut {config.shortcut}{zeros}, input std {tuple(config.input_std)}; test it: "
-              f"resnet-jax eval --workdir {args.out} --data_dir {config.dataset.upper()}_DIR")
+        zeros = f" (zeros {config.model.zero_pad})" if config.model.shortcut == "A" else ""
+        print(f"shortcut {config.model.shortcut}{zeros}, input std {tuple(config.model.input_std)}; test it: "
+              f"resnet-jax eval --workdir {args.out} --data_dir {config.data.name.upper()}_DIR")
     sys.stdout.flush()
 

@@ -5,9 +5,6 @@ config's fields. `resnet-jax train` reads the same flags through ml_collections.
 from __future__ import annotations
 
 import ast
-import difflib
-
-from resnet_jax.experiment import flat
 
 PREFIX = "--config."
 
@@ -32,22 +29,22 @@ def parse(flag: str) -> tuple[str, object]:
 
 
 def apply(config, flags: list[str]):
-    """`config` with the flags' fields set (configs.override, by flat names); ValueError in one line
-    for an unknown field (with the closest) or a value of the wrong type."""
-    from resnet_jax import configs  # noqa: PLC0415 (flax: only once flags are checked)
+    """`config` with the flags' fields set (a field by its flat name or SECTION.FIELD, the value as
+    the schema's type reads it: config_schema.parse_value); ValueError in one line for an unknown
+    field (with the closest) or a value the field cannot take."""
+    from resnet_jax import configs  # noqa: PLC0415
+    from resnet_jax.config_schema import lookup, parse_value, suggest  # noqa: PLC0415
 
-    fields = flat(config.to_dict())
     for flag in flags:
-        field, value = parse(flag)
-        if field not in fields:
-            close = difflib.get_close_matches(field, list(fields), n=1)
-            raise ValueError(f"unknown config field {field!r}"
-                             + (f"; did you mean {close[0]!r}?" if close else ""))
-        if isinstance(fields[field], float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        name, sep, raw = flag.removeprefix(PREFIX).partition("=")
+        if not sep:
+            raise ValueError(f"{flag}: expected {PREFIX}FIELD=VALUE")
+        if (field := lookup(name)) is None:
+            close = suggest(name)
+            raise ValueError(f"unknown config field {name!r}"
+                             + (f"; did you mean {close!r}?" if close else ""))
         try:
-            config = configs.override(config, **{field: value})
+            config = configs.override(config, **{field: parse_value(field, raw)})
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{flag}: not a valid {type(fields[field]).__name__} "
-                             f"(default {fields[field]!r}): {e}") from None
+            raise ValueError(f"{flag}: {e}") from None
     return config

@@ -48,8 +48,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=None,
                         help="shorter schedule with the paper's shape (as `resnet-jax train --steps`)")
     parser.add_argument("--seeds", type=int, default=1, help="K seeds per net trained together (one run)")
-    parser.add_argument("--dataset", default=None, help="every net's config.dataset (default the recipe's)")
-    parser.add_argument("--data_dir", default=None, help="every net's config.data_dir")
+    parser.add_argument("--dataset", default=None, help="every net's config.data.name (default the recipe's)")
+    parser.add_argument("--data_dir", default=None, help="every net's config.data.data_dir")
     parser.add_argument("--out", default=None, help="report folder (default out/NAME_DATASET)")
     parser.add_argument("--runs", default=None, help="run folders, one per net (default OUT/runs)")
     parser.add_argument("--no_report", action="store_true", help="train only")
@@ -81,7 +81,7 @@ def requested_config(experiment: Experiment, arg: str, args, config_flags: list[
     if args.steps:
         config = scaled_steps(config.copy_and_resolve_references(), args.steps)
     if args.seeds > 1:
-        config.num_seeds = args.seeds
+        config.run.num_seeds = args.seeds
     return config
 
 

@@ -26,6 +26,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from resnet_jax import experiments
+from resnet_jax.config_schema import FIELDS, PATHS, SECTIONS, get, lookup, parse_value, suggest
 from resnet_jax.data import DatasetError
 
 _EXPERIMENT = flags.DEFINE_string(
@@ -37,7 +38,8 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: metrics, checkpoints, results.")
 _STEPS = flags.DEFINE_integer(
     "steps", None, "Shorter run with the paper schedule's shape (lr milestones at the same fractions); "
-    "log/eval/checkpoint intervals scale with it. Unlike --config.steps, which changes only the length.")
+    "log/eval/checkpoint intervals scale with it, except one typed as --config.log_every/eval_every/"
+    "checkpoint_every (the typed value wins). Unlike --config.steps, which changes only the length.")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator", None, "Multi-process: host:port of process 0 (or env JAX_COORDINATOR_ADDRESS).")
 _NUM_PROCESSES = flags.DEFINE_integer(
@@ -47,9 +49,8 @@ _PROCESS_ID = flags.DEFINE_integer(
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Multi-process with the settings detected by JAX (TPU pods, Slurm, Open MPI).")
 _SEEDS = flags.DEFINE_integer(
-    "seeds", None, "Train seeds config.seed..config.seed+N-1 together in one program, each logged in "
+    "seeds", None, "Train seeds --config.seed..seed+N-1 together in one program, each logged in "
     "WORKDIR/seed{s}/ (same as --config.num_seeds=N; --config.seeds_mode=loop|vmap|devices).")
-flags.mark_flags_as_required(["config", "workdir"])  # --experiment sets --config (_parse_flags)
 _OWN_FLAGS = (_EXPERIMENT, _CONFIG, _WORKDIR, _STEPS, _SEEDS, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID,
               _DISTRIBUTED)
 
@@ -97,7 +98,7 @@ def _experiments() -> list[tuple[str, str, str]]:
 
 
 def _help() -> str:
-    from resnet_jax.configs import FIELD_DOCS, cifar_config, imagenet_config  # noqa: PLC0415
+    from resnet_jax.configs import cifar_config, imagenet_config  # noqa: PLC0415
 
     lines = ["usage: resnet-jax train --experiment NAME[:ARG] --workdir=DIR [--config.FIELD=VALUE ...] "
              "[flags]", "       (or --config=FILE.py[:ARG] for an experiment file: in a checkout, "
@@ -107,12 +108,17 @@ def _help() -> str:
     lines += ["", "flags:"]
     for holder in _OWN_FLAGS:
         lines.append(f"  --{holder.name:<14} {flags.FLAGS[holder.name].help}")
-    lines += ["", "config fields (--config.FIELD=VALUE; default of the CIFAR experiments, "
-              "[ImageNet's where it differs]):"]
+    lines += ["", "config fields (--config.FIELD=VALUE, or --config.SECTION.FIELD; default of the CIFAR "
+              "experiments, [ImageNet's where it differs]):"]
     cifar, imagenet = cifar_config(), imagenet_config()
-    for field in cifar:
-        default = repr(cifar[field]) + (f" [{imagenet[field]!r}]" if imagenet[field] != cifar[field] else "")
-        lines.append(f"  {field:<19} {default:<26} {FIELD_DOCS[field]}")
+    for section in SECTIONS:
+        lines.append(f" {section}: --config.{section}.FIELD")
+        for field in [f for f, spec in FIELDS.items() if spec.section == section]:
+            ours, theirs = get(cifar, field), get(imagenet, field)
+            default = repr(ours) + (f" [{theirs!r}]" if theirs != ours else "")
+            path = PATHS[field].partition(".")[2]
+            doc = (f"(--config.{PATHS[field]}) " if path != field else "") + FIELDS[field].doc
+            lines.append(f"  {field:<19} {default:<26} {doc}")
     lines += ["", "exit codes: 0 finished or preempted after a checkpoint, 1 diverged, 2 bad input, "
               "3 I/O failure, 4 a lost process (multi-process)",
               "--helpfull lists absl's and JAX's flags too."]
@@ -161,79 +167,129 @@ def _load_experiment(spec: str, shown: str):
         _fail(f"{shown}: {type(e).__name__}: {e}", 2)
 
 
-def _check_overrides(argv: list[str], config, spec: str, shown: str) -> None:
-    """Every --config.FIELD names a field of the experiment's config."""
-    for arg in argv:
-        if match := re.match(r"^--?(?:no)?config\.([^=.]+)", arg):
-            field = match.group(1)
-            if field in config:
-                continue
-            path = spec.partition(":")[0]
-            if field.lower() == _experiment_arg(Path(path))[0].lower():
-                named = (f"--experiment {shown.partition(':')[0]}" if shown != spec
-                         else f"--config={path}")
-                hint = f"; the {field} is the experiment's argument: {named}:VALUE"
-            elif close := difflib.get_close_matches(field, list(config), n=1):
-                hint = f"; did you mean {close[0]!r}?"
-            else:
-                hint = " (resnet-jax train --help lists them)"
-            _fail(f"unknown config field {field!r}{hint}", 2)
+# --config.FIELD (flat name) or --config.SECTION.FIELD, =VALUE or VALUE next; --noconfig.FIELD for False.
+_OVERRIDE = re.compile(r"^(-{1,2})(no)?config\.([\w.]+)(?:=(.*))?$", re.S)
+_TYPED: set[str] = set()  # the fields given on the command line (flat names), for --steps
 
 
-def _flag_error(error: flags.Error, config) -> str:
-    """absl's flag error as one line; a bad --config.FIELD value says what the field expects."""
-    message = str(error).strip()
-    if match := re.match(r"flag --config\.(\w+)=(.*?): ", message):
-        field, value = match.groups()
-        if field in config and config[field] is not None:
-            default = config[field]
-            return f"--config.{field}={value}: not a valid {type(default).__name__} (default {default!r})"
-    if match := re.match(r"flag --(\w+)=None: Flag --\w+ must have a value other than None", message):
-        if match.group(1) == "config":
-            return "missing --experiment NAME[:ARG] (resnet-jax train --help lists the experiments)"
-        return f"missing --{match.group(1)} (resnet-jax train --help lists the flags)"
+def _unknown_field(name: str, spec: str, shown: str) -> None:
+    path = spec.partition(":")[0]
+    if name.lower() == _experiment_arg(Path(path))[0].lower():
+        named = f"--experiment {shown.partition(':')[0]}" if shown != spec else f"--config={path}"
+        hint = f"; the {name} is the experiment's argument: {named}:VALUE"
+    elif close := suggest(name):
+        hint = f"; did you mean {close!r}?"
+    else:
+        hint = " (resnet-jax train --help lists them)"
+    _fail(f"unknown config field {name!r}{hint}", 2)
+
+
+def _config_overrides(argv: list[str], spec: str, shown: str) -> list[str]:
+    """argv with each --config override named by its section path (absl's config flags know the
+    nested names), after checking it against the schema: an unknown field or a value its field
+    cannot take is one line, exit 2, before absl parses anything. Records the fields typed."""
+    out = list(argv)
+    for i, arg in enumerate(argv):
+        if not (match := _OVERRIDE.match(arg)):
+            continue
+        dashes, negated, name, value = match.groups()
+        field = lookup(name)
+        if field is None:
+            _unknown_field(name, spec, shown)
+        is_bool = FIELDS[field].value_type is bool
+        if value is None and is_bool:
+            value = "false" if negated else "true"
+        elif value is None:  # --config.FIELD VALUE
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        shown_arg = f"--config.{name}={value}"
+        if negated and not is_bool:
+            _fail(f"--noconfig.{name}: {field} is not True or False", 2)
+        try:
+            parse_value(field, value)
+        except ValueError as e:
+            _fail(f"{shown_arg}: {e}", 2)
+        given = "" if match.group(4) is None else f"={value}"
+        out[i] = f"{dashes}{negated or ''}config.{PATHS[field]}{given}"
+        _TYPED.add(field)
+    return out
+
+
+def _flag_error(error: flags.Error) -> str:
+    """absl's flag error as one line; an unknown flag with "did you mean"."""
     if isinstance(error, flags.UnrecognizedFlagError):
         close = difflib.get_close_matches(error.flagname, [h.name for h in _OWN_FLAGS], n=1)
         return (f"unknown flag --{error.flagname}"
                 + (f"; did you mean --{close[0]}?" if close else " (resnet-jax train --help lists them)"))
-    return message.splitlines()[0]
+    return str(error).strip().splitlines()[0]
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with every mistake reported in one line (exit 2) before any work, and
     `--help` listing the experiments and config fields (exit 0)."""
+    _TYPED.clear()
     if any(arg in _HELP_ARGS for arg in argv[1:]):
         print(_help())
         sys.exit(0)
     argv, spec, shown = _experiment_config_spec(argv)
-    config = _load_experiment(spec, shown) if spec else {}
-    _check_overrides(argv, config, spec, shown)
+    if spec is None:
+        _fail("missing --experiment NAME[:ARG] (resnet-jax train --help lists the experiments)", 2)
+    _load_experiment(spec, shown)  # a broken experiment file is one line, not absl's traceback
+    argv = _config_overrides(argv, spec, shown)
+    sys.argv = argv  # config_flags reads its --config.* overrides from sys.argv
     try:
         rest = flags.FLAGS(argv)
     except flags.Error as e:
-        _fail(_flag_error(e, config), 2)
+        _fail(_flag_error(e), 2)
     if len(rest) > 1:
         _fail(f"unexpected arguments: {' '.join(rest[1:])}", 2)
+    if _WORKDIR.value is None:
+        _fail("missing --workdir (resnet-jax train --help lists the flags)", 2)
     return rest
 
 
 def _data_dir_problem(config) -> str | None:
     """A data_dir that does not exist, or one given to a dataset that reads none."""
-    data_dir = config.data_dir
+    data_dir = config.data.data_dir
     if data_dir is None:
         return None
-    if config.dataset not in _READS_DATA_DIR:
-        return (f"dataset {config.dataset!r} does not read a data_dir: drop --config.data_dir "
+    if config.data.name not in _READS_DATA_DIR:
+        return (f"dataset {config.data.name!r} does not read a data_dir: drop --config.data_dir "
                 f"(datasets read from one: {', '.join(_READS_DATA_DIR)})")
     if not os.path.exists(data_dir):  # a file is fine: cifar10 reads cifar-10-*.tar.gz as it is
         return f"data_dir {data_dir!r}: no such file or directory"
     return None
 
 
+def _configured():
+    """The experiment's config with --steps and --seeds applied, checked as far as needs no JAX
+    (configs.check_fields), so a mistake answers before JAX loads; ConfigError if not valid."""
+    from resnet_jax.configs import ConfigError, check_fields, scaled_steps  # noqa: PLC0415
+
+    config = _CONFIG.value.copy_and_resolve_references()
+    if _STEPS.value is not None:
+        if _STEPS.value <= 0:
+            raise ConfigError(f"--steps must be positive, got {_STEPS.value}")
+        config = scaled_steps(config, _STEPS.value, keep=tuple(_TYPED))
+    if _SEEDS.value is not None:
+        if _SEEDS.value <= 0:
+            raise ConfigError(f"--seeds must be positive, got {_SEEDS.value}")
+        config.run.num_seeds = _SEEDS.value
+    check_fields(config)
+    if problem := _data_dir_problem(config):
+        raise ConfigError(problem)
+    return config
+
+
 def _main(argv):
     del argv  # checked by _parse_flags
-    # Imported here so `--help` and flag errors stay fast. The distributed system must be joined
-    # before anything touches a JAX backend, and importing the loop may (module-level constants).
+    from resnet_jax.configs import ConfigError  # noqa: PLC0415
+
+    try:
+        config = _configured()
+    except ConfigError as e:
+        _fail(str(e), 2)
+    # Imported here so `--help` and config mistakes stay fast. The distributed system must be
+    # joined before anything touches a JAX backend, and importing the loop may (module-level constants).
     from resnet_jax.train import distributed  # noqa: PLC0415
 
     try:
@@ -242,7 +298,7 @@ def _main(argv):
     except distributed.DistributedConfigError as e:
         _fail(str(e), 2)
 
-    from resnet_jax.configs import ConfigError, scaled_steps, validate  # noqa: PLC0415
+    from resnet_jax.configs import validate  # noqa: PLC0415
     from resnet_jax.train.loop import (  # noqa: PLC0415
         Preempted, RunIOError, TrainingDiverged, check_workdir, train_and_evaluate)
 
@@ -251,20 +307,8 @@ def _main(argv):
     # only from WARNING up.
     logging.get_absl_handler().addFilter(
         lambda r: r.levelno >= logging.converter.STANDARD_WARNING or "resnet_jax" in r.pathname)
-
-    config = _CONFIG.value
     try:
-        if _STEPS.value is not None:
-            if _STEPS.value <= 0:
-                raise ConfigError(f"--steps must be positive, got {_STEPS.value}")
-            config = scaled_steps(config.copy_and_resolve_references(), _STEPS.value)
-        if _SEEDS.value is not None:
-            config = config.copy_and_resolve_references()
-            config.num_seeds = _SEEDS.value
-        # Checked before logging turns verbose, so a bad input prints exactly one line.
-        validate(config)
-        if problem := _data_dir_problem(config):
-            raise ConfigError(problem)
+        validate(config)  # the net's options and the devices: before anything is written
         check_workdir(_WORKDIR.value)
     except ConfigError as e:
         _fail(str(e), 2)

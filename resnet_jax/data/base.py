@@ -76,11 +76,11 @@ class DatasetSpec:
     description: str  # one line, for --help and docs
     get_it: str  # where to get it, for --help, docs and errors
     num_classes: int
-    image_shape: tuple[int, int, int] | None  # None: chosen by config.image_size (host-fed crops)
+    image_shape: tuple[int, int, int] | None  # None: chosen by config.data.image_size (host-fed crops)
     crop_padding: int  # zero padding before the random crop (Sec 4.2: 4 pixels on 32x32)
     reads_data_dir: bool  # False: generated or shipped inside a library
     host_fed: bool  # decoded and augmented on the hosts (HostDataset), not device-resident
-    eval_splits: tuple[str, ...]  # what config.eval_split may be
+    eval_splits: tuple[str, ...]  # what config.data.eval_split may be
     official_counts: Mapping[str, int]  # images per split of the published set ({} if generated)
     num_val: int  # training images held out for eval_split="val" (the paper's 45k/5k: 5,000)
     loader: Callable[..., Any] | None  # loader(spec, eval_split=, data_dir=) -> ArrayDataset

@@ -7,6 +7,7 @@ the file or run folder. Small-dataset settings (Sec 4.2's recipe, shorter): batc
 constant, 300 steps.
 """
 
+from resnet_jax import configs
 from resnet_jax.configs import cifar_config
 from resnet_jax.experiment import Column, Experiment, Table
 
@@ -16,12 +17,13 @@ def get_config(arg: str = "resnet18,torchvision"):
     convention = convention or "torchvision"
     config = cifar_config("cifar_resnet20")  # the device-resident recipe, then the ImageNet net
     depth = int(net.removeprefix("resnet"))
-    config.update(model=f"imagenet_{net}", shortcut="B", dataset="digits64",
-                  input_convention=convention, conv1_bias=convention == "caffe",
-                  pool_ceil_mode=convention == "caffe",
-                  stride_on_3x3=convention == "torchvision" and depth >= 50,
-                  batch_size=32, bn_group_size=0, lr=0.01, lr_boundaries=(), warmup=False,
-                  steps=300, log_every=10, eval_every=50, eval_batch_size=360, checkpoint_every=100)
+    configs.override(config, model=f"imagenet_{net}", shortcut="B", dataset="digits64",
+                             input_convention=convention, conv1_bias=convention == "caffe",
+                             pool_ceil_mode=convention == "caffe",
+                             stride_on_3x3=convention == "torchvision" and depth >= 50,
+                             batch_size=32, bn_group_size=0, lr=0.01, lr_boundaries=(), warmup=False,
+                             steps=300, log_every=10, eval_every=50, eval_batch_size=360,
+                             checkpoint_every=100)
     return config
 
 

@@ -22,10 +22,10 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from resnet_jax.configs import MOMENTUM_FORMS, model_options
+from resnet_jax import configs
+from resnet_jax.configs import MOMENTUM_FORMS
 from resnet_jax.data.augment import normalize, pad_crop_flip
 from resnet_jax.data.base import ArrayDataset
-from resnet_jax.models import create_model
 from resnet_jax.train import schedule as sched
 
 DATA_AXIS = "data"
@@ -83,8 +83,8 @@ def put_dataset(ds: ArrayDataset, mesh: Mesh, eval_batch_size: int,
 def steps_per_call(config: ml_collections.ConfigDict) -> int:
     """Steps one compiled training call runs. XLA:CPU runs convolutions inside a while loop several
     times slower than straight-line code (docs/speed.md), so on CPU each call runs one step, without
-    a loop (`run_steps`); accelerators scan `config.steps_per_call` steps per call."""
-    return 1 if jax.default_backend() == "cpu" else config.steps_per_call
+    a loop (`run_steps`); accelerators scan `config.run.steps_per_call` steps per call."""
+    return 1 if jax.default_backend() == "cpu" else config.run.steps_per_call
 
 
 def run_steps(body, state, xs, length: int):
@@ -123,8 +123,8 @@ class Engine:
 
     # ---- state ----------------------------------------------------------------------------------
     def init_state(self, image_shape, seed: int | None = None) -> TrainState:
-        """Fresh state for `seed` (default config.seed), replicated over the mesh."""
-        seed = self.config.seed if seed is None else seed
+        """Fresh state for `seed` (default config.run.seed), replicated over the mesh."""
+        seed = self.config.run.seed if seed is None else seed
         # Partitionable threefry makes XLA:CPU compile He init several times slower (docs/speed.md);
         # init is not sharded, so the classic scheme costs nothing.
         with jax.threefry_partitionable(False):
@@ -138,7 +138,7 @@ class Engine:
         state = TrainState(
             step=jnp.zeros((), jnp.int32), seed=seed, params=params,
             batch_stats=variables["batch_stats"], opt_state=self.tx.init(params),
-            warmup_done=jnp.asarray(not self.config.warmup),
+            warmup_done=jnp.asarray(not self.config.optim.warmup),
             train_error_ema=jnp.ones((), jnp.float32))
         return jax.lax.with_sharding_constraint(state, self.replicated)
 
@@ -165,13 +165,13 @@ class Engine:
             return loss, (logits, new_vars["batch_stats"])
 
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        lr = lr_scale * sched.learning_rate(self.schedule, state.step, state.warmup_done, cfg.warmup_lr)
+        lr = lr_scale * sched.learning_rate(self.schedule, state.step, state.warmup_done, cfg.optim.warmup_lr)
         opt_state = state.opt_state
         opt_state.hyperparams["learning_rate"] = lr
         updates, opt_state = self.tx.update(grads, opt_state, state.params)
         error = jnp.mean(jnp.argmax(logits, -1) != labels)
         warmup_done, ema = sched.update_warmup(state.warmup_done, state.train_error_ema, error,
-                                               cfg.warmup_error_ema, cfg.warmup_until_error)
+                                               cfg.optim.warmup_error_ema, cfg.optim.warmup_until_error)
         new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                                   batch_stats=batch_stats, opt_state=opt_state,
                                   warmup_done=warmup_done, train_error_ema=ema)
@@ -189,7 +189,7 @@ class Engine:
         """The orders of every epoch that steps step .. step+num_steps-1 touch, and the first epoch.
         Sorting 50k keys costs more than a ResNet-20 step's data path on a GPU, so a scanned chunk
         shuffles once per epoch it touches instead of once per step (same orders, same batches)."""
-        steps_per_epoch = num_examples // self.config.batch_size
+        steps_per_epoch = num_examples // self.config.run.batch_size
         count = min(num_steps, (num_steps - 1) // steps_per_epoch + 2)
         first = step // steps_per_epoch
         return self.epoch_orders(seed, first, count, num_examples), first
@@ -199,7 +199,7 @@ class Engine:
         """Epoch-wise reshuffled order (last partial batch dropped), a pure function of the step.
         `orders`: (epoch orders, first epoch) covering this step (else the epoch is shuffled here);
         `verify`: shuffle here anyway if they do not cover it (orders kept by the host)."""
-        b = self.config.batch_size
+        b = self.config.run.batch_size
         steps_per_epoch = num_examples // b
         epoch, i = step // steps_per_epoch, step % steps_per_epoch
         shuffle = lambda: self.epoch_orders(seed, epoch, 1, num_examples)[0]  # noqa: E731
@@ -244,7 +244,7 @@ class Engine:
     @functools.partial(jax.jit, static_argnums=0)
     def evaluate(self, state: TrainState, data: DeviceData):
         """Single-view error and loss over the eval split (running BN statistics)."""
-        eb = self.config.eval_batch_size
+        eb = self.config.run.eval_batch_size
         variables = {"params": state.params, "batch_stats": state.batch_stats}
 
         def body(carry, i):
@@ -276,7 +276,7 @@ class EpochOrders:
 
     def __init__(self, engine: Engine, seed: int, step: int, num_examples: int, max_chunk: int):
         self.engine, self.num_examples = engine, num_examples
-        self.steps_per_epoch = num_examples // engine.config.batch_size
+        self.steps_per_epoch = num_examples // engine.config.run.batch_size
         # A fixed number of epochs (a chunk's span, and one more), so train_chunk compiles once.
         self.count = (max_chunk - 1) // self.steps_per_epoch + 2
         self.seed, self.step = int(seed), int(step)
@@ -304,42 +304,32 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     it was accumulated with, so after an lr drop, or the warm-up's 0.01 -> 0.1 switch, the step size
     moves to its new value over ~1/(1-m) steps. "optax" (optax.sgd): v := m*v + (g + wd*w);
     w := w - lr*v, where a new lr rescales the whole velocity at once. The two agree while the lr is
-    constant.
+    constant. `nesterov` (not the paper's): each form's Nesterov variant, the step taken from
+    the velocity after one more momentum step (caffe: w := w - (m*v + lr*g), Caffe's NesterovSolver).
     """
-    if config.momentum_form not in MOMENTUM_FORMS:  # configs.validate says so in one line
-        raise ValueError(f"unknown momentum_form {config.momentum_form!r}")
+    if config.optim.momentum_form not in MOMENTUM_FORMS:  # configs.validate says so in one line
+        raise ValueError(f"unknown momentum_form {config.optim.momentum_form!r}")
 
     def sgd(learning_rate):
-        if config.momentum_form == "caffe":  # scale by -lr, then accumulate: velocity in weight units
-            return optax.chain(optax.add_decayed_weights(config.weight_decay),
+        if config.optim.momentum_form == "caffe":  # scale by -lr, then accumulate: velocity in weight units
+            return optax.chain(optax.add_decayed_weights(config.optim.weight_decay),
                                optax.scale_by_learning_rate(learning_rate),
-                               optax.trace(decay=config.momentum))
-        return optax.chain(optax.add_decayed_weights(config.weight_decay),
-                           optax.sgd(learning_rate, momentum=config.momentum))
+                               optax.trace(decay=config.optim.momentum, nesterov=config.optim.nesterov))
+        return optax.chain(optax.add_decayed_weights(config.optim.weight_decay),
+                           optax.sgd(learning_rate, momentum=config.optim.momentum,
+                                     nesterov=config.optim.nesterov))
 
-    return optax.inject_hyperparams(sgd)(learning_rate=config.lr)
-
-
-def block_options(config: ml_collections.ConfigDict, mesh: Mesh) -> dict:
-    """The model's block options with "auto" resolved by backend (docs/speed.md, measured with
-    `resnet-jax bench --parts compile`): on CPU, the scanned blocks' convs as matmuls ("im2col":
-    XLA:CPU runs convolutions inside a loop several times slower than matmuls) and remat "block"
-    (faster there as well as leaner: recomputing a block beats storing its activations); on
-    accelerators, conv_impl and no remat (recomputation costs compute, memory is ample)."""
-    cpu = mesh.devices.flat[0].platform == "cpu"
-    impl, remat = config.scan_conv_impl, config.remat
-    return {"scan_blocks": config.scan_blocks,
-            "scan_conv_impl": ("im2col" if cpu else None) if impl == "auto" else impl,
-            "remat": ("block" if cpu else "none") if remat == "auto" else remat}
+    return optax.inject_hyperparams(sgd)(learning_rate=config.optim.lr)
 
 
 def create_engine(config: ml_collections.ConfigDict, crop_padding: int, num_classes: int,
                   mesh: Mesh | None = None) -> Engine:
+    """The engine of `config`'s net on `mesh` (default: every device), "auto" model options
+    resolved for the mesh's platform (configs.resolve: a no-op on a run's recorded config)."""
     mesh = mesh or make_mesh()
-    model = create_model(config.model, shortcut=config.shortcut, num_classes=num_classes,
-                         bn_group_size=config.bn_group_size, dtype=config.dtype,
-                         stride_on_3x3=config.stride_on_3x3, conv_impl=config.conv_impl,
-                         **block_options(config, mesh), **model_options(config))
-    schedule = sched.step_decay(config.lr, config.steps, tuple(config.lr_boundaries), config.lr_decay,
-                                warmup_steps=config.warmup_steps, warmup_lr=config.warmup_lr)
+    config = configs.resolve(config, mesh.devices.flat[0].platform)
+    model = configs.build_model(config, num_classes)
+    optim = config.optim
+    schedule = sched.step_decay(optim.lr, config.run.steps, tuple(optim.lr_boundaries), optim.lr_decay,
+                                warmup_steps=optim.warmup_steps, warmup_lr=optim.warmup_lr)
     return Engine(config, model, make_optimizer(config), schedule, mesh, crop_padding)

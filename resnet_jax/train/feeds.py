@@ -56,7 +56,7 @@ class DeviceFeed:
         if self.orders is None:
             seed, step = jax.device_get((state.seed, state.step))  # replicated: readable anywhere
             self.orders = EpochOrders(self.engine, seed, step, self.data.train_images.shape[0],
-                                      max(num_steps, self.engine.config.steps_per_call))
+                                      max(num_steps, self.engine.config.run.steps_per_call))
         return self.engine.train_chunk(state, self.data, num_steps, self.orders.next_chunk(num_steps))
 
     def evaluate(self, state: TrainState) -> dict:
@@ -70,7 +70,7 @@ def train_on_batches(engine: Engine, state: TrainState, images: jax.Array, label
 
     def body(state, batch):
         key = jax.random.fold_in(engine.key(state.seed, 3), state.step)  # lighting: (seed, step)
-        x = normalize(batch[0], pixel_mean, engine.model.dtype, key, engine.config.pca_lighting)
+        x = normalize(batch[0], pixel_mean, engine.model.dtype, key, engine.config.data.pca_lighting)
         return engine.train_step(state, x, batch[1], lr_scale)
 
     return run_steps(body, state, (images, labels), images.shape[0])
@@ -141,9 +141,9 @@ class HostFeed:
         self.engine, self.dataset, self.plateau = engine, dataset, plateau
         self.pixel_mean = replicate_from_host(
             imagenet_eval.mean_image(cfg, dataset.train_images, workdir), engine.mesh)
-        self.local_batch = cfg.batch_size // jax.process_count()
+        self.local_batch = cfg.run.batch_size // jax.process_count()
         self.batches = None
-        self.monitor = InputMonitor(imagenet.worker_count(cfg.num_workers))
+        self.monitor = InputMonitor(imagenet.worker_count(cfg.data.num_workers))
         self.last = None  # the previous chunk's metrics: ready once the devices finished it
 
     def lr_scale(self) -> float:
@@ -155,8 +155,8 @@ class HostFeed:
             cfg = self.engine.config
             self.batches = imagenet.train_batches(
                 self.dataset.train_images, self.local_batch, seed=int(seed), start_step=int(step),
-                crop_size=cfg.image_size, scale_range=tuple(cfg.scale_range),
-                num_workers=cfg.num_workers, backend=cfg.image_backend)
+                crop_size=cfg.data.image_size, scale_range=tuple(cfg.data.scale_range),
+                num_workers=cfg.data.num_workers, backend=cfg.data.image_backend)
         chunk = [next(self.batches) for _ in range(num_steps)]
         idle = self.last is not None and all(x.is_ready() for x in jax.tree.leaves(self.last))
         measure = self.monitor.arrived(num_steps * self.local_batch, idle)
@@ -176,10 +176,10 @@ class HostFeed:
         """Centre-crop validation error (the curves of Fig 4)."""
         cfg = self.engine.config
         source = self.dataset.eval_images
-        if cfg.max_eval_images:
-            source = imagenet.Head(source, cfg.max_eval_images)
+        if cfg.data.max_eval_images:
+            source = imagenet.Head(source, cfg.data.max_eval_images)
         return imagenet_eval.evaluate(
             "center", self.engine.model, {"params": state.params, "batch_stats": state.batch_stats},
-            source, self.pixel_mean, self.engine.mesh, batch_size=cfg.eval_batch_size,
-            crop_size=cfg.image_size, resize=cfg.eval_resize, num_workers=cfg.num_workers,
-            backend=cfg.image_backend)
+            source, self.pixel_mean, self.engine.mesh, batch_size=cfg.run.eval_batch_size,
+            crop_size=cfg.data.image_size, resize=cfg.data.eval_resize, num_workers=cfg.data.num_workers,
+            backend=cfg.data.image_backend)

@@ -14,14 +14,13 @@ from typing import Iterable, Iterator, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from resnet_jax import runs
-from resnet_jax.configs import LEGACY_DEFAULTS, resolve_image_backend
+from resnet_jax.configs import from_saved, resolve_image_backend
 from resnet_jax.data import imagenet
 from resnet_jax.data.imagenet_transforms import CenterCrop, MultiScale, TenCrop, check_backend
 from resnet_jax.data.lighting import normalize
@@ -234,42 +233,41 @@ def evaluate(mode: str, model: nn.Module, variables, source: Sequence, pixel_mea
 def mean_image(config, train_images: Sequence, workdir: str) -> np.ndarray:
     """The per-pixel training mean a run subtracts (cached next to the data, or in `workdir`),
     of crops made by the run's `image_backend`."""
-    return imagenet.mean_image(train_images, crop_size=config.image_size, resize=config.eval_resize,
-                               num_images=config.mean_images,
-                               cache_dir=config.mean_cache_dir or config.data_dir or workdir,
-                               num_workers=config.num_workers, backend=config.image_backend)
+    return imagenet.mean_image(train_images, crop_size=config.data.image_size, resize=config.data.eval_resize,
+                               num_images=config.data.mean_images,
+                               cache_dir=config.data.mean_cache_dir or config.data.data_dir or workdir,
+                               num_workers=config.data.num_workers, backend=config.data.image_backend)
 
 
 def recorded_image_backend(config, workdir: str) -> str:
-    """The backend to test the run in `workdir` with: `config.image_backend` if named; for "auto",
+    """The backend to test the run in `workdir` with: `config.data.image_backend` if named; for "auto",
     the one the run recorded in its config.json (train and test see the same resampling; a run
     written before the field: Pillow's), else this machine's. ConfigError if it cannot run here."""
-    if config.image_backend == "auto" and os.path.exists(runs.config_path(workdir)):
-        saved = runs.read_json(runs.config_path(workdir))
-        config = ml_collections.ConfigDict(
-            {"image_backend": saved.get("image_backend", LEGACY_DEFAULTS["image_backend"])})
+    if config.data.image_backend == "auto" and os.path.exists(runs.config_path(workdir)):
+        config = from_saved(runs.read_json(runs.config_path(workdir)))
     return resolve_image_backend(config)
 
 
 def evaluate_checkpoint(config, workdir: str, mode: str) -> dict | None:
     """Test the newest checkpoint of the ImageNet run in `workdir` with `mode` (one of MODES) on
-    `config.eval_split`, with the run's image backend (`recorded_image_backend`); its metrics and
+    `config.data.eval_split`, with the run's image backend (`recorded_image_backend`); its metrics and
     step, or None if there is no checkpoint."""
     if not runs.has_checkpoints(workdir):
         return None
-    config = ml_collections.ConfigDict(config)
-    config.image_backend = recorded_image_backend(config, workdir)
+    config = config.copy_and_resolve_references()
+    config.data.image_backend = recorded_image_backend(config, workdir)
     engine = create_engine(config, 0, imagenet.NUM_CLASSES)
     mngr = checkpoint.manager(workdir, read_only=True)
-    state = checkpoint.restore_latest(mngr, engine.init_state((config.image_size,) * 2 + (3,)))
+    state = checkpoint.restore_latest(mngr, engine.init_state((config.data.image_size,) * 2 + (3,)))
     mngr.close()
     if state is None:
         return None
-    mean = mean_image(config, imagenet.open_split("train", config.data_dir), workdir)
+    mean = mean_image(config, imagenet.open_split("train", config.data.data_dir), workdir)
     metrics = evaluate(
         mode, engine.model, {"params": state.params, "batch_stats": state.batch_stats},
-        imagenet.open_split(config.eval_split, config.data_dir), replicate_from_host(mean, engine.mesh),
-        engine.mesh, batch_size=config.eval_batch_size, crop_size=config.image_size,
-        resize=config.eval_resize, scales=tuple(config.test_scales), num_workers=config.num_workers,
-        backend=config.image_backend)
-    return {**metrics, "step": int(jax.device_get(state.step)), "image_backend": config.image_backend}
+        imagenet.open_split(config.data.eval_split, config.data.data_dir),
+        replicate_from_host(mean, engine.mesh), engine.mesh, batch_size=config.run.eval_batch_size,
+        crop_size=config.data.image_size, resize=config.data.eval_resize,
+        scales=tuple(config.data.test_scales), num_workers=config.data.num_workers,
+        backend=config.data.image_backend)
+    return {**metrics, "step": int(jax.device_get(state.step)), "image_backend": config.data.image_backend}

@@ -131,6 +131,21 @@ def _restore_plateau(plateau: PlateauRule, meta: dict, workdir: str, step: int) 
         plateau.replay(runs.read_metrics(workdir), step)
 
 
+def _check_resume(workdir: str, config: ml_collections.ConfigDict) -> None:
+    """ConfigError naming the fields a resume would change (old -> new) against the run's recorded
+    config.json, but the ones that cannot change the trained weights (the schema's resume="free"):
+    the run folder must describe the steps already taken."""
+    try:
+        saved = configs.from_saved(runs.read_json(runs.config_path(workdir)))
+    except FileNotFoundError:
+        return  # (interrupted before config.json was written: the checkpoints' identity checked)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read {runs.config_path(workdir)} to resume: {e}") from None
+    if changed := configs.resume_changes(saved, config):
+        raise ConfigError(f"{workdir} holds a run with other settings ({'; '.join(changed)}): resume it "
+                          f"with its own settings, or start a new run in another --workdir")
+
+
 def _write_config(path: str, config: ml_collections.ConfigDict) -> str:
     text = config.to_json_best_effort(indent=2)
     runs.write_json(path, text)
@@ -142,32 +157,32 @@ def _results(config, dataset, info, run_seeds: tuple, records: list[dict], wall_
     """Each seed's results.json, and what the run returns (seeds.json for several seeds)."""
     several = len(run_seeds) > 1
     results = [{
-        "model": config.model, "shortcut": config.shortcut, "dataset": dataset.name,
+        "model": config.model.name, "shortcut": config.model.shortcut, "dataset": dataset.name,
         "eval_split": dataset.eval_split, "params": info.params, "mult_adds": info.mult_adds,
-        "steps": config.steps, "batch_size": config.batch_size, "devices": jax.device_count(),
+        "steps": config.run.steps, "batch_size": config.run.batch_size, "devices": jax.device_count(),
         "processes": jax.process_count(),
         "test_error": record["test_error"], "test_loss": record["test_loss"],
         **{k: record[k] for k in ("test_top5_error",) if k in record},  # ImageNet
         "wall_time": wall_time, "images_per_sec": rate,
         "backend": jax.default_backend(), "seed": seed,
         # Seeds trained together share one clock (the report adds their wall time once).
-        **({"trained_with_seeds": list(run_seeds), "seeds_mode": config.seeds_mode}
+        **({"trained_with_seeds": list(run_seeds), "seeds_mode": config.run.seeds_mode}
            if several else {}),
     } for seed, record in zip(run_seeds, records)]
     if not several:
         return results, results[0]
     return results, {
-        "model": config.model, "seeds": list(run_seeds), "seeds_mode": config.seeds_mode,
-        "devices": jax.device_count(), "steps": config.steps, "wall_time": wall_time,
+        "model": config.model.name, "seeds": list(run_seeds), "seeds_mode": config.run.seeds_mode,
+        "devices": jax.device_count(), "steps": config.run.steps, "wall_time": wall_time,
         "images_per_sec_per_seed": rate,
         "images_per_sec_all_seeds": rate and round(rate * len(run_seeds), 1),
         "test_errors": [r["test_error"] for r in results], "runs": results}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Train `config.model` on `config.dataset`, evaluating periodically; returns results.json.
+    """Train `config.model.name` on `config.data.name`, evaluating periodically; returns results.json.
 
-    With `config.num_seeds` = N > 1, seeds config.seed .. config.seed+N-1 train together in one
+    With `config.run.num_seeds` = N > 1, seeds config.run.seed .. config.run.seed+N-1 train together in one
     program (seeds.py): each seed's metrics, config and results.json go to `workdir/seed{s}/`, as
     if it had been run alone there; the stacked checkpoints stay in `workdir`; the return value is
     `workdir/seeds.json` (aggregate throughput, per-seed results under "runs").
@@ -178,17 +193,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     checkpoint) when a write fails, naming the cause and the last good checkpoint.
     """
     configs.validate(config)
-    if config.dataset in HOST_FED:  # "auto" resolved once, and recorded (config.json, checkpoints)
-        config = ml_collections.ConfigDict(config)  # the caller's stays untouched
-        config.image_backend = configs.resolve_image_backend(config)
+    # "auto" resolved once, and recorded (config.json; image_backend in the checkpoints too). A
+    # copy: the caller's stays untouched.
+    config = configs.resolve(config, jax.default_backend())
+    if config.data.name in HOST_FED:
+        config.data.image_backend = configs.resolve_image_backend(config)
     # Weights to fine-tune from, read and checked before the workdir is touched (a resumed run
     # continues from its own checkpoint instead; checking costs one read of the file).
-    init = released.load_init(config) if config.init_from else None
+    init = released.load_init(config) if config.run.init_from else None
     # The data too: a missing or corrupt dataset is the user's to fix, with nothing written.
-    dataset = open_dataset(config.dataset, config.eval_split, config.data_dir, config.image_size)
-    if len(dataset.train_images) < config.batch_size:
+    data = config.data
+    dataset = open_dataset(data.name, data.eval_split, data.data_dir, data.image_size)
+    if len(dataset.train_images) < config.run.batch_size:
         raise DatasetError(f"{dataset.name} has {len(dataset.train_images)} training images, fewer "
-                           f"than one batch of {config.batch_size}")
+                           f"than one batch of {config.run.batch_size}")
     check_workdir(workdir)
     with lock_workdir(workdir):
         try:
@@ -200,13 +218,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         dataset: ArrayDataset | HostDataset, init: dict | None = None) -> dict:
-    num_seeds = config.num_seeds
-    mesh = seeds.seeds_mesh(num_seeds, config.seeds_mode) if num_seeds > 1 else make_mesh()
+    num_seeds = config.run.num_seeds
+    mesh = seeds.seeds_mesh(num_seeds, config.run.seeds_mode) if num_seeds > 1 else make_mesh()
     data_devices = mesh.shape[DATA_AXIS]
-    config = ml_collections.ConfigDict(config)  # local copy; the caller's stays untouched
-    config.eval_batch_size = min(config.eval_batch_size,
+    config = config.copy_and_resolve_references()  # local copy; the caller's stays untouched
+    config.run.eval_batch_size = min(config.run.eval_batch_size,
                                  -(-len(dataset.eval_images) // data_devices) * data_devices)
-    run_seeds = tuple(config.seed + i for i in range(num_seeds))
+    run_seeds = tuple(config.run.seed + i for i in range(num_seeds))
     run_dirs = [runs.seed_dir(workdir, s) for s in run_seeds] if num_seeds > 1 else [workdir]
     os.makedirs(workdir, exist_ok=True)
     is_main = jax.process_index() == 0
@@ -214,10 +232,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     engine = create_engine(config, dataset.crop_padding, dataset.num_classes, mesh=mesh)
     # The validation-plateau lr rule (ImageNet): updated here after each validation, kept in the
     # checkpoints, read by the host feed at every chunk.
-    plateau = PlateauRule.from_config(config) if config.lr_schedule == "plateau" else None
-    trainer = seeds.SeedsEngine(engine, run_seeds, config.seeds_mode) if num_seeds > 1 else engine
-    info = complexity(engine.model, dataset.image_shape, config.model)
-    mngr = checkpoint.manager(workdir, config.keep_checkpoints)
+    plateau = PlateauRule.from_config(config) if config.optim.lr_schedule == "plateau" else None
+    trainer = seeds.SeedsEngine(engine, run_seeds, config.run.seeds_mode) if num_seeds > 1 else engine
+    info = complexity(engine.model, dataset.image_shape, config.model.name)
+    mngr = checkpoint.manager(workdir, config.run.keep_checkpoints)
     identity = run_identity(config)
     try:  # until the loop below owns the manager, any failure closes it
         try:
@@ -230,11 +248,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             if init is not None:  # fine-tuning
                 state = released.start_from(state, config, init)
         else:
+            _check_resume(workdir, config)
             state, pending = restored[0], checkpoint.pending_metrics(restored[1])
         # After the checkpoint check: a mismatched resume stops before a host feed's mean.
         data: feeds.Feed = (
-            seeds.SeedsFeed(trainer, put_dataset(dataset, mesh, config.eval_batch_size))
-            if num_seeds > 1 else feeds.feed(dataset, engine, config.eval_batch_size, workdir, plateau))
+            seeds.SeedsFeed(trainer, put_dataset(dataset, mesh, config.run.eval_batch_size))
+            if num_seeds > 1 else feeds.feed(dataset, engine, config.run.eval_batch_size, workdir, plateau))
         start = int(np.ravel(fetch(state.step))[0])
         if plateau is not None and restored is not None:
             _restore_plateau(plateau, restored[1], workdir, start)
@@ -258,21 +277,22 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if is_main:
         texts = [_write_config(runs.config_path(workdir), config)]
         if num_seeds > 1:  # each seed's config retrains that seed alone
-            texts = [_write_config(runs.config_path(d), ml_collections.ConfigDict(
-                {**config.to_dict(), "seed": s, "num_seeds": 1})) for s, d in zip(run_seeds, run_dirs)]
+            texts = [_write_config(runs.config_path(d), configs.override(
+                config.copy_and_resolve_references(), seed=s, num_seeds=1))
+                for s, d in zip(run_seeds, run_dirs)]
         for board, log, text in zip(boards, logs, texts):
             board.start(log.read(), text, start)
         logging.info("%s on %s (%s split): %d params, %.1fM mult-adds/image, %d devices in %d "
-                     "processes%s%s", config.model, dataset.name, dataset.eval_split, info.params,
+                     "processes%s%s", config.model.name, dataset.name, dataset.eval_split, info.params,
                      info.mult_adds / 1e6, jax.device_count(), jax.process_count(),
-                     f", seeds {run_seeds[0]}..{run_seeds[-1]} together ({config.seeds_mode})"
+                     f", seeds {run_seeds[0]}..{run_seeds[-1]} together ({config.run.seeds_mode})"
                      if num_seeds > 1 else "", f", resumed at step {start}" if start else "")
 
     # Chunks end on every log/eval/checkpoint boundary, and checkpoints are only taken at chunk
     # ends, so a resumed run replays exactly the same sequence of jit calls.
     per_call = steps_per_call(config)
-    boundaries = (config.log_every, config.eval_every, config.checkpoint_every)
-    progress = Progress(config.steps, start, enabled=is_main, bar=config.progress)
+    boundaries = (config.run.log_every, config.run.eval_every, config.run.checkpoint_every)
+    progress = Progress(config.run.steps, start, enabled=is_main, bar=config.run.progress)
     t0 = t_log = time.perf_counter()
     # `pending` holds the per-step metrics since the last record (restored ones included), so the
     # record that straddles a resume averages over the same steps as an uninterrupted run's.
@@ -285,17 +305,17 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             closing.callback(board.close)
         closing.callback(progress.close)
         closing.enter_context(distributed.watching())  # (multi-process: a lost process is exit 4)
-        while step < config.steps:
-            n = min([per_call, config.steps - step] + [b - step % b for b in boundaries])
+        while step < config.run.steps:
+            n = min([per_call, config.run.steps - step] + [b - step % b for b in boundaries])
             state, metrics = data.train_chunk(state, n)
             if step == start:  # that call compiled the step, and returned before running it
                 t_log = progress.compiled()
             pending.append(metrics)
             step += n
-            done = step == config.steps
+            done = step == config.run.steps
             stop = watcher.should_stop(step)
-            log_now = step % config.log_every == 0 or step % config.eval_every == 0 or done
-            save_now = step % config.checkpoint_every == 0 or done or stop
+            log_now = step % config.run.log_every == 0 or step % config.run.eval_every == 0 or done
+            save_now = step % config.run.checkpoint_every == 0 or done or stop
             if not (log_now or save_now):
                 continue
             pending = fetch(pending)  # the only host sync: once per log/checkpoint interval
@@ -303,13 +323,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             saver.poll()  # a failed save stops the run at the next boundary
             if log_now:
                 now = time.perf_counter()
-                rate = config.batch_size * (step - max(last_step_logged, start)) / (now - t_log)
+                rate = config.run.batch_size * (step - max(last_step_logged, start)) / (now - t_log)
                 if last_step_logged > start:  # the first interval also pays for first runs
                     rates.append(rate)  # per seed
                 records = [{"step": step, **_record(pending, i, num_seeds),
                             "images_per_sec": round(rate, 1),
                             "wall_time": round(wall_offset + now - t0, 2)} for i in range(num_seeds)]
-                if step % config.eval_every == 0 or done:
+                if step % config.run.eval_every == 0 or done:
                     for record, evaluated in zip(records, _evaluate(data, state, num_seeds)):
                         record.update(evaluated)
                     if plateau is not None:  # single seed, host-fed: the validation error

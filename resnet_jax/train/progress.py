@@ -44,7 +44,7 @@ def _metrics(records: list[dict]) -> str:
 class Progress:
     """`compiled()` when the run's first call has returned, `update(step, records)` at every log
     interval (the records of one or several seeds), `close()` at the end. Shows nothing if not
-    `enabled` (processes other than 0); `bar=False` (config.progress) gives the lines in a terminal."""
+    `enabled` (processes other than 0); `bar=False` (config.run.progress) gives the lines in a terminal."""
 
     def __init__(self, total: int, initial: int, enabled: bool = True, bar: bool = True, stream=None):
         self._stream = stream or sys.stderr

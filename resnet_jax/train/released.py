@@ -31,7 +31,7 @@ from resnet_jax.data import torch_write
 from resnet_jax.data.torch_files import LEGACY, read_torch
 from resnet_jax.data.weight_files import (WeightFileError, file_format, read_binaryproto,
                                           read_caffemodel, read_safetensors, safetensors_bytes)
-from resnet_jax.models import create_model, input_shape, layout, parse_model_name, released, released_cifar
+from resnet_jax.models import input_shape, layout, parse_model_name, released, released_cifar
 from resnet_jax.models.imagenet import TORCHVISION_MEAN
 from resnet_jax.train import checkpoint, released_cifar as cifar_files
 from resnet_jax.train.engine import TrainState, create_engine
@@ -103,11 +103,8 @@ def _depth(model: str | None, found) -> int:
 
 
 def _shapes(fields: dict, num_classes: int) -> dict:
-    model = create_model(fields["model"], shortcut=fields["shortcut"], num_classes=num_classes,
-                         stride_on_3x3=fields["stride_on_3x3"],
-                         input_convention=fields["input_convention"],
-                         conv1_bias=fields["conv1_bias"], pool_ceil_mode=fields["pool_ceil_mode"])
-    return released.variable_shapes(model)
+    config = configs.override(configs.imagenet_config(fields["model"]), **fields)
+    return released.variable_shapes(configs.build_model(configs.resolve(config, "cpu"), num_classes))
 
 
 def _read_caffe(path: str, mean_path: str | None, model: str | None) -> Imported:
@@ -187,19 +184,19 @@ def run_config(imported: Imported) -> ml_collections.ConfigDict:
     model = imported.fields["model"]
     family = parse_model_name(model).family
     config = configs.imagenet_config(model) if family == "imagenet" else configs.cifar_config(model)
-    config.update(imported.fields)
+    configs.override(config, **imported.fields)
     return config
 
 
 def _state(config: ml_collections.ConfigDict, variables: dict, num_classes: int) -> TrainState:
     """A step-0 TrainState holding `variables`, in the engine's layout, without compiling init."""
     engine = create_engine(config, 0, num_classes)
-    target = engine.abstract_state(input_shape(config.model))
+    target = engine.abstract_state(input_shape(config.model.name))
     stacked = layout.convert(variables, layout.layout_of(target) or layout.PER_BLOCK)
     params = jax.tree.map(jnp.asarray, stacked["params"])
-    return TrainState(step=jnp.zeros((), jnp.int32), seed=jnp.asarray(config.seed, jnp.int32),
+    return TrainState(step=jnp.zeros((), jnp.int32), seed=jnp.asarray(config.run.seed, jnp.int32),
                       params=params, batch_stats=jax.tree.map(jnp.asarray, stacked["batch_stats"]),
-                      opt_state=engine.tx.init(params), warmup_done=jnp.asarray(not config.warmup),
+                      opt_state=engine.tx.init(params), warmup_done=jnp.asarray(not config.optim.warmup),
                       train_error_ema=jnp.ones((), jnp.float32))
 
 
@@ -261,16 +258,16 @@ def run_input_mean(config: ml_collections.ConfigDict, workdir: str) -> np.ndarra
     if mean is not None:
         return mean
     try:
-        if config.dataset in configs.HOST_FED:
+        if config.data.name in configs.HOST_FED:
             from resnet_jax.data import imagenet  # noqa: PLC0415 (grain only for ImageNet)
             from resnet_jax.train import imagenet_eval  # noqa: PLC0415
 
-            train = imagenet.open_split("train", config.data_dir)
+            train = imagenet.open_split("train", config.data.data_dir)
             try:
                 return imagenet_eval.mean_image(config, train, workdir)
             except ValueError as e:  # its image_backend cannot run here, and no mean was cached
                 raise WeightsError(f"the training mean of {workdir} is needed: {e}") from None
-        return load_dataset(config.dataset, config.eval_split, config.data_dir).pixel_mean()
+        return load_dataset(config.data.name, config.data.eval_split, config.data.data_dir).pixel_mean()
     except DatasetError as e:
         raise WeightsError(f"the training mean of {workdir} is needed: {e}") from None
 
@@ -310,10 +307,10 @@ def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict, int]:
     mngr = checkpoint.manager(workdir, read_only=True)
     try:
         _, num_classes = _newest_shapes(mngr, workdir)
-        if config.num_seeds > 1:
-            raise WeightsError(f"{workdir} trained {config.num_seeds} seeds: use one of its seed folders")
+        if config.run.num_seeds > 1:
+            raise WeightsError(f"{workdir} trained {config.run.num_seeds} seeds: use one of its seed folders")
         engine = create_engine(config, 0, num_classes)
-        shape = (64, 64, 3) if parse_model_name(config.model).family == "imagenet" else (32, 32, 3)
+        shape = (64, 64, 3) if parse_model_name(config.model.name).family == "imagenet" else (32, 32, 3)
         state = checkpoint.restore_latest(mngr, engine.abstract_state(shape))
     except checkpoint.CheckpointError as e:
         raise WeightsError(str(e)) from None
@@ -336,13 +333,13 @@ def torchvision_file(config: ml_collections.ConfigDict, variables: dict, mean: n
     A v1 bottleneck net (the paper's, stride on the first 1x1) has the same tensors as torchvision's
     v1.5 one; the metadata says which it is (`stride_on_3x3`), and torchvision runs it once each
     stage's first block has its strides moved (`V1_NOTE`)."""
-    spec = parse_model_name(config.model)
+    spec = parse_model_name(config.model.name)
     problems = [why for bad, why in (
-        (spec.variant != "imagenet_resnet", f"{config.model} is not an ImageNet ResNet"),
-        (config.shortcut != "B", f"shortcut option {config.shortcut} (torchvision's nets use B)"),
-        (config.conv1_bias, "conv1_bias (torchvision's conv1 has none)"),
-        (config.pool_ceil_mode, "pool_ceil_mode (torchvision pools with padding 1)"),
-        (config.input_convention == "caffe", "the Caffe input convention (BGR, 0-255)")) if bad]
+        (spec.variant != "imagenet_resnet", f"{config.model.name} is not an ImageNet ResNet"),
+        (config.model.shortcut != "B", f"shortcut option {config.model.shortcut} (torchvision's nets use B)"),
+        (config.model.conv1_bias, "conv1_bias (torchvision's conv1 has none)"),
+        (config.model.pool_ceil_mode, "pool_ceil_mode (torchvision pools with padding 1)"),
+        (config.model.input_convention == "caffe", "the Caffe input convention (BGR, 0-255)")) if bad]
     if problems:
         raise WeightsError(f"torchvision's ResNet cannot hold this net: {problems[0]}")
     try:
@@ -351,11 +348,11 @@ def torchvision_file(config: ml_collections.ConfigDict, variables: dict, mean: n
         raise WeightsError(str(e)) from None
     # torchvision's own mean colour is implied by the convention; any other mean (a training
     # mean: nets trained or fine-tuned here subtract their dataset's) travels beside the file.
-    beside = not (config.input_convention == "torchvision" and mean is not None
+    beside = not (config.model.input_convention == "torchvision" and mean is not None
                   and np.array_equal(mean, torchvision_mean()))
-    metadata = {"format": "pt", META_PREFIX + "model": config.model,
-                META_PREFIX + "stride_on_3x3": str(bool(config.stride_on_3x3)),
-                META_PREFIX + "input_convention": config.input_convention,
+    metadata = {"format": "pt", META_PREFIX + "model": config.model.name,
+                META_PREFIX + "stride_on_3x3": str(bool(config.model.stride_on_3x3)),
+                META_PREFIX + "input_convention": config.model.input_convention,
                 META_PREFIX + "input_mean": MEAN_BESIDE if beside else MEAN_TORCHVISION}
     runs.write_bytes(out, safetensors_bytes(state, metadata))
     if beside:
@@ -390,14 +387,14 @@ MODEL_FIELDS = ("model", "shortcut", "stride_on_3x3", "input_convention", "input
 
 
 def load_init(config: ml_collections.ConfigDict) -> dict:
-    """The variables (per block) of `config.init_from`, a run folder or a released model's file,
+    """The variables (per block) of `config.run.init_from`, a run folder or a released model's file,
     checked to hold `config`'s net (its model options too); ConfigError, one line, if not. Read
     before the workdir is touched, so a wrong source leaves nothing behind."""
-    source = config.init_from
+    source = config.run.init_from
     try:
         if os.path.isdir(source):
             saved, variables, _ = read_run(source)
-            fields = {f: saved[f] for f in MODEL_FIELDS}
+            fields = {f: configs.get(saved, f) for f in MODEL_FIELDS}
         else:
             imported = read_weights(source)
             base = configs.base_config()  # (options an ImageNet file leaves at their defaults)
@@ -405,7 +402,7 @@ def load_init(config: ml_collections.ConfigDict) -> dict:
             variables = imported.variables
     except WeightsError as e:
         raise ConfigError(f"init_from: {e}") from None
-    if differ := [f for f in MODEL_FIELDS if _value(fields[f]) != _value(config[f])]:
+    if differ := [f for f in MODEL_FIELDS if _value(fields[f]) != _value(configs.get(config, f))]:
         raise ConfigError(f"init_from {source} holds {fields['model']} with "
                           + ", ".join(f"{f}={_value(fields[f])!r}" for f in differ if f != "model")
                           + f"; set {' '.join(f'--config.{f}={_flag(fields[f])}' for f in differ)}")
@@ -427,7 +424,7 @@ def start_from(state: TrainState, config: ml_collections.ConfigDict, variables: 
     layer here); every other tensor must match. The backbone's BN running statistics are kept as
     they are, and fine-tuning updates them as training always does (train-mode batch statistics,
     momentum 0.9). The optimizer starts afresh (zero velocity)."""
-    source = config.init_from
+    source = config.run.init_from
     fresh = {"params": state.params, "batch_stats": state.batch_stats}
     wanted = layout.layout_of(fresh) or layout.PER_BLOCK
     ours = flax.traverse_util.flatten_dict(layout.to_per_block(jax.device_get(fresh)))
@@ -445,7 +442,7 @@ def start_from(state: TrainState, config: ml_collections.ConfigDict, variables: 
             raise ConfigError(f"init_from {source}: {name} has shape {list(theirs[path].shape)}, "
                               f"this net's is {list(value.shape)}")
     if extra := [p for p in theirs if p not in ours]:
-        raise ConfigError(f"init_from {source}: {'/'.join(extra[0])} has no place in {config.model}")
+        raise ConfigError(f"init_from {source}: {'/'.join(extra[0])} has no place in {config.model.name}")
     loaded = layout.convert(flax.traverse_util.unflatten_dict(merged), wanted)
     loaded = jax.tree.map(lambda x, t: jax.device_put(x, t.sharding), loaded, fresh)
     return state.replace(params=loaded["params"], batch_stats=loaded["batch_stats"])

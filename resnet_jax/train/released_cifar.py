@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from resnet_jax.data.torch_files import LEGACY, REBUILD_V2, ZIP, TorchFile
-from resnet_jax.models import create_model, parse_model_name, released, released_cifar
+from resnet_jax import configs
+from resnet_jax.models import parse_model_name, released, released_cifar
 from resnet_jax.models.released import BN_COUNTER, ReleasedModelError
 
 DATASETS = {10: "cifar10", 100: "cifar100"}
@@ -35,10 +36,8 @@ def model_fields(family: str, depth: int, num_classes: int) -> dict:
 
 
 def shapes(fields: dict, num_classes: int) -> dict:
-    model = create_model(fields["model"], shortcut=fields["shortcut"], num_classes=num_classes,
-                         zero_pad=fields["zero_pad"], input_convention=fields["input_convention"],
-                         input_std=fields["input_std"])
-    return released.variable_shapes(model, 32)
+    config = configs.override(configs.cifar_config(fields["model"]), **fields)
+    return released.variable_shapes(configs.build_model(configs.resolve(config, "cpu"), num_classes), 32)
 
 
 def from_torch_file(file: TorchFile, model: str | None, provenance: dict) -> tuple[dict, dict, np.ndarray,
@@ -73,19 +72,22 @@ def from_torch_file(file: TorchFile, model: str | None, provenance: dict) -> tup
 def family_of_run(config, mean: np.ndarray | None) -> str:
     """The family whose files hold a CIFAR run's net as the same function; ReleasedModelError
     naming the first option no family's code has."""
-    spec = parse_model_name(config.model)
+    spec = parse_model_name(config.model.name)
     if spec.variant != "cifar_resnet":
-        raise ReleasedModelError(f"{config.model} is not a CIFAR ResNet of basic blocks (6n+2 layers)")
-    family = {"A": released_cifar.AKAMASTER, "B": released_cifar.CHENYAOFO}.get(config.shortcut)
+        raise ReleasedModelError(f"{config.model.name} is not a CIFAR ResNet of basic blocks "
+                                 "(6n+2 layers)")
+    family = {"A": released_cifar.AKAMASTER, "B": released_cifar.CHENYAOFO}.get(config.model.shortcut)
     if family is None:
-        raise ReleasedModelError(f"shortcut option {config.shortcut}: the published CIFAR ResNets use A or B")
-    num_classes = 100 if config.dataset == "cifar100" else 10
+        raise ReleasedModelError(f"shortcut option {config.model.shortcut}: the published CIFAR ResNets "
+                                 "use A or B")
+    num_classes = 100 if config.data.name == "cifar100" else 10
     expected = model_fields(family, spec.depth, num_classes)
     expected_mean, _ = released_cifar.normalization(family, num_classes)
     problems = [why for bad, why in (
-        (config.zero_pad != expected["zero_pad"], f"zero_pad={config.zero_pad} ({family}'s option A puts "
-                                                  f"the zeros {expected['zero_pad']})"),
-        (config.input_convention != "torchvision" or tuple(config.input_std) != expected["input_std"],
+        (config.model.zero_pad != expected["zero_pad"],
+         f"zero_pad={config.model.zero_pad} ({family}'s option A puts the zeros {expected['zero_pad']})"),
+        (config.model.input_convention != "torchvision"
+         or tuple(config.model.input_std) != expected["input_std"],
          f"its input convention ({family}'s nets divide by the std {expected['input_std']})"),
         (mean is None or mean.size != 3 or not np.allclose(mean.ravel(), expected_mean, rtol=0, atol=1e-7),
          f"its input mean ({family}'s nets subtract {expected_mean})")) if bad]
@@ -100,7 +102,7 @@ def to_torch_file(config, variables: dict, mean: np.ndarray | None, record: dict
     form, a bare state dict and no counters. ReleasedModelError if no family's code runs the net."""
     family = family_of_run(config, mean)
     record = record or {}
-    depth = parse_model_name(config.model).depth
+    depth = parse_model_name(config.model.name).depth
     state = released_cifar.to_torch(variables, depth, family, record.get("bn_counters"))
     prefix = record.get("prefix", "")
     wrapper = record.get("wrapper")

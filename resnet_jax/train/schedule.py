@@ -54,8 +54,8 @@ class PlateauRule:
 
     @classmethod
     def from_config(cls, config) -> PlateauRule:
-        return cls(config.plateau_patience, config.plateau_min_delta, config.lr_decay,
-                   config.plateau_max_drops)
+        return cls(config.optim.plateau_patience, config.optim.plateau_min_delta, config.optim.lr_decay,
+                   config.optim.plateau_max_drops)
 
     @property
     def scale(self) -> float:

@@ -2,7 +2,7 @@
 
 Each seed has its own init, data order and augmentation (all functions of the traced `state.seed`),
 so seed i of a multi-seed run is the run trained with `--config.seed=i` alone. Formulations
-(`config.seeds_mode`), to be chosen by measurement on the accelerator:
+(`config.run.seeds_mode`), to be chosen by measurement on the accelerator:
 
 - "loop": the N models' steps unrolled one after another in one program. Every conv keeps its
   single-model shape; the gain is N steps per dispatch (and whatever overlap XLA finds).
@@ -175,7 +175,7 @@ class SeedsFeed:
     def train_chunk(self, state: TrainState, num_steps: int):
         engine = self.multi.engine
         if self.orders is None:
-            span = max(num_steps, engine.config.steps_per_call)
+            span = max(num_steps, engine.config.run.steps_per_call)
             step = np.ravel(fetch(state.step))[0]  # every seed is at the same step
             self.orders = [EpochOrders(engine, seed, step, self.data.train_images.shape[0], span)
                            for seed in self.multi.seeds]
