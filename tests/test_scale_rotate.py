@@ -1,5 +1,8 @@
 """Random scaling and rotation (the explainer article's augmentation, not the paper's): the drawn
-parameters follow their stated distributions, and the resampling has the stated geometry."""
+parameters follow their stated distributions, the resampling has the stated geometry, and with the
+ranges off (the default) the paper's batches are bit for bit what they were."""
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +10,10 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from resnet_jax.data.augment import draw_scale_rotation, random_scale_rotate, scale_rotate
+from resnet_jax import configs
+from resnet_jax.data.augment import (draw_scale_rotation, normalize, pad_crop_flip, random_scale_rotate,
+                                     scale_rotate)
+from resnet_jax.train.engine import create_engine
 
 EPS32 = np.finfo(np.float32).eps
 
@@ -99,3 +105,73 @@ def test_resampling_is_a_function_of_the_key():
     f = jax.jit(random_scale_rotate, static_argnames=("scale_range", "max_degrees"))
     a, b, c = (f(jax.random.key(k), images, scale_range=(0.9, 1.1), max_degrees=10.0) for k in (0, 0, 1))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def _paper_batch(engine, seed, step, data):
+    """The paper's training batch as the engine made it before scaling and rotation existed:
+    gather, normalize, pad-crop-flip from key purpose 2."""
+    idx = engine.batch_indices(seed, step, data.train_images.shape[0])
+    idx = jax.lax.with_sharding_constraint(idx, engine.batch_sharding)
+    images = normalize(data.train_images[idx], data.pixel_mean, engine.model.dtype)
+    key = jax.random.fold_in(engine.key(seed, 2), step)
+    return pad_crop_flip(key, images, engine.crop_padding), data.train_labels[idx]
+
+
+def test_paper_batches_are_unchanged_with_the_ranges_off(digits_engine):
+    """Off (the default): the same program (equal jaxprs: no extra key split, no resampling) and
+    the same bits as the paper's pipeline, at several seeds and steps."""
+    engine, _, data = digits_engine
+    assert configs.scale_rotation(engine.config) is None
+    args = (np.int32(3), np.int32(5), data)
+    paper = functools.partial(_paper_batch, engine)
+    assert str(jax.make_jaxpr(engine.training_batch)(*args)) == str(jax.make_jaxpr(paper)(*args))
+    ours, reference = jax.jit(engine.training_batch), jax.jit(paper)
+    for seed, step in ((0, 0), (3, 5), (3, 37), (7, 1000)):
+        a, b = ours(np.int32(seed), np.int32(step), data), reference(np.int32(seed), np.int32(step), data)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.numerics
+def test_ranges_on_resample_before_the_papers_crop_and_flip(digits_engine):
+    """On: the normalized batch scaled and rotated by key purpose 4's draws, then the paper's
+    crop and flip from purpose 2 (the same crops and flips as off), the labels untouched."""
+    engine, ds, data = digits_engine
+    config = configs.override(engine.config.copy_and_resolve_references(), zoom_range=(0.8, 1.2),
+                              rotation_degrees=30.0)
+    on = create_engine(config, ds.crop_padding, ds.num_classes)
+    seed, step = np.int32(3), np.int32(5)
+    images, labels = jax.jit(on.training_batch)(seed, step, data)
+    paper_images, paper_labels = jax.jit(functools.partial(_paper_batch, engine))(seed, step, data)
+    np.testing.assert_array_equal(labels, paper_labels)
+    assert not np.array_equal(images, paper_images)
+
+    def expected(seed, step, data):
+        idx = on.batch_indices(seed, step, data.train_images.shape[0])
+        x = normalize(data.train_images[idx], data.pixel_mean, on.model.dtype)
+        x = random_scale_rotate(jax.random.fold_in(on.key(seed, 4), step), x, scale_range=(0.8, 1.2),
+                                max_degrees=30.0)
+        return pad_crop_flip(jax.random.fold_in(on.key(seed, 2), step), x, on.crop_padding)
+
+    # the same elementwise ops in another program: XLA may fuse the normalization differently (1 ulp)
+    np.testing.assert_allclose(images, jax.jit(expected)(seed, step, data), rtol=0, atol=4 * EPS32)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("zoom_range", (1.2, 0.9), "zoom_range must be \\(min, max\\) with 0 < min <= max"),
+    ("zoom_range", (0.0, 1.0), "zoom_range must be"),
+    ("zoom_range", (1.1,), "zoom_range must be"),
+    ("rotation_degrees", -5.0, "rotation_degrees must be in \\[0, 180\\]"),
+])
+def test_bad_ranges_are_one_line_config_errors(field, value, match):
+    config = configs.override(configs.cifar_config("cifar_resnet20"), **{field: value})
+    with pytest.raises(configs.ConfigError, match=match):
+        configs.check_fields(config)
+
+
+def test_the_ranges_are_the_device_resident_datas_only():
+    config = configs.override(configs.imagenet_config(), rotation_degrees=10.0)
+    with pytest.raises(configs.ConfigError, match="augment the device-resident datasets"):
+        configs.check_fields(config)
+    configs.check_fields(configs.override(configs.cifar_config("cifar_resnet20"), zoom_range=(0.9, 1.1),
+                                          rotation_degrees=15.0))
