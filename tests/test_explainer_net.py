@@ -1,13 +1,17 @@
-"""The explainer article's small ResNet (models/explainer.py): its layers as the article lists them,
-with the choices the experiment names (3x3/1 stem of 64, 3x3/2 max pool, a 64 -> 256 projection)."""
+"""The explainer article's small ResNet (models/explainer.py) and recipe (experiments/explainer.py):
+its layers as the article lists them, with the choices the experiment names (3x3/1 stem of 64, 3x3/2
+max pool, a 64 -> 256 projection), its recipe's numbers, and a table row that is not the paper's."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from resnet_jax import configs, experiments
+from resnet_jax.analysis import report
 from resnet_jax.models import create_model, parse_model_name
 from resnet_jax.models.complexity import model_complexity
+from resnet_jax.train.schedule import step_decay
 
 # (kernel, in, out) of every conv, in order: stem; basic unit; bottleneck unit; its projection
 CONVS = [(3, 3, 64), (3, 64, 64), (3, 64, 64), (1, 64, 64), (3, 64, 64), (1, 64, 256), (1, 64, 256)]
@@ -87,3 +91,31 @@ def test_forward_is_the_articles_sequence_of_layers():
     scale = float(jnp.abs(expected).max())
     tol = scale * np.sqrt(576) * 7 * np.finfo(np.float32).eps
     np.testing.assert_allclose(out, expected, rtol=0, atol=tol)
+
+
+def test_the_experiments_recipe_is_the_articles():
+    """SGD 0.9, lr 0.1 dropped once to 0.01 (at half of training: the experiment's named choice),
+    weight decay 5e-4, batch 128, 150 epochs of CIFAR-10's 50,000 images, scaling and rotation on;
+    the rest the paper's CIFAR recipe (crop and flip, BN over 64, no warm-up)."""
+    config = experiments.get("explainer").get_config("resnet7")
+    configs.validate(config)
+    optim, run = config.optim, config.run
+    model, data = config.model, config.data
+    assert (model.name, model.shortcut, data.name) == ("explainer_resnet7", "B", "cifar10")
+    assert (optim.momentum, optim.lr, optim.weight_decay, run.batch_size) == (0.9, 0.1, 5e-4, 128)
+    assert abs(run.steps * run.batch_size / 50_000 - 150) < 0.5 / 50_000 * run.batch_size
+    schedule = step_decay(optim.lr, run.steps, tuple(optim.lr_boundaries), optim.lr_decay)
+    lrs = np.asarray(jax.vmap(schedule)(jnp.arange(run.steps)))
+    np.testing.assert_allclose(sorted(set(lrs.round(8))), [0.01, 0.1])
+    assert np.argmin(lrs > 0.05) == round(run.steps / 2) and not optim.warmup
+    assert configs.scale_rotation(config) == {"scale_range": (0.9, 1.1), "max_degrees": 15.0}
+
+
+def test_its_table_row_says_the_recipe_is_not_the_papers():
+    experiment = experiments.get("explainer")
+    run = {"model": "explainer_resnet7", "test_error": 0.25, "dataset": "digits", "eval_split": "test",
+           "steps": 300, "wall_time": 60.0, "params": 153_418, "workdir": "runs/resnet7"}
+    table = experiment.tables[0]
+    text = report.markdown(report.rows([run], table, experiment), table, experiment)
+    row = next(line for line in text.splitlines() if line.startswith("| ResNet-7"))
+    assert "153,418" in row and "25.00" in row and "not the paper's" in row
