@@ -63,4 +63,4 @@ EXPERIMENT = Experiment(
              "where it is open); the paper reports nothing for them, and the article's claims are "
              "not the paper's."),),
     figures=(Figure("curves", "The explainer's net", (Panel("explainer ResNet-7", (NET,)),)),),
-    setting="CIFAR-10, 150 epochs")
+    setting="CIFAR-10, 150 epochs (the article's)")
