@@ -14,8 +14,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
-from resnet_jax.models.layers import BatchNorm, Shortcut, block_class, stage_blocks
+from resnet_jax.models.layers import (BatchNorm, Shortcut, block_class, conv_factory, he_normal,
+                                      stack_conv_impl, stage_blocks)
 
 
 class BasicBlock(nn.Module):
@@ -181,3 +183,23 @@ def residual_stages(x: jax.Array, *, block: str | Sequence[str], stage_sizes, wi
                          scan=scan, first={"shared_preact": True} if kind.preact else None,
                          **unit_options)
     return x
+
+
+def net_stages(net: nn.Module, x: jax.Array, *, conv, norm, stage_key: Callable[[int], str],
+               strides: Sequence[int] | None = None) -> jax.Array:
+    """`residual_stages` with a net's own fields (block, stage_sizes, widths, shortcut, zero_pad,
+    stride_on_3x3, dtype, init_fan, scan_blocks, scan_conv_impl, remat): the body every net shares."""
+    return residual_stages(x, block=net.block, stage_sizes=net.stage_sizes, widths=net.widths,
+                           stage_key=stage_key, conv=conv, norm=norm, strides=strides,
+                           stack_conv=conv_factory(net.dtype, stack_conv_impl(net), net.init_fan),
+                           scan=net.scan_blocks, remat=net.remat, shortcut=net.shortcut,
+                           zero_pad=net.zero_pad, stride_on_3x3=net.stride_on_3x3)
+
+
+def classifier(net: nn.Module, x: jax.Array) -> jax.Array:
+    """Global average pooling and the fc layer, float32 logits (called inside a net's __call__)."""
+    x = x.mean(axis=(1, 2))
+    # "We initialize the weights as in [13]" (Sec 3.4): the FC layer too, not flax's LeCun default.
+    x = nn.Dense(net.num_classes, kernel_init=he_normal, dtype=net.dtype, param_dtype=jnp.float32,
+                 name="fc")(x)
+    return x.astype(jnp.float32)

@@ -18,9 +18,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from resnet_jax.models.blocks import residual_stages
+from resnet_jax.models.blocks import classifier, net_stages
 from resnet_jax.models.inputs import adapt_input, check_input
-from resnet_jax.models.layers import conv_factory, he_normal, norm_factory, stack_conv_impl
+from resnet_jax.models.layers import conv_factory, norm_factory
 
 
 class ExplainerNet(nn.Module):
@@ -52,13 +52,6 @@ class ExplainerNet(nn.Module):
         x = conv(self.widths[0], (3, 3), padding=1, name="conv1")(x)
         x = nn.relu(norm(name="bn1")(x))
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-        x = residual_stages(x, block=self.block, stage_sizes=self.stage_sizes, widths=self.widths,
-                            strides=(1,) * len(self.stage_sizes), stage_key=lambda i: f"stage{i + 1}",
-                            conv=conv, norm=norm,
-                            stack_conv=conv_factory(self.dtype, stack_conv_impl(self), self.init_fan),
-                            scan=self.scan_blocks, remat=self.remat, shortcut=self.shortcut,
-                            zero_pad=self.zero_pad, stride_on_3x3=self.stride_on_3x3)
-        x = x.mean(axis=(1, 2))
-        x = nn.Dense(self.num_classes, kernel_init=he_normal, dtype=self.dtype, param_dtype=jnp.float32,
-                     name="fc")(x)
-        return x.astype(jnp.float32)
+        x = net_stages(self, x, conv=conv, norm=norm, stage_key=lambda i: f"stage{i + 1}",
+                       strides=(1,) * len(self.stage_sizes))
+        return classifier(self, x)
