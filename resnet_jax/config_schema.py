@@ -193,7 +193,8 @@ FIELDS: dict[str, Field] = {
     "eval_every": _f("run", 0, "steps between evaluations", check=positive, **_FREE),
     "checkpoint_every": _f("run", 0, "steps between checkpoints", check=positive, **_FREE),
     "keep_checkpoints": _f("run", 2, "newest checkpoints kept", check=positive, **_FREE),
-    "progress": _f("run", True, "show a progress bar", **_FREE),
+    "progress": _f("run", True, "show a progress bar in a terminal (false: one line per log interval "
+                   "instead)", **_FREE),
     "init_from": _f("run", "", "start training from these weights: a run folder or a released model's "
                     "file (.caffemodel, .safetensors, .pth); a new fc when the class count differs"),
     "imported_from": _f("run", "", "provenance of imported weights (format, file, SHA-256); empty for "

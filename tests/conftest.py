@@ -29,15 +29,9 @@ def cli_env():
 @pytest.fixture(scope="session")
 def tiny_digits_run(tmp_path_factory):
     """Workdir of a cifar_resnet8 trained 3 steps on digits (config.json, checkpoint, results)."""
-    from resnet_jax.configs import cifar_config
-    from resnet_jax.train.loop import train_and_evaluate
+    from tiny_runs import train_tiny
 
-    config = cifar_config("cifar_resnet8")
-    configs.override(config, dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
-                             eval_every=3, checkpoint_every=3, progress=False)
-    workdir = str(tmp_path_factory.mktemp("tiny_digits_run"))
-    train_and_evaluate(config, workdir)
-    return workdir
+    return train_tiny(tmp_path_factory, "tiny_digits_run")
 
 
 @pytest.fixture(scope="module")

@@ -207,3 +207,24 @@ def test_the_real_partial_test_batch_reads_as_an_evaluation_source(caplog):
     np.testing.assert_array_equal(in_file_order[:10], [3, 8, 8, 0, 6, 6, 1, 6, 3, 1])
     (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "1,017 test images; the official set has 10,000 test" in message
+
+
+def test_no_cifar_anywhere_is_one_line_saying_where_it_comes_from(tmp_path):
+    """The common first mistake: table 6 asked with no CIFAR given and none in ~/tensorflow_datasets.
+    One line naming where CIFAR comes from, exit 2, said before tfds is imported (tfds would first
+    warn about the missing folder), and no workdir made."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "TFDS_DATA_DIR"}
+    env.update(HOME=str(home), JAX_PLATFORMS="cpu")
+    workdir = tmp_path / "W"
+    cli = os.path.join(os.path.dirname(sys.executable), "resnet-jax")  # the installed command
+    done = subprocess.run([cli, "train", "--experiment", "table6:20", "--workdir", str(workdir)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "no cifar10/ folder" in lines[0] and "https://www.cs.toronto.edu/~kriz/cifar.html" in lines[0]
+    assert not workdir.exists() and not list(home.iterdir())

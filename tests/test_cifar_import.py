@@ -19,6 +19,7 @@ from resnet_jax import configs
 from resnet_jax.data import torch_files
 from resnet_jax.models import create_model, layout, released, released_cifar
 from resnet_jax.train import released as R
+from resnet_jax.train import run_weights as W
 
 needs_real = pytest.mark.skipif(not os.path.exists(fakes.REAL_RESNET20),
                                 reason="../shared/real (akamaster's ResNet-20, CIFAR-10 images) is absent")
@@ -133,7 +134,7 @@ def _round_trip_in_memory(path):
     from resnet_jax.train import released_cifar as cifar_files
 
     imported = R.read_weights(str(path))
-    config = R.run_config(imported)
+    config = W.run_config(imported)
     file = cifar_files.to_torch_file(config, imported.variables, imported.input_mean, imported.record)
     data = torch_write.legacy_bytes(file) if file.form == torch_files.LEGACY else torch_write.zip_bytes(file)
     back = path.parent / ("back" + path.suffix)
@@ -161,7 +162,7 @@ def test_import_export_through_run_folders(tmp_path, monkeypatch, capsys):
         code, out, err = _cli(["import", str(path), str(run)], capsys)
         assert code == 0, err
         config = json.loads((run / "config.json").read_text())
-        record = json.loads((run / R.RECORD).read_text())
+        record = json.loads((run / W.RECORD).read_text())
         assert config["run"]["imported_from"] == (f"{record['family']} torch {record['form']} {path.name} "
                                            f"sha256:{record['sha256']}")
         back = tmp_path / f"back{path.suffix}"
@@ -301,12 +302,12 @@ def test_init_from_an_imported_cifar100_run_starts_digits_with_a_new_fc(tmp_path
     configs.override(config, dataset="digits32", init_from=str(run), batch_size=32, bn_group_size=0)
     with pytest.raises(ConfigError, match=r"shortcut='B'.*--config\.shortcut=B --config\.input_convention="
                                           r"torchvision --config\.input_std=\(0\.2673,0\.2564,0\.2761\)$"):
-        R.load_init(config)
+        W.load_init(config)
     configs.override(config, shortcut="B", input_convention="torchvision", input_std=(0.2673, 0.2564, 0.2761))
     ds = load_dataset("digits32")
     engine = create_engine(config, ds.crop_padding, ds.num_classes)
     fresh = engine.init_state(ds.image_shape)
-    state = R.start_from(fresh, config, R.load_init(config))
+    state = W.start_from(fresh, config, W.load_init(config))
     ours = layout.to_per_block({"params": state.params, "batch_stats": state.batch_stats})
     theirs = R.read_weights(str(path)).variables
     np.testing.assert_array_equal(ours["params"]["stage3_block1"]["shortcut"]["proj_conv"]["kernel"],

@@ -8,20 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from resnet_jax import configs
-from resnet_jax.cli import evaluate
+from test_evaluate import _eval  # `resnet-jax eval ...` in-process: (code, stdout, stderr)
 
 # Scores are float32 softmax rows; two programs that compute the same mean of the same rows agree to
 # a few float32 roundings of values <= 1.
 EPS = 4 * np.finfo(np.float32).eps
-
-
-def _eval(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        evaluate.main(["resnet-jax eval", *argv])
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 def _errors(labels, scores):
@@ -36,15 +27,9 @@ def _errors(labels, scores):
 @pytest.fixture(scope="module")
 def second_digits_run(tmp_path_factory):
     """A cifar_resnet14 trained 3 steps on digits, another seed: the tiny run's partner."""
-    from resnet_jax.configs import cifar_config
-    from resnet_jax.train.loop import train_and_evaluate
+    from tiny_runs import train_tiny
 
-    config = cifar_config("cifar_resnet14")
-    configs.override(config, dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
-                     eval_every=3, checkpoint_every=3, progress=False, seed=1)
-    workdir = str(tmp_path_factory.mktemp("second_digits_run"))
-    train_and_evaluate(config, workdir)
-    return workdir
+    return train_tiny(tmp_path_factory, "second_digits_run", "cifar_resnet14", seed=1)
 
 
 def test_digits_ensemble_is_the_numpy_average_of_the_members_saved_scores(
@@ -89,7 +74,8 @@ def test_members_on_other_data_are_refused_in_one_line(tiny_digits_run, tmp_path
     other = tmp_path / "synthetic_run"
     shutil.copytree(tiny_digits_run, other)
     config = json.loads((other / "config.json").read_text())
-    (other / "config.json").write_text(json.dumps({**config, "dataset": "synthetic"}))
+    config["data"]["name"] = "synthetic"
+    (other / "config.json").write_text(json.dumps(config))
     code, out, err = _eval(["--workdir", tiny_digits_run, "--workdir", str(other),
                             "--json", str(tmp_path / "e.json")], capsys)
     assert code == 2 and not out and len(err.strip().splitlines()) == 1
@@ -125,9 +111,9 @@ def _import(tmp_path_factory, name, write):
         raise SystemExit(0)
     assert exit_info.value.code == 0
     config = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({
-        **config, "num_workers": 0, "image_size": SIZE, "eval_resize": RESIZE, "test_scales": [SIZE, 80],
-        "eval_batch_size": 4}))
+    config["data"].update(num_workers=0, image_size=SIZE, eval_resize=RESIZE, test_scales=[SIZE, 80])
+    config["run"]["eval_batch_size"] = 4
+    (run / "config.json").write_text(json.dumps(config))
     return run
 
 

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-from resnet_jax import configs
 from resnet_jax.cli import evaluate
 
 
@@ -54,15 +53,9 @@ def test_corrupt_checkpoint_is_a_one_line_error(tiny_digits_run, tmp_path, capsy
 @pytest.fixture(scope="module")
 def two_seed_run(tmp_path_factory):
     """A cifar_resnet8 trained 3 steps on digits with seeds 0 and 1 together (`--seeds 2`)."""
-    from resnet_jax.configs import cifar_config
-    from resnet_jax.train.loop import train_and_evaluate
+    from tiny_runs import train_tiny
 
-    config = cifar_config("cifar_resnet8")
-    configs.override(config, dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
-                             eval_every=3, checkpoint_every=3, progress=False, num_seeds=2)
-    workdir = str(tmp_path_factory.mktemp("two_seeds"))
-    train_and_evaluate(config, workdir)
-    return workdir
+    return train_tiny(tmp_path_factory, "two_seeds", num_seeds=2)
 
 
 def test_eval_of_a_run_of_several_seeds_tests_each_seed(two_seed_run, tmp_path, cli_env):

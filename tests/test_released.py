@@ -20,6 +20,7 @@ import released_fakes as fakes
 from resnet_jax import configs
 from resnet_jax.models import create_model, layout, released
 from resnet_jax.train import released as R
+from resnet_jax.train import run_weights as W
 
 SIZE = 64  # conv1 -> 32, pool1 -> 16 (Caffe's ceil-mode window clipped at the edge), ..., 2x2
 
@@ -328,7 +329,7 @@ def test_fine_tuning_an_imported_resnet18_on_digits(resnet18_file, tmp_path):
     assert ds.image_shape == (32, 32, 3)
     engine = create_engine(config, ds.crop_padding, ds.num_classes)
     fresh = engine.init_state(ds.image_shape)
-    state = R.start_from(fresh, config, R.load_init(config))
+    state = W.start_from(fresh, config, W.load_init(config))
     file_vars = R.read_weights(str(resnet18_file)).variables
     ours = layout.to_per_block({"params": state.params, "batch_stats": state.batch_stats})
     np.testing.assert_array_equal(ours["params"]["conv2_2"]["conv1"]["kernel"],
@@ -345,9 +346,9 @@ def test_fine_tuning_an_imported_resnet18_on_digits(resnet18_file, tmp_path):
     assert tests[-1] < tests[0] and results["test_error"] < 0.7
 
     # exported, the fine-tuned net takes its training mean (digits32's) along, and comes back whole
-    config_, variables, _ = R.read_run(str(tmp_path / "ft"))
+    config_, variables, _ = W.read_run(str(tmp_path / "ft"))
     out = str(tmp_path / "ft.safetensors")
-    written = R.torchvision_file(config_, variables, R.run_input_mean(config_, str(tmp_path / "ft")), out)
+    written = R.torchvision_file(config_, variables, W.run_input_mean(config_, str(tmp_path / "ft")), out)
     assert written == [out, str(tmp_path / "ft.mean.npy")]
     back = R.read_weights(out)
     np.testing.assert_array_equal(back.input_mean, ds.pixel_mean())

@@ -47,6 +47,20 @@ def test_table6_script_from_another_directory_writes_where_the_caller_stands(tmp
     assert (out / "runs" / "resnet8" / "results.json").read_text() == results
 
 
+@pytest.mark.parametrize("mistake, says", [
+    (["--stpes", "5"], "unknown option --stpes"),
+    (["--depths", "21"], "resnet21: unknown model 'cifar_resnet21'"),
+    (["--dataset", "cifar11"], "unknown dataset 'cifar11'")])
+def test_script_mistakes_are_one_line_before_anything_trains(tmp_path, mistake, says):
+    """A mistyped option, a depth that is not 6n+2, an unknown dataset: one line, exit 2, from
+    another directory, before any net is started (the sweep checks every net's config first)."""
+    done = subprocess.run(["bash", SCRIPT, "--dataset", "digits", "--steps", "10", *mistake, "--out", "o"],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and says in lines[0], done.stderr
+    assert done.stdout == "" and not (tmp_path / "o").exists()  # no "== net -> ..." started
+
+
 def test_script_without_uv_or_dependencies_says_what_to_install(tmp_path):
     bin_ = tmp_path / "bin"
     bin_.mkdir()
@@ -70,6 +84,12 @@ def test_a_run_of_another_config_is_named_field_by_field(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert sweep.mismatch(asked, str(tmp_path)) == "steps: 300 there, 600 asked"
     (tmp_path / "config.json").write_text(json.dumps({**asked.to_dict(), "progress": False}))
+    assert sweep.mismatch(asked, str(tmp_path)) is None
+    kept = asked.to_dict()  # every field a resume may change, and the backend "auto" resolved to
+    kept["model"].update(remat="block", scan_blocks=False)
+    kept["run"].update(eval_every=7, seeds_mode="vmap")
+    kept["data"].update(image_backend="pil", data_dir="/elsewhere")
+    (tmp_path / "config.json").write_text(json.dumps(kept))
     assert sweep.mismatch(asked, str(tmp_path)) is None
     nested = {"optim": {"lr": 0.05}, "run": {"steps": 600}}  # a config.json written in sections
     (tmp_path / "config.json").write_text(json.dumps(nested))

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 import scaleout_helpers as h
-from resnet_jax import configs
+from tiny_runs import tiny_config
 
 
 def test_a_second_run_on_a_workdir_exits_2_and_writes_nothing(reference, tmp_path, environ):
@@ -83,15 +83,6 @@ def test_a_stopped_script_waits_for_the_trainer_to_save(to_group, tmp_path, envi
         os.killpg(script.pid, 0)
 
 
-def _tiny_config(**changes):
-    from resnet_jax.configs import cifar_config
-
-    config = cifar_config("cifar_resnet8")
-    configs.override(config, dataset="digits", steps=3, batch_size=32, bn_group_size=0, log_every=3,
-                             eval_every=3, checkpoint_every=3, progress=False, **changes)
-    return config
-
-
 def test_a_run_refused_for_another_runs_checkpoint_leaves_the_lock_as_it_was(tiny_digits_run, tmp_path):
     from resnet_jax.configs import ConfigError
     from resnet_jax.train.loop import train_and_evaluate
@@ -101,7 +92,7 @@ def test_a_run_refused_for_another_runs_checkpoint_leaves_the_lock_as_it_was(tin
     lock = workdir / ".lock"
     lock.write_bytes(b"4242 elsewhere\n")  # the run that wrote the folder
     with pytest.raises(ConfigError, match="from a run with seed=0, not 1"):
-        train_and_evaluate(_tiny_config(seed=1), str(workdir))
+        train_and_evaluate(tiny_config(seed=1), str(workdir))
     assert lock.read_bytes() == b"4242 elsewhere\n"
 
 
@@ -131,7 +122,7 @@ def test_bad_data_found_after_the_lock_leaves_no_lock_and_no_checkpoints_folder(
     monkeypatch.setattr(feeds, "feed", undecodable)
     workdir = tmp_path / "new" / "run"
     with pytest.raises(DatasetError, match="cannot decode"):
-        train_and_evaluate(_tiny_config(), str(workdir))
+        train_and_evaluate(tiny_config(), str(workdir))
     assert not workdir.exists() and os.listdir(tmp_path / "new") == []
 
 

@@ -88,7 +88,7 @@ def evaluate_ensemble(workdirs: list[str], mode: str | None = None, data_dir: st
     (M, N, classes), "ensemble" (N, classes)}. RunError (one line) if a run cannot be tested or the
     members are not tested on the same dataset, split, classes and images."""
     saved = [read_config(w) for w in workdirs]
-    kinds = {c.dataset in configs.HOST_FED for c in saved}
+    kinds = {c.data.name in configs.HOST_FED for c in saved}
     if len(kinds) > 1:
         raise RunError("the ensemble mixes ImageNet and CIFAR-style runs: members must share one dataset")
     imagenet = kinds == {True}
@@ -96,7 +96,7 @@ def evaluate_ensemble(workdirs: list[str], mode: str | None = None, data_dir: st
     if imagenet and mode not in IMAGENET_MODES:
         raise RunError(f"unknown ImageNet test {mode!r}: expected one of {', '.join(IMAGENET_MODES)}")
     if not imagenet and mode != "single":
-        raise RunError(f"{saved[0].dataset} runs are tested on the single original view, not {mode!r}")
+        raise RunError(f"{saved[0].data.name} runs are tested on the single original view, not {mode!r}")
     members = []
     for workdir, config in zip(workdirs, saved):
         member = (_imagenet_member(workdir, config, mode, data_dir, max_images) if imagenet

@@ -40,10 +40,10 @@ def evaluate_run(workdir: str, mode: str | None = None, data_dir: str | None = N
 
 
 def _record(workdir: str) -> dict | None:
-    from resnet_jax.train import released  # noqa: PLC0415 (as evaluate_imagenet)
+    from resnet_jax.train import released, run_weights  # noqa: PLC0415 (as evaluate_imagenet)
 
     try:
-        return released.read_record(workdir)
+        return run_weights.read_record(workdir)
     except released.WeightsError as e:
         raise RunError(str(e)) from None
 
@@ -54,7 +54,7 @@ def open_imagenet_run(workdir: str, config, data_dir: str | None, max_images: in
     options of `imagenet_eval.evaluate` (its views made by its recorded `image_backend`; "auto", an
     imported model's: this machine's). {"engine", "state", "source", "num_classes", "views"}."""
     from resnet_jax.data import imagenet  # noqa: PLC0415 (grain only for ImageNet)
-    from resnet_jax.train import released  # noqa: PLC0415
+    from resnet_jax.train import released, run_weights  # noqa: PLC0415
     from resnet_jax.train.engine import create_engine, replicate_from_host  # noqa: PLC0415
 
     if data_dir is not None:
@@ -64,10 +64,10 @@ def open_imagenet_run(workdir: str, config, data_dir: str | None, max_images: in
     except configs.ConfigError as e:
         raise RunError(f"{workdir}: {e}") from None
     try:
-        _, _, num_classes = released.read_run_shapes(workdir)
+        _, _, num_classes = run_weights.read_run_shapes(workdir)
         engine = create_engine(config, 0, num_classes)
         state = restore_state(workdir, engine, (config.data.image_size,) * 2 + (3,))
-        mean = released.run_input_mean(config, workdir)
+        mean = run_weights.run_input_mean(config, workdir)
         source = imagenet.open_split(config.data.eval_split, config.data.data_dir)
     except (released.WeightsError, DatasetError) as e:
         raise RunError(str(e)) from None

@@ -12,7 +12,7 @@ from resnet_jax import runs
 from resnet_jax.analysis import responses as resp
 from resnet_jax.analysis.load import RunError, load_run
 from resnet_jax.models import parse_model_name
-from resnet_jax.train import released
+from resnet_jax.train import run_weights
 
 NETS = ("plain20", "plain56", "resnet20", "resnet56", "resnet110")
 
@@ -35,7 +35,7 @@ def run_record(workdir: str, data_dir: str | None = None) -> dict:
         layers = resp.run_responses(run)
     except ValueError as e:
         raise RunError(f"{workdir}: {e}") from None
-    record = released.read_record(workdir) or {}
+    record = run_weights.read_record(workdir) or {}
     label = net_label(run.config.model.name)
     if record.get("family"):  # an imported net: whose weights
         label += f" ({record['family']})"

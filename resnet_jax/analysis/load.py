@@ -14,7 +14,7 @@ import ml_collections
 
 from resnet_jax import configs, runs
 from resnet_jax.data import ArrayDataset, DatasetError, load_dataset, read_test_split
-from resnet_jax.train import checkpoint, orbax_quiet, released
+from resnet_jax.train import checkpoint, orbax_quiet, run_weights
 from resnet_jax.train.engine import DeviceData, Engine, TrainState, create_engine, put_dataset
 
 
@@ -104,7 +104,7 @@ def load_run(workdir: str, data_dir: str | None = None) -> Run:
     config = read_config(workdir)
     if data_dir is not None:
         config.data.data_dir = data_dir
-    mean = released.input_mean(workdir)
+    mean = run_weights.input_mean(workdir)
     try:
         if mean is None:
             dataset = load_dataset(config.data.name, config.data.eval_split, config.data.data_dir)

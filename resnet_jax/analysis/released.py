@@ -34,13 +34,13 @@ class Weights:
 def load_weights(workdir: str) -> Weights:
     """An ImageNet run folder's net, newest weights and input mean; no dataset needed for an
     imported model (a run trained here needs its training mean: cached, or computed)."""
-    from resnet_jax.train import released  # noqa: PLC0415
+    from resnet_jax.train import released, run_weights  # noqa: PLC0415
     from resnet_jax.train.engine import create_engine  # noqa: PLC0415
 
     config = read_config(workdir)
     try:
-        _, _, num_classes = released.read_run_shapes(workdir)
-        mean = released.run_input_mean(config, workdir)
+        _, _, num_classes = run_weights.read_run_shapes(workdir)
+        mean = run_weights.run_input_mean(config, workdir)
     except released.WeightsError as e:
         raise RunError(str(e)) from None
     engine = create_engine(config, 0, num_classes)

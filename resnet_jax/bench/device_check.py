@@ -20,6 +20,9 @@ leaves unused passes on. A part whose allowance is under MIN_PART_S seconds is n
 records it had written stay). After every part the report is rewritten (device_check.json, .md),
 so a call cut short still returns what was measured. This process never initialises JAX: each
 child has the device to itself.
+
+One module because the parts, the child processes they start under one budget, and the report
+of them are one sequence read top to bottom.
 """
 
 from __future__ import annotations

@@ -38,19 +38,19 @@ def main(argv: list[str]) -> None:
                        "file name\n")
 
     from resnet_jax.train import orbax_quiet  # noqa: PLC0415 (keep --help fast)
-    from resnet_jax.train import released  # noqa: PLC0415
+    from resnet_jax.train import released, run_weights  # noqa: PLC0415
 
     orbax_quiet.silence_aborted_io()
     try:
-        config, variables, _ = released.read_run(args.run)
+        config, variables, _ = run_weights.read_run(args.run)
         if args.data_dir:
             config.data.data_dir = args.data_dir
         if torch_file:
-            form = released.cifar_torch_file(config, variables, released.input_mean(args.run),
-                                             released.read_record(args.run), args.out)
+            form = released.cifar_torch_file(config, variables, run_weights.input_mean(args.run),
+                                             run_weights.read_record(args.run), args.out)
             written = [f"{args.out} (torch {form} format)"]
         else:
-            mean = released.run_input_mean(config, args.run)
+            mean = run_weights.run_input_mean(config, args.run)
             written = released.torchvision_file(config, variables, mean, args.out)
     except released.WeightsError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")

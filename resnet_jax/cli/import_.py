@@ -38,7 +38,8 @@ def main(argv: list[str]) -> None:
     import jax  # noqa: PLC0415 (keep --help fast)
 
     from resnet_jax.train import orbax_quiet  # noqa: PLC0415
-    from resnet_jax.train.released import WeightsError, read_weights, write_run  # noqa: PLC0415
+    from resnet_jax.train.released import WeightsError, read_weights  # noqa: PLC0415
+    from resnet_jax.train.run_weights import write_run  # noqa: PLC0415
 
     orbax_quiet.silence_aborted_io()
     try:

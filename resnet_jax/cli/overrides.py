@@ -1,10 +1,8 @@
 """`--config.FIELD=VALUE` for the commands that build configs themselves (`sweep`, `imagenet`):
-split from their own flags, the value read as a Python literal (else a string), checked against the
-config's fields. `resnet-jax train` reads the same flags through ml_collections."""
+split from their own flags, each checked against the config's fields and its value read as the
+field's type reads it. `resnet-jax train` reads the same flags through ml_collections."""
 
 from __future__ import annotations
-
-import ast
 
 PREFIX = "--config."
 
@@ -13,19 +11,6 @@ def split(argv: list[str]) -> tuple[list[str], list[str]]:
     """(argv without the --config.FIELD=VALUE flags, those flags)."""
     ours = [a for a in argv if a.startswith(PREFIX)]
     return [a for a in argv if not a.startswith(PREFIX)], ours
-
-
-def parse(flag: str) -> tuple[str, object]:
-    """("lr", 0.05) of "--config.lr=0.05"; true/false are booleans, a non-literal is a string."""
-    field, sep, raw = flag.removeprefix(PREFIX).partition("=")
-    if not sep:
-        raise ValueError(f"{flag}: expected {PREFIX}FIELD=VALUE")
-    if raw.lower() in ("true", "false"):
-        return field, raw.lower() == "true"
-    try:
-        return field, ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return field, raw
 
 
 def apply(config, flags: list[str]):

@@ -24,18 +24,19 @@ import signal
 import subprocess
 import sys
 
-from resnet_jax import experiments
+from resnet_jax import config_checks, experiments
 from resnet_jax import runs as run_folder
 from resnet_jax.cli import overrides
 from resnet_jax.cli.report import experiment_named, write_report
+from resnet_jax.config_schema import RESUME_FREE
 from resnet_jax.experiment import Experiment, flat, select
 
-# Fields that change how fast a run goes or what it logs, not what it computes: a kept run may
-# differ in these (and its data may have moved).
-NOT_COMPARED = frozenset((
-    "progress", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size",
-    "conv_impl", "steps_per_call", "scan_blocks", "scan_conv_impl", "remat", "seeds_mode",
-    "num_workers", "image_backend", "mean_cache_dir", "data_dir"))
+# A kept run may differ in the fields a resume may change (config_schema's resume="free": how fast it
+# runs, what it logs, where its data is), except `steps`: a resume may lengthen a run, but a finished
+# run of another length is another result. `image_backend` is skipped although a resume must keep
+# it: a run records what "auto" resolved to, which "auto" asked would never equal (a resumed run is
+# still held to it by its checkpoint's identity).
+NOT_COMPARED = frozenset(RESUME_FREE) - {"steps"} | {"image_backend"}
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -162,6 +163,8 @@ def main(argv: list[str]) -> None:
         workdir = os.path.abspath(os.path.join(runs, net))
         try:
             requested = requested_config(experiment, arg, args, config_flags)
+            config_checks.check_fields(requested)  # what `train` would refuse on any machine
+            config_checks.validate_model(requested)
         except (ValueError, TypeError) as e:
             fail(f"{net}: {e}")
         if differs := mismatch(requested, workdir):

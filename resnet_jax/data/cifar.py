@@ -15,6 +15,8 @@ and every loaded set records the form read and its counts (`ArrayDataset.source`
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from absl import logging
 
@@ -32,13 +34,19 @@ def prepare_hint(spec: DatasetSpec) -> str:
 
 def read_split(spec: DatasetSpec, split: str, data_dir: str | None) -> cifar_archives.Split:
     """All records of a tfds split: images and {label name: labels} (the layout's label fields)."""
+    name = spec.tfds_name
+    where = data_dir or "the default tfds data_dir (~/tensorflow_datasets)"
+    # tfds's own default, $TFDS_DATA_DIR else ~/tensorflow_datasets; a local folder without the
+    # dataset's is the common mistake (no CIFAR yet), said before tfds loads and warns.
+    root = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+    if "://" not in root and not os.path.isdir(os.path.join(root, name)):
+        raise DatasetError(f"{name} {split} split not found in {where} (no {name}/ folder there); "
+                           f"{prepare_hint(spec)}")
     import tensorflow_datasets as tfds  # noqa: PLC0415 (slow import; keep it off the digits path)
 
-    name = spec.tfds_name
     try:
         source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
     except Exception as e:  # noqa: BLE001 (tfds raises AssertionError, DatasetNotFoundError, ...)
-        where = data_dir or "the default tfds data_dir (~/tensorflow_datasets)"
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DatasetError(f"{name} {split} split not found in {where} ({reason}); "
                            f"{prepare_hint(spec)}") from None

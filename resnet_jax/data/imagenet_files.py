@@ -19,6 +19,9 @@ members of the inner tars too) and the index is cached beside the data, or under
 ~/.cache/resnet_jax when the data folder is read-only; a changed file or folder is indexed again.
 Indexing reads each image's first and last bytes: files that are not a whole JPEG or PNG (empty, an
 HTML error page, cut short) are skipped with a warning that names them.
+
+One module because the two layouts share the index (its cache, its order and its labels); only
+the listing of members differs between them.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ folders of earlier releases, none of whose checkpoints has a manifest, are accep
 There is no PRNG or data-iterator state to save: every key is `fold_in(key(seed), purpose)` folded
 with the step, and the batch order is a permutation keyed by (seed, epoch), so (seed, step) fixes
 them (see engine.py). That is why the meta's seed and batch size must match on resume.
+
+One module because writing, sealing, verifying and restoring are one protocol: the manifest's and
+the sealed meta's rules are read by the same code that writes them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""`train_and_evaluate(config, workdir)`: the one training loop every experiment shares."""
+"""`train_and_evaluate(config, workdir)`: the one training loop every experiment shares.
+
+One module because its helpers (the workdir lock, resume checks, finiteness, evaluation, the
+results record) serve `train_and_evaluate` alone and share its run state and exit paths.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from resnet_jax.configs import ConfigError
 from resnet_jax.data import HOST_FED, ArrayDataset, DatasetError, HostDataset, open_dataset
 from resnet_jax.models.complexity import complexity
 from resnet_jax.runs import RunIOError
-from resnet_jax.train import checkpoint, distributed, feeds, released, seeds
+from resnet_jax.train import checkpoint, distributed, feeds, run_weights, seeds
 from resnet_jax.train.distributed import fetch
 from resnet_jax.train.engine import DATA_AXIS, create_engine, make_mesh, put_dataset, steps_per_call
 from resnet_jax.train.preemption import Preempted, PreemptionWatcher
@@ -200,7 +204,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         config.data.image_backend = configs.resolve_image_backend(config)
     # Weights to fine-tune from, read and checked before the workdir is touched (a resumed run
     # continues from its own checkpoint instead; checking costs one read of the file).
-    init = released.load_init(config) if config.run.init_from else None
+    init = run_weights.load_init(config) if config.run.init_from else None
     # The data too: a missing or corrupt dataset is the user's to fix, with nothing written.
     data = config.data
     dataset = open_dataset(data.name, data.eval_split, data.data_dir, data.image_size)
@@ -246,7 +250,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if restored is None:
             state, pending = trainer.init_state(dataset.image_shape), []
             if init is not None:  # fine-tuning
-                state = released.start_from(state, config, init)
+                state = run_weights.start_from(state, config, init)
         else:
             _check_resume(workdir, config)
             state, pending = restored[0], checkpoint.pending_metrics(restored[1])

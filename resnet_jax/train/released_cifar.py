@@ -7,7 +7,7 @@ state dict with BN counters) become the model options that make our net the same
 family's per-channel std (`input_std`) and mean colour (the input mean, data as for every run), the
 class count and dataset. What only the file needs to be written again the same way (its form, its
 wrapper and DataParallel prefix, its BN counters, provenance and the published error) is the
-`record`, kept beside the run (train/released.py) and read by `export` and `eval`.
+`record`, kept beside the run (train/run_weights.py) and read by `export` and `eval`.
 """
 
 from __future__ import annotations
