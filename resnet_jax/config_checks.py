@@ -15,6 +15,13 @@ from resnet_jax.config_schema import (FLAT, HOST_FED_FIELDS, SECTIONS, ConfigErr
 from resnet_jax.data import DATASETS, HOST_FED
 
 
+def scale_rotation(config: ml_collections.ConfigDict) -> dict | None:
+    """The random scaling and rotation a config asks of the device-resident data (data/augment.py's
+    keywords), or None when both are off (the paper's recipe)."""
+    zoom, degrees = tuple(float(v) for v in config.data.zoom_range), float(config.data.rotation_degrees)
+    return None if zoom == (1.0, 1.0) and degrees == 0 else {"scale_range": zoom, "max_degrees": degrees}
+
+
 def check_fields(config: ml_collections.ConfigDict) -> None:
     """The checks that need no JAX and no model code: each field, then datasets, seeds, schedules
     and BN groups."""
@@ -40,6 +47,9 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
                 or data.eval_resize < data.image_size):
             raise ConfigError(f"scale_range {tuple(data.scale_range)} and eval_resize "
                               f"{data.eval_resize} must not be below image_size {data.image_size}")
+        if scale_rotation(config):
+            raise ConfigError(f"zoom_range and rotation_degrees augment the device-resident datasets "
+                              f"({', '.join(DATASETS)}), not {data.name}")
     else:
         base = base_config()
         if config.optim.lr_schedule == "plateau":

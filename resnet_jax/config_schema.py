@@ -36,6 +36,12 @@ def non_negative(value) -> str | None:
     return None if value >= 0 else "must be >= 0"
 
 
+def _zoom_problem(value) -> str | None:
+    ok = (len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+          and 0 < value[0] <= value[1])
+    return None if ok else "must be (min, max) with 0 < min <= max"
+
+
 @dataclasses.dataclass(frozen=True)
 class Field:
     """One config field. `type` where `default` is None (a placeholder); `choices` the values it
@@ -133,6 +139,13 @@ FIELDS: dict[str, Field] = {
                       host_fed=True, **_FREE),
     "max_eval_images": _f("data", 0, ">0: periodic validation on the first N images only (faster curves)",
                           check=non_negative, host_fed=True),
+    # Not the paper's (the explainer article's recipe): off by default, and off draws nothing.
+    "zoom_range": _f("data", (1.0, 1.0), "device-resident data: zoom factor per image, uniform in "
+                     "[min, max), bilinear about the centre, zeros (the mean pixel) outside; (1, 1) = "
+                     "off, the paper", check=_zoom_problem),
+    "rotation_degrees": _f("data", 0.0, "device-resident data: rotation per image, uniform in [-d, d) "
+                           "degrees about the centre, bilinear, zeros outside; 0 = off, the paper",
+                           check=lambda v: None if 0 <= v <= 180 else "must be in [0, 180]"),
     # optim
     "lr": _f("optim", 0.1, "learning rate", check=positive),
     "lr_schedule": _f("optim", "fixed", "fixed: lr drops at lr_boundaries; plateau (ImageNet): "

@@ -16,15 +16,15 @@ import re
 
 import ml_collections
 
-from resnet_jax.config_checks import check_fields, validate, validate_devices, validate_model
+from resnet_jax.config_checks import check_fields, scale_rotation, validate, validate_devices, validate_model
 from resnet_jax.config_schema import (FIELDS, FLAT, HOST_FED_FIELDS, IDENTITY_FIELDS, LEGACY_DEFAULTS,
                                       RESUME_FREE, SECTIONS, ConfigError, base_config, flat_items, get, put,
                                       suggest)
 from resnet_jax.data import HOST_FED
 
 __all__ = ["FIELDS", "HOST_FED", "HOST_FED_FIELDS", "IDENTITY_FIELDS", "LEGACY_DEFAULTS", "RESUME_FREE",
-           "SECTIONS", "ConfigError", "base_config", "check_fields", "flat_items", "get", "put", "validate",
-           "validate_devices", "validate_model"]
+           "SECTIONS", "ConfigError", "base_config", "check_fields", "flat_items", "get", "put",
+           "scale_rotation", "validate", "validate_devices", "validate_model"]
 
 PAPER_CIFAR_STEPS = 64_000
 PAPER_IMAGENET_STEPS = 600_000  # "up to 60e4 iterations" = 120 epochs of 1.28M images at 256

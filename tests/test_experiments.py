@@ -8,8 +8,8 @@ import pytest
 from resnet_jax import experiments
 from resnet_jax.experiment import select
 
-SHIPPED = ("cifar10", "fig1", "fig4", "fig6", "fig7", "finetune_digits", "followup", "table2", "table3",
-           "table4", "table5", "table6")
+SHIPPED = ("cifar10", "explainer", "fig1", "fig4", "fig6", "fig7", "finetune_digits", "followup", "table2",
+           "table3", "table4", "table5", "table6")
 
 
 def test_every_shipped_experiment_is_registered():

@@ -13,14 +13,15 @@ import jax.numpy as jnp
 
 from resnet_jax.models.blocks import BLOCKS
 from resnet_jax.models.cifar import CifarResNet
+from resnet_jax.models.explainer import ExplainerNet
 from resnet_jax.models.imagenet import ImageNetResNet
 from resnet_jax.models.inputs import check_input
 from resnet_jax.models.layers import (CONV_IMPLS, INIT_FANS, REMAT_OPTIONS, SHORTCUT_OPTIONS,
                                       ZERO_PAD_OPTIONS, BatchNorm)
 from resnet_jax.models.variants import VARIANTS, ModelSpec, parse_model_name
 
-__all__ = ["BLOCKS", "BatchNorm", "CifarResNet", "ImageNetResNet", "ModelSpec", "VARIANTS", "create_model",
-           "parse_model_name", "input_shape"]
+__all__ = ["BLOCKS", "BatchNorm", "CifarResNet", "ExplainerNet", "ImageNetResNet", "ModelSpec", "VARIANTS",
+           "create_model", "parse_model_name", "input_shape"]
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -51,7 +52,6 @@ def create_model(name: str, *, shortcut: str | None = None, num_classes: int | N
     fan: "in" the papers', "out" the authors' Torch code for 1603.05027), and, ImageNet nets only,
     `conv1_bias`, `pool_ceil_mode` (models/imagenet.py). Defaults: the paper's nets as trained here."""
     spec = parse_model_name(name)
-    kind = BLOCKS[spec.block]
     if shortcut is not None:
         _choice("shortcut option", shortcut, SHORTCUT_OPTIONS)
     _choice("dtype", dtype, DTYPES)
@@ -62,7 +62,7 @@ def create_model(name: str, *, shortcut: str | None = None, num_classes: int | N
     _choice("zero_pad", zero_pad, ZERO_PAD_OPTIONS)
     _choice("init_fan", init_fan, INIT_FANS)
     check_input(input_convention, input_std)
-    if stride_on_3x3 and not kind.accepts("stride_on_3x3"):
+    if stride_on_3x3 and not all(BLOCKS[kind].accepts("stride_on_3x3") for kind in spec.kinds):
         raise ValueError(f"stride_on_3x3 (v1.5) applies to bottleneck nets only, not {name}")
     common: dict[str, Any] = dict(
         block=spec.block, stage_sizes=spec.stage_sizes, widths=spec.widths,
@@ -70,13 +70,14 @@ def create_model(name: str, *, shortcut: str | None = None, num_classes: int | N
         bn_group_size=bn_group_size, dtype=DTYPES[dtype], scan_blocks=bool(scan_blocks),
         scan_conv_impl=scan_conv_impl, remat=remat, init_fan=init_fan, input_convention=input_convention,
         input_std=tuple(input_std) if input_std is not None else None)
-    if spec.family == "cifar":
+    if spec.family != "imagenet":
         if shortcut == "C":
             raise ValueError("shortcut option C is defined for the ImageNet nets only")
         if conv1_bias or pool_ceil_mode:
             raise ValueError("conv1_bias and pool_ceil_mode describe released ImageNet models; the "
                              "CIFAR nets have neither")
-        return CifarResNet(num_classes=num_classes or 10, conv_impl=conv_impl, **common)
+        net = ExplainerNet if spec.family == "explainer" else CifarResNet
+        return net(num_classes=num_classes or 10, conv_impl=conv_impl, **common)
     if conv_impl != "xla":
         raise ValueError("conv_impl 'im2col' is for the CIFAR nets (several seeds per run) only")
     return ImageNetResNet(num_classes=num_classes or 1000, conv1_bias=bool(conv1_bias),
@@ -85,4 +86,4 @@ def create_model(name: str, *, shortcut: str | None = None, num_classes: int | N
 
 def input_shape(name: str) -> tuple[int, int, int]:
     """The paper's input size for a model family (the nets accept any size)."""
-    return (32, 32, 3) if parse_model_name(name).family == "cifar" else (224, 224, 3)
+    return (224, 224, 3) if parse_model_name(name).family == "imagenet" else (32, 32, 3)

@@ -10,12 +10,14 @@ A new kind of unit is one class here and one BLOCKS entry.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
-from resnet_jax.models.layers import BatchNorm, Shortcut, block_class, stage_blocks
+from resnet_jax.models.layers import (BatchNorm, Shortcut, block_class, conv_factory, he_normal,
+                                      stack_conv_impl, stage_blocks)
 
 
 class BasicBlock(nn.Module):
@@ -159,21 +161,45 @@ BLOCKS = {
 }
 
 
-def residual_stages(x: jax.Array, *, block: str, stage_sizes, widths, stage_key: Callable[[int], str],
-                    conv, stack_conv, norm, scan: bool, remat: str, **options: Any) -> jax.Array:
-    """The stages of a net of `block` units: stage i has `stage_sizes[i]` units of width
-    `widths[i]`, the first one strided by 2 after the first stage (Sec 3.3: the feature map size
-    halves as the filters double). `options`: the units' keyword options (shortcut, zero_pad, ...);
-    an option a unit does not have may only be off (False)."""
-    kind = BLOCKS[block]
-    for option, value in options.items():
-        if not kind.accepts(option) and value:
-            raise ValueError(f"option {option}={value!r} does not apply to {block!r} units")
-    options = {k: v for k, v in options.items() if kind.accepts(k)} | dict(kind.options)
-    module = block_class(kind.module, remat)
-    first = {"shared_preact": True} if kind.preact else None
-    for stage, (features, count) in enumerate(zip(widths, stage_sizes)):
-        x = stage_blocks(module, x, key=stage_key(stage), count=count, stride=2 if stage else 1,
-                         features=features, conv=conv, stack_conv=stack_conv, norm=norm, scan=scan,
-                         first=first, **options)
+def residual_stages(x: jax.Array, *, block: str | Sequence[str], stage_sizes, widths,
+                    stage_key: Callable[[int], str], conv, stack_conv, norm, scan: bool, remat: str,
+                    strides: Sequence[int] | None = None, **options: Any) -> jax.Array:
+    """The stages of a net of `block` units (one kind, or one per stage): stage i has
+    `stage_sizes[i]` units of width `widths[i]`, the first one strided by `strides[i]` (default: 2
+    after the first stage, Sec 3.3: the feature map size halves as the filters double). `options`:
+    the units' keyword options (shortcut, zero_pad, ...); an option a unit does not have may only be
+    off (False)."""
+    kinds = (block,) * len(stage_sizes) if isinstance(block, str) else tuple(block)
+    strides = tuple(strides) if strides is not None else tuple(2 if s else 1 for s in range(len(kinds)))
+    for stage, (name, features, count, stride) in enumerate(zip(kinds, widths, stage_sizes, strides,
+                                                                 strict=True)):
+        kind = BLOCKS[name]
+        for option, value in options.items():
+            if not kind.accepts(option) and value:
+                raise ValueError(f"option {option}={value!r} does not apply to {name!r} units")
+        unit_options = {k: v for k, v in options.items() if kind.accepts(k)} | dict(kind.options)
+        x = stage_blocks(block_class(kind.module, remat), x, key=stage_key(stage), count=count,
+                         stride=stride, features=features, conv=conv, stack_conv=stack_conv, norm=norm,
+                         scan=scan, first={"shared_preact": True} if kind.preact else None,
+                         **unit_options)
     return x
+
+
+def net_stages(net: nn.Module, x: jax.Array, *, conv, norm, stage_key: Callable[[int], str],
+               strides: Sequence[int] | None = None) -> jax.Array:
+    """`residual_stages` with a net's own fields (block, stage_sizes, widths, shortcut, zero_pad,
+    stride_on_3x3, dtype, init_fan, scan_blocks, scan_conv_impl, remat): the body every net shares."""
+    return residual_stages(x, block=net.block, stage_sizes=net.stage_sizes, widths=net.widths,
+                           stage_key=stage_key, conv=conv, norm=norm, strides=strides,
+                           stack_conv=conv_factory(net.dtype, stack_conv_impl(net), net.init_fan),
+                           scan=net.scan_blocks, remat=net.remat, shortcut=net.shortcut,
+                           zero_pad=net.zero_pad, stride_on_3x3=net.stride_on_3x3)
+
+
+def classifier(net: nn.Module, x: jax.Array) -> jax.Array:
+    """Global average pooling and the fc layer, float32 logits (called inside a net's __call__)."""
+    x = x.mean(axis=(1, 2))
+    # "We initialize the weights as in [13]" (Sec 3.4): the FC layer too, not flax's LeCun default.
+    x = nn.Dense(net.num_classes, kernel_init=he_normal, dtype=net.dtype, param_dtype=jnp.float32,
+                 name="fc")(x)
+    return x.astype(jnp.float32)

@@ -14,9 +14,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from resnet_jax.models.blocks import BLOCKS, residual_stages
+from resnet_jax.models.blocks import BLOCKS, classifier, net_stages
 from resnet_jax.models.inputs import adapt_input, check_input
-from resnet_jax.models.layers import conv_factory, he_normal, norm_factory, stack_conv_impl
+from resnet_jax.models.layers import conv_factory, norm_factory
 
 
 class CifarResNet(nn.Module):
@@ -50,15 +50,7 @@ class CifarResNet(nn.Module):
         x = conv(16, (3, 3), padding=1, name="conv1")(x)
         if not preact:
             x = nn.relu(norm(name="bn1")(x))
-        x = residual_stages(x, block=self.block, stage_sizes=self.stage_sizes, widths=self.widths,
-                            stage_key=lambda i: f"stage{i + 1}", conv=conv, norm=norm,
-                            stack_conv=conv_factory(self.dtype, stack_conv_impl(self), self.init_fan),
-                            scan=self.scan_blocks, remat=self.remat, shortcut=self.shortcut,
-                            zero_pad=self.zero_pad, stride_on_3x3=self.stride_on_3x3)
+        x = net_stages(self, x, conv=conv, norm=norm, stage_key=lambda i: f"stage{i + 1}")
         if preact:
             x = nn.relu(norm(name="final_bn")(x))
-        x = x.mean(axis=(1, 2))
-        # "We initialize the weights as in [13]" (Sec 3.4): the FC layer too, not flax's LeCun default.
-        x = nn.Dense(self.num_classes, kernel_init=he_normal, dtype=self.dtype, param_dtype=jnp.float32,
-                     name="fc")(x)
-        return x.astype(jnp.float32)
+        return classifier(self, x)

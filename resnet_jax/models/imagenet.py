@@ -8,9 +8,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from resnet_jax.models.blocks import residual_stages
+from resnet_jax.models.blocks import classifier, net_stages
 from resnet_jax.models.inputs import INPUT_CONVENTIONS, TORCHVISION_MEAN, adapt_input, check_input
-from resnet_jax.models.layers import conv_factory, he_normal, norm_factory, stack_conv_impl
+from resnet_jax.models.layers import conv_factory, norm_factory
 from resnet_jax.models.variants import STAGES, WIDTHS
 
 __all__ = ["INPUT_CONVENTIONS", "STAGES", "TORCHVISION_MEAN", "WIDTHS", "ImageNetResNet", "adapt_input",
@@ -63,13 +63,5 @@ class ImageNetResNet(nn.Module):
             x = caffe_max_pool(x)
         else:
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-        x = residual_stages(x, block=self.block, stage_sizes=self.stage_sizes, widths=self.widths,
-                            stage_key=lambda i: f"conv{i + 2}", conv=conv, norm=norm,
-                            stack_conv=conv_factory(self.dtype, stack_conv_impl(self), self.init_fan),
-                            scan=self.scan_blocks, remat=self.remat, shortcut=self.shortcut,
-                            zero_pad=self.zero_pad, stride_on_3x3=self.stride_on_3x3)
-        x = x.mean(axis=(1, 2))
-        # "We initialize the weights as in [13]" (Sec 3.4): the FC layer too, not flax's LeCun default.
-        x = nn.Dense(self.num_classes, kernel_init=he_normal, dtype=self.dtype, param_dtype=jnp.float32,
-                     name="fc")(x)
-        return x.astype(jnp.float32)
+        x = net_stages(self, x, conv=conv, norm=norm, stage_key=lambda i: f"conv{i + 2}")
+        return classifier(self, x)

@@ -1,8 +1,8 @@
 """The nets by name: `{variant}{depth}`, e.g. `cifar_resnet110`, `cifar_preact_bottleneck1001`.
 
-A variant is one VARIANTS entry: its family (stem, head and input size), its unit (blocks.BLOCKS),
-the rule from depth to blocks per stage, the stage widths (each stage's 3x3 conv width; a
-bottleneck stage outputs 4x that) and its default shortcut option. A new net is one entry.
+A variant is one VARIANTS entry: its family (stem, head and input size), its unit (blocks.BLOCKS;
+or one kind per stage), the rule from depth to blocks per stage, the stage widths (each stage's 3x3
+conv width; a bottleneck stage outputs 4x that) and its default shortcut option. A new net is one entry.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ STAGES = {
     152: ("bottleneck", (3, 8, 36, 3)),
 }
 WIDTHS = (64, 128, 256, 512)
-FAMILIES = ("cifar", "imagenet")
+FAMILIES = ("cifar", "imagenet", "explainer")
 
 
 def cifar_stages(layers_per_unit: int) -> Callable[[int], tuple[int, int, int]]:
@@ -46,10 +46,17 @@ def table1_stages(depth: int) -> tuple[int, ...]:
     return STAGES[depth][1]
 
 
+def explainer_stages(depth: int) -> tuple[int, int]:
+    """Conv1, a basic unit (2), a bottleneck unit (3) and the fc: 7 layers, one unit per stage."""
+    if depth != 7:
+        raise ValueError(f"the explainer net has 7 layers; got {depth}")
+    return 1, 1
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     family: str  # FAMILIES: the stem, the head and the paper's input size
-    block: str | Mapping[int, str]  # blocks.BLOCKS kind, or one per depth (Table 1)
+    block: str | Mapping[int, str] | tuple[str, ...]  # BLOCKS kind, one per depth (Table 1) or stage
     stages: Callable[[int], tuple[int, ...]]  # depth -> blocks per stage; ValueError otherwise
     widths: tuple[int, ...]  # each stage's 3x3 conv width
     shortcut: str  # default shortcut option
@@ -74,6 +81,9 @@ VARIANTS = {
     "imagenet_plain": Variant("imagenet", {d: "plain" if k == "basic" else "plain_bottleneck"
                                            for d, k in TABLE1_UNITS.items()},
                               table1_stages, WIDTHS, "B", "18/34/50/101/152"),
+    # The explainer article's small net (models/explainer.py), not the paper's: one basic unit of 64
+    # and one bottleneck unit 64-64-256 (projection shortcut, option B): 7 weighted layers.
+    "explainer_resnet": Variant("explainer", ("basic", "bottleneck"), explainer_stages, (64, 64), "B", "7"),
 }
 
 
@@ -84,20 +94,25 @@ class ModelSpec:
     name: str
     family: str
     variant: str  # VARIANTS key
-    block: str  # blocks.BLOCKS key
+    block: str | tuple[str, ...]  # blocks.BLOCKS key, or one per stage
     depth: int
     stage_sizes: tuple[int, ...]
     widths: tuple[int, ...]
     shortcut: str  # the variant's default shortcut option
 
     @property
+    def kinds(self) -> tuple[str, ...]:
+        """The unit kind of each stage."""
+        return (self.block,) * len(self.stage_sizes) if isinstance(self.block, str) else self.block
+
+    @property
     def residual(self) -> bool:
         """Whether the net has shortcuts (False: the paper's plain nets)."""
-        return BLOCKS[self.block].residual
+        return all(BLOCKS[kind].residual for kind in self.kinds)
 
     @property
     def preact(self) -> bool:
-        return BLOCKS[self.block].preact
+        return any(BLOCKS[kind].preact for kind in self.kinds)
 
 
 _NAME = re.compile(r"^([a-z_]+?)(\d+)$")
@@ -115,6 +130,6 @@ def parse_model_name(name: str) -> ModelSpec:
         stage_sizes = variant.stages(depth)
     except ValueError as e:
         raise ValueError(f"unknown model {name!r}: {e}") from None
-    block = variant.block if isinstance(variant.block, str) else variant.block[depth]
+    block = variant.block if isinstance(variant.block, (str, tuple)) else variant.block[depth]
     return ModelSpec(name, variant.family, m.group(1), block, depth, tuple(stage_sizes),
                      variant.widths, variant.shortcut)
