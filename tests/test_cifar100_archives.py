@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import archive_fakes as fakes
-from resnet_jax.data import READS_DATA_DIR, DatasetError, cifar_archives, load_dataset, registry
+from resnet_jax.data import DatasetError, cifar_archives, load_dataset, registry
 
 FORMS = ("bin_folder", "py_folder", "bin_archive", "py_archive")
 FIELDS = ("train_images", "train_labels", "eval_images", "eval_labels")
@@ -127,14 +127,6 @@ def test_broken_files_fail_with_one_line_naming_the_file(cifar100, tmp_path, mon
     assert not (tmp_path / "SHOULD_NOT_EXIST").exists()
 
 
-def _train_cli_reads_cifar100() -> bool:
-    from resnet_jax.cli import train
-
-    return "cifar100" in getattr(train, "_READS_DATA_DIR", READS_DATA_DIR)
-
-
-@pytest.mark.skipif(not _train_cli_reads_cifar100(),
-                    reason="cli/train.py's own list of datasets that read a data_dir lacks cifar100")
 def test_broken_files_exit_2_through_resnet_jax_train(cifar100, tmp_path):
     _, paths = cifar100
     fakes.assert_train_exits_2(tmp_path, {

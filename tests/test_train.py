@@ -45,7 +45,10 @@ def test_short_digits_run_learns(resnet20_digits_run):
     assert results["test_error"] < 0.15
     assert results["params"] == 269_722 and results["steps"] == STEPS
     with open(os.path.join(workdir, "results.json")) as f:
-        assert json.load(f)["test_error"] == results["test_error"]
+        saved = json.load(f)
+    assert saved["test_error"] == results["test_error"]
+    # what was read is recorded: scikit-learn's 1,797 digits, split 1,437 / 360
+    assert saved["data"]["source"] and saved["data"]["train_images"] + saved["data"]["eval_images"] == 1_797
 
 
 def test_metrics_log_has_every_interval(resnet20_digits_run):

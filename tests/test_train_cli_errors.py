@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from resnet_jax import experiments
+
 import scaleout_helpers as h
 
 
@@ -73,8 +75,7 @@ def _cases(tmp_path):
         argvs[name] = (["train", f"--config={config}", f"--workdir={_workdir(tmp_path, name)}"], expected)
     for name, experiment, expected in [
             ("unknown experiment", "tabel6:20", "no experiment 'tabel6'; did you mean 'table6'? "
-             "(the experiments: cifar10, fig1, fig4, fig6, fig7, finetune_digits, followup, table2, "
-             "table3, table4, table5, table6)"),
+             f"(the experiments: {', '.join(experiments.names())})"),
             ("bad shipped experiment argument", "table2:resnet35",
              "table2:resnet35: ValueError: Table 2 trains"),
             ("shipped experiment argument as a field", "table6 --config.depth=21",

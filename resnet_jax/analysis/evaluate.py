@@ -33,7 +33,8 @@ def evaluate_run(workdir: str, mode: str | None = None, data_dir: str | None = N
     run = load_run(workdir, data_dir)
     result = {"workdir": workdir, "model": run.config.model.name, "dataset": run.dataset.name,
               "eval_split": run.dataset.eval_split, "mode": "single", "step": run.step,
-              "num_images": len(run.dataset.eval_images), **single_view(run)}
+              "num_images": len(run.dataset.eval_images), "source": run.dataset.source,
+              **single_view(run)}
     if (record := _record(workdir)) is not None:  # an imported net: its publisher's number beside
         result.update(imported_from=run.config.run.imported_from, published=record.get("published"))
     return result

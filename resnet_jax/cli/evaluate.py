@@ -82,7 +82,8 @@ def _print(result: dict, prefix: str) -> None:
     views = f"{result['mode']} view" + ("s" if result["mode"] != "single" else "")
     if "image_backend" in result:  # ImageNet: whose decoder and resampling made the views
         views += f" by {result['image_backend']}"
-    line = (f"{prefix}{result['model']} on {result['dataset']} ({result['eval_split']}, "
+    source = f" from {result['source']}" if result.get("source") else ""
+    line = (f"{prefix}{result['model']} on {result['dataset']}{source} ({result['eval_split']}, "
             f"{result['num_images']} images, {views}) at step {result['step']}: "
             f"test error {100 * result['test_error']:.2f}%")
     if "test_top5_error" in result:

@@ -27,7 +27,7 @@ from ml_collections import config_flags
 
 from resnet_jax import experiments
 from resnet_jax.config_schema import FIELDS, PATHS, SECTIONS, get, lookup, parse_value, suggest
-from resnet_jax.data import DatasetError
+from resnet_jax.data import READS_DATA_DIR, DatasetError, spec as dataset_spec
 
 _EXPERIMENT = flags.DEFINE_string(
     "experiment", None, "NAME[:ARG] of an experiment shipped with the package, e.g. table6:110 "
@@ -55,8 +55,6 @@ _OWN_FLAGS = (_EXPERIMENT, _CONFIG, _WORKDIR, _STEPS, _SEEDS, _COORDINATOR, _NUM
               _DISTRIBUTED)
 
 
-# Datasets read from a tfds data_dir; the others are generated or shipped with a library.
-_READS_DATA_DIR = ("cifar10", "imagenet")
 _HELP_ARGS = ("-h", "-help", "--help", "--helpshort", "-?")
 
 
@@ -252,11 +250,12 @@ def _data_dir_problem(config) -> str | None:
     data_dir = config.data.data_dir
     if data_dir is None:
         return None
-    if config.data.name not in _READS_DATA_DIR:
+    if config.data.name not in READS_DATA_DIR:
         return (f"dataset {config.data.name!r} does not read a data_dir: drop --config.data_dir "
-                f"(datasets read from one: {', '.join(_READS_DATA_DIR)})")
+                f"(datasets read from one: {', '.join(READS_DATA_DIR)})")
     if not os.path.exists(data_dir):  # a file is fine: cifar10 reads cifar-10-*.tar.gz as it is
-        return f"data_dir {data_dir!r}: no such file or directory"
+        hint = dataset_spec(config.data.name).get_it
+        return f"data_dir {data_dir!r}: no such file or directory" + (f" ({hint})" if hint else "")
     return None
 
 

@@ -28,11 +28,12 @@ if TYPE_CHECKING:
 NAME = "imagenet2012"
 NUM_CLASSES = 1000
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
-PREPARE_HINT = ("pass --data_dir DIR where DIR holds ILSVRC2012_img_train.tar and "
-                "ILSVRC2012_img_val.tar, or the folders train/<wnid>/*.JPEG and val/<wnid>/*.JPEG; "
-                "or put the two tars in a manual_dir and prepare once with `uv run --extra prepare "
-                "tfds build imagenet2012 --manual_dir MANUAL_DIR --file_format=array_record "
-                "--data_dir DATA_DIR`, then pass --data_dir DATA_DIR")
+PREPARE_HINT = ("pass --config.data_dir=DIR (scripts and `resnet-jax imagenet`: --data_dir DIR) where "
+                "DIR holds ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar, or the folders "
+                "train/<wnid>/*.JPEG and val/<wnid>/*.JPEG; or put the two tars in a manual_dir and "
+                "prepare once with `python3 -m uv run --extra prepare tfds build imagenet2012 "
+                "--manual_dir MANUAL_DIR --file_format=array_record --data_dir DATA_DIR`, then pass "
+                "that DATA_DIR")
 
 
 def open_split(split: str, data_dir: str | None) -> Sequence[dict]:

@@ -19,7 +19,6 @@ in 2015. ResNet-1202 keeps Table 6's recipe, warm-up rule included: it is the 20
 from resnet_jax.configs import cifar_config, override
 from resnet_jax.experiment import TEST, TRAIN, Column, Experiment, Figure, Panel, Table, nets, reported
 from resnet_jax.experiments import table6
-from resnet_jax.models import parse_model_name
 
 WARMUP_STEPS, WARMUP_LR = 400, 0.01  # appendix: "0.01 at the beginning 400 iterations"
 ORIGINAL = ("resnet110", "bottleneck164", "bottleneck1001")
@@ -58,6 +57,8 @@ def get_config(net: str = "preact_bottleneck164"):
     """The follow-up's recipe for `net` (any CIFAR net; resnet1202: Table 6's)."""
     if net == "resnet1202":
         return table6.get_config("1202")
+    from resnet_jax.models import parse_model_name  # noqa: PLC0415 (flax only when a run is set up, not for --help)
+
     config = cifar_config(f"cifar_{net}")
     try:
         shortcut = parse_model_name(f"cifar_{net}").shortcut

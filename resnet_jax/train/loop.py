@@ -169,6 +169,8 @@ def _results(config, dataset, info, run_seeds: tuple, records: list[dict], wall_
         **{k: record[k] for k in ("test_top5_error",) if k in record},  # ImageNet
         "wall_time": wall_time, "images_per_sec": rate,
         "backend": jax.default_backend(), "seed": seed,
+        # What was read (the form and the image counts), so a subset is never taken for the set.
+        **({"data": dataset.summary()} if isinstance(dataset, ArrayDataset) else {}),
         # Seeds trained together share one clock (the report adds their wall time once).
         **({"trained_with_seeds": list(run_seeds), "seeds_mode": config.run.seeds_mode}
            if several else {}),
@@ -291,6 +293,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                      info.mult_adds / 1e6, jax.device_count(), jax.process_count(),
                      f", seeds {run_seeds[0]}..{run_seeds[-1]} together ({config.run.seeds_mode})"
                      if num_seeds > 1 else "", f", resumed at step {start}" if start else "")
+        if isinstance(dataset, ArrayDataset):
+            logging.info("data: %s from %s, %d training and %d %s images", dataset.name,
+                         dataset.source or "its loader", len(dataset.train_images),
+                         len(dataset.eval_images), dataset.eval_split)
 
     # Chunks end on every log/eval/checkpoint boundary, and checkpoints are only taken at chunk
     # ends, so a resumed run replays exactly the same sequence of jit calls.
