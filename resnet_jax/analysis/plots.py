@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 
 import matplotlib
 
@@ -72,6 +73,11 @@ def face_title(title: str, workdirs, paper_setting: str = "") -> str:
     return ours + (f" (paper: {paper_setting})" if paper_setting else "")
 
 
+def _wrap(title: str, inches: float) -> str:
+    """The title in lines that fit a figure `inches` wide at the suptitle's font size."""
+    return textwrap.fill(title, width=int(inches * 13))
+
+
 def run_dirs(runs_dir: str, nets=None) -> dict[str, str]:
     """{net: workdir} of the runs in `runs_dir` that have logged metrics, of `nets` (patterns) or all;
     a run of several seeds is drawn by its first seed."""
@@ -99,7 +105,8 @@ def plot_figure(figure: Figure, runs_dir: str, out: str, paper_setting: str = ""
     top = max(draw(ax, {label(n): w for n, w in runs.items()}, panel.title, which=panel.curves)
               for ax, (panel, runs) in zip(axes[0], panels))
     _fix_scale(axes[0], top)
-    fig.suptitle(f"{face_title(figure.title, sorted(drawn), paper_setting)}\n{KEY}", fontsize=10)
+    fig.suptitle(f"{_wrap(face_title(figure.title, sorted(drawn), paper_setting), 5 * len(panels))}\n{KEY}",
+                 fontsize=10)
     _save(fig, out)
     return True
 
@@ -108,7 +115,7 @@ def plot_runs(runs: dict[str, str], out: str, title: str = "training curves") ->
     """One panel of the runs {legend label: workdir}, titled with their data and schedule."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
     _fix_scale([ax], draw(ax, runs, ""))
-    fig.suptitle(f"{face_title(title, list(runs.values()))}\n{KEY}", fontsize=10)
+    fig.suptitle(f"{_wrap(face_title(title, list(runs.values())), 6)}\n{KEY}", fontsize=10)
     _save(fig, out)
 
 
