@@ -322,7 +322,9 @@ def _main(argv):
         _fail(str(e), 3)
     except Preempted as e:
         print(f"resnet-jax train: {e}", file=sys.stderr)
+        distributed.leave()
         sys.exit(0)
+    distributed.leave()  # every process finished: process 0, which hosts the job, leaves last
 
 
 def main(argv: list[str]) -> None:

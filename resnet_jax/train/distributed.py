@@ -61,21 +61,55 @@ def watching():
 
 def _watch(num_processes: int, interval: float = 1.0) -> None:
     """Stop this process (`_lost_process`) once the coordination service counts another process
-    as lost (no heartbeat for the heartbeat timeout) or is itself unreachable (process 0 lost)."""
+    as lost (no heartbeat for the heartbeat timeout) or is itself unreachable (process 0 lost).
+    `get_live_nodes` returns only once every live process has asked too, so an answer may come
+    after the training loop (or after another process left): only one given while watching counts."""
     from jax._src import distributed as jax_distributed  # noqa: PLC0415 (its client: no public API)
 
     client, everyone = jax_distributed.global_state.client, list(range(num_processes))
-    while True:
+    while not _leaving.is_set():
         time.sleep(interval)
         if not _watching.is_set():
             continue
         try:
             live = client.get_live_nodes(everyone)
         except Exception as e:  # noqa: BLE001 (the coordinator is gone: any failure to ask)
-            _lost_process(f"process 0 (the coordinator) of this multi-process run was lost ({e})")
-        if lost := sorted(set(everyone) - set(live)):
+            if _watching.is_set():
+                _lost_process(f"process 0 (the coordinator) of this multi-process run was lost ({e})")
+            return
+        if (lost := sorted(set(everyone) - set(live))) and _watching.is_set():
             _lost_process(f"process{'es' if len(lost) > 1 else ''} {', '.join(map(str, lost))} of "
                           "this multi-process run stopped sending heartbeats (lost)")
+
+
+_leaving = threading.Event()  # set by `leave`: the watch ends
+
+
+def leave() -> None:
+    """At the end of a finished (or preempted) run on every process: leave the job in order.
+
+    With recoverable processes (`_join`) JAX's shutdown barrier no longer holds process 0 until
+    the others have disconnected, so process 0 could stop the coordination service while another
+    process is still saying goodbye to it, and that one aborts. So all meet at a barrier, the
+    others disconnect, and process 0 shuts the service down (at exit) only after they have gone."""
+    from jax._src import distributed as jax_distributed  # noqa: PLC0415 (its client: no public API)
+
+    client = jax_distributed.global_state.client
+    if client is None or jax.process_count() == 1:
+        return
+    _leaving.set()
+    everyone = list(range(jax.process_count()))
+    try:
+        client.wait_at_barrier("resnet_jax-leave", _heartbeat_timeout[0] * 1000)
+        if jax.process_index() != 0:
+            jax.distributed.shutdown()
+            return
+        # Each call returns once every process still connected has asked too (none will now: the
+        # watch has ended) or has left, or is counted lost by the heartbeat timeout.
+        while set(client.get_live_nodes(everyone)) - {0}:
+            time.sleep(0.1)
+    except Exception:  # noqa: BLE001 (a process lost on the way out: nothing left to wait for)
+        return
 
 
 _heartbeat_timeout = [100]  # seconds, as given to JAX (its default)
