@@ -26,7 +26,7 @@ def registered_nets(min_blocks: int = 2) -> list[str]:
                   if min(v.stages(d)) >= min_blocks]
         seen = set()
         for depth in depths:
-            block = v.block if isinstance(v.block, str) else v.block[depth]
+            block = v.block if isinstance(v.block, (str, tuple)) else v.block[depth]
             if block not in seen:
                 seen.add(block)
                 names.append(f"{variant}{depth}")

@@ -22,7 +22,7 @@ PAPER_PARAMS_M = {"cifar_resnet110": (1.7, "all"), "cifar_resnet1202": (19.4, "a
                   "cifar_preact110": (1.7, "weights"), "cifar_bottleneck164": (1.7, "weights"),
                   "cifar_preact_bottleneck164": (1.7, "weights"),
                   "cifar_bottleneck1001": (10.2, "weights"), "cifar_preact_bottleneck1001": (10.2, "weights")}
-IMAGE = {"cifar": (8, 8, 3), "imagenet": (32, 32, 3)}
+IMAGE = {"cifar": (8, 8, 3), "imagenet": (32, 32, 3), "explainer": (32, 32, 3)}
 
 
 def abstract_variables(name, **kw):
@@ -32,8 +32,9 @@ def abstract_variables(name, **kw):
 
 
 def test_every_registered_unit_is_in_some_variant():
-    used = {v.block if isinstance(v.block, str) else b for v in VARIANTS.values()
-            for b in ([v.block] if isinstance(v.block, str) else v.block.values())}
+    used = {b for v in VARIANTS.values()
+            for b in ([v.block] if isinstance(v.block, str)
+                      else v.block if isinstance(v.block, tuple) else v.block.values())}
     assert used == set(BLOCKS)
 
 
@@ -43,10 +44,11 @@ def test_every_registered_net_builds_with_its_stage_sizes(name):
     model, variables, x = abstract_variables(name, num_classes=7)
     assert jax.eval_shape(model.apply, variables, x).shape == (2, 7)
     per_block = layout.to_per_block(variables["params"])
-    kind = BLOCKS[spec.block]
+    kinds = spec.block if isinstance(spec.block, tuple) else (spec.block,) * len(spec.stage_sizes)
     for stage, count in enumerate(spec.stage_sizes):
-        key = "stage" if spec.family == "cifar" else "conv"
-        first = stage + 1 if spec.family == "cifar" else stage + 2
+        kind = BLOCKS[kinds[stage]]
+        key = "conv" if spec.family == "imagenet" else "stage"
+        first = stage + 2 if spec.family == "imagenet" else stage + 1
         blocks = [k for k in per_block if k.startswith(f"{key}{first}_")]
         assert len(blocks) == count, (stage, blocks)
         # the unit's last conv outputs expansion x the stage width

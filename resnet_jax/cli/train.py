@@ -27,7 +27,8 @@ from ml_collections import config_flags
 
 from resnet_jax import experiments
 from resnet_jax.config_schema import FIELDS, PATHS, SECTIONS, get, lookup, parse_value, suggest
-from resnet_jax.data import READS_DATA_DIR, DatasetError, spec as dataset_spec
+from resnet_jax.data import READS_DATA_DIR, DatasetError, default_source_problem
+from resnet_jax.data import spec as dataset_spec
 
 _EXPERIMENT = flags.DEFINE_string(
     "experiment", None, "NAME[:ARG] of an experiment shipped with the package, e.g. table6:110 "
@@ -249,7 +250,7 @@ def _data_dir_problem(config) -> str | None:
     """A data_dir that does not exist, or one given to a dataset that reads none."""
     data_dir = config.data.data_dir
     if data_dir is None:
-        return None
+        return None  # tfds's default folder: checked after the net (`_main`)
     if config.data.name not in READS_DATA_DIR:
         return (f"dataset {config.data.name!r} does not read a data_dir: drop --config.data_dir "
                 f"(datasets read from one: {', '.join(READS_DATA_DIR)})")
@@ -308,6 +309,8 @@ def _main(argv):
         lambda r: r.levelno >= logging.converter.STANDARD_WARNING or "resnet_jax" in r.pathname)
     try:
         validate(config)  # the net's options and the devices: before anything is written
+        if config.data.data_dir is None and (problem := default_source_problem(config.data.name)):
+            raise ConfigError(problem)
         check_workdir(_WORKDIR.value)
     except ConfigError as e:
         _fail(str(e), 2)

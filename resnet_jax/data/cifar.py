@@ -15,7 +15,6 @@ and every loaded set records the form read and its counts (`ArrayDataset.source`
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 from absl import logging
@@ -36,12 +35,6 @@ def read_split(spec: DatasetSpec, split: str, data_dir: str | None) -> cifar_arc
     """All records of a tfds split: images and {label name: labels} (the layout's label fields)."""
     name = spec.tfds_name
     where = data_dir or "the default tfds data_dir (~/tensorflow_datasets)"
-    # tfds's own default, $TFDS_DATA_DIR else ~/tensorflow_datasets; a local folder without the
-    # dataset's is the common mistake (no CIFAR yet), said before tfds loads and warns.
-    root = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
-    if "://" not in root and not os.path.isdir(os.path.join(root, name)):
-        raise DatasetError(f"{name} {split} split not found in {where} (no {name}/ folder there); "
-                           f"{prepare_hint(spec)}")
     import tensorflow_datasets as tfds  # noqa: PLC0415 (slow import; keep it off the digits path)
 
     try:

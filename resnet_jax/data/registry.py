@@ -10,6 +10,7 @@ page already ships is one record here.
 from __future__ import annotations
 
 import functools
+import os
 
 from resnet_jax.data import cifar, digits, synthetic
 from resnet_jax.data.base import ArrayDataset, DatasetError, DatasetSpec, HostDataset
@@ -95,6 +96,19 @@ def spec(name: str) -> DatasetSpec:
     if name not in SPECS:
         raise DatasetError(f"unknown dataset {name!r}: expected one of {', '.join(SPECS)}")
     return SPECS[name]
+
+
+def default_source_problem(name: str) -> str | None:
+    """Why a dataset read from tfds's default data_dir ($TFDS_DATA_DIR, else ~/tensorflow_datasets)
+    cannot be there: no folder of it (the common mistake, no CIFAR yet), said before tfds loads and
+    warns. None where there is one, or for datasets read otherwise (ImageNet names its own)."""
+    s = spec(name)
+    if s.archive is None or not s.tfds_name:
+        return None
+    root = os.environ.get("TFDS_DATA_DIR") or os.path.expanduser(os.path.join("~", "tensorflow_datasets"))
+    if "://" in root or os.path.isdir(os.path.join(root, s.tfds_name)):
+        return None
+    return f"no {name} in {root} (no {s.tfds_name}/ folder there); {cifar.prepare_hint(s)}"
 
 
 def help_lines() -> list[str]:
