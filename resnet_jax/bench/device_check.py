@@ -39,7 +39,7 @@ import time
 
 from resnet_jax import runs
 from resnet_jax.bench import compile as compile_bench
-from resnet_jax.bench.summary import summary_markdown
+from resnet_jax.bench.summary import read_records, summary_markdown
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MIN_PART_S = 10.0  # less cannot even import JAX and compile one program
@@ -203,17 +203,6 @@ def _label(args: list[str]) -> str:
     return args[args.index(flag) + 1]
 
 
-def _bench_records(path: str) -> list[dict]:
-    """The records a `resnet-jax bench --out` run wrote, also one stopped at the budget: each is one
-    whole line (bench records carry no step, so they are not metrics.jsonl records), and the text
-    after the last newline is a record a kill cut short."""
-    if not os.path.exists(path):
-        return []
-    with open(path, "rb") as f:
-        whole = f.read().rpartition(b"\n")[0]
-    return [json.loads(line) for line in whole.split(b"\n") if line.strip()]
-
-
 def bench_part(arg_lists: list[list[str]], deadline: float, scratch: str, log) -> dict:
     """`resnet-jax bench` once per argument list, one after the other, until the deadline."""
     records: list[dict] = []
@@ -224,7 +213,7 @@ def bench_part(arg_lists: list[list[str]], deadline: float, scratch: str, log) -
         path = os.path.join(scratch, f"bench{i}.jsonl")
         cmd = [sys.executable, "-m", "resnet_jax.cli", "bench", *args, "--out", path]
         rc, text = call(cmd, deadline, log)
-        records += _bench_records(path)  # what a stopped run had written too
+        records += read_records(path, stopped=True)  # what a stopped run had written too
         if rc is None:
             return {"status": "partial-budget", "records": records,
                     "skipped": [_label(a) for a in arg_lists[i + 1:]]}

@@ -114,16 +114,22 @@ def summary_markdown(records: list[dict]) -> str:
 # ---- driver --------------------------------------------------------------------------------------
 
 
-def read_records(path: str) -> list[dict]:
-    """The JSON lines of a --out file (a missing one is an error, not an empty run)."""
+def read_records(path: str, stopped: bool = False) -> list[dict]:
+    """The JSON lines of a --out file (bench records carry no step: not metrics.jsonl records). A
+    missing file is an error, not an empty run, unless `stopped`: a run stopped at a budget (the
+    device check) may have written nothing yet, and the text after its last newline is a record a
+    kill cut short."""
     if not os.path.isfile(path):
+        if stopped:
+            return []
         raise OSError(f"no such file: {path}")
-    records = []
     with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    raise ValueError(f"{path}:{number} is not a JSON record") from None
+        lines = f.read().split("\n")
+    records = []
+    for number, line in enumerate(lines[:-1] if stopped else lines, 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                raise ValueError(f"{path}:{number} is not a JSON record") from None
     return records
