@@ -250,7 +250,9 @@ def test_eval_of_the_real_resnet20_on_the_real_subset_prints_the_published_error
                            "--json", str(tmp_path / "eval.json")], capsys)
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[0].startswith("cifar_resnet20 on cifar10 (test, 1017 images, single view) at step 0: ")
+    # the line names the form it read (here the extracted binary folder) and the images it counted
+    assert lines[0].startswith("cifar_resnet20 on cifar10 from cifar-10-batches-bin/ (extracted folder) "
+                               "(test, 1017 images, single view) at step 0: "), lines[0]
     assert lines[1] == ("published (akamaster/pytorch_resnet_cifar10 README, the whole test set): "
                         "test error 8.27%")
     result = json.loads((tmp_path / "eval.json").read_text())
