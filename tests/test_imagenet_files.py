@@ -163,6 +163,8 @@ def test_missing_classes_fail_with_one_line_naming_one(imagenet_dirs, eight_clas
         f.truncate(5000)
     with pytest.raises(DatasetError, match="ILSVRC2012_img_train.tar: not a readable tar"):
         imagenet.open_split("train", tars)
+    # A refused folder is left as it was found: no cached index of ours beside the data.
+    assert not [f for d in (folders, tars) for f in os.listdir(d) if f.endswith(".resnet_jax_index.npz")]
 
 
 def test_prepare_packs_what_tfds_builds_resuming_after_a_kill(imagenet_dirs, eight_classes, tmp_path,

@@ -231,8 +231,11 @@ def _load(path: str, fingerprint: str) -> Index | None:
         return None
 
 
-def index_split(root: str, split: str) -> tuple[str, Index]:
-    """(layout, index) of `split` under `root`, from the cache when the data has not changed."""
+def index_split(root: str, split: str) -> tuple[str, Index, Callable[[], None]]:
+    """(layout, index, keep) of `split` under `root`, from the cache when the data has not changed.
+
+    `keep()` writes a freshly built index to the cache; the caller calls it once the data has passed
+    its checks, so a folder that is refused is left as it was found."""
     kind = layout(root, split)
     if kind is None:
         raise DatasetError(f"no {FOLDERS[split]}/ folder and no {TARS[split]} in {root}")
@@ -241,7 +244,7 @@ def index_split(root: str, split: str) -> tuple[str, Index]:
     caches = _cache_paths(root, rel)
     for path in caches:
         if (index := _load(path, fingerprint)) is not None:
-            return kind, index
+            return kind, index, lambda: None
     build: Callable[[str, str], Index] = (
         _index_folder if kind == "folder" else _index_train_tar if split == "train" else _index_val_tar)
     try:
@@ -252,8 +255,10 @@ def index_split(root: str, split: str) -> tuple[str, Index]:
                            "download?") from None
     except OSError as e:
         raise DatasetError(f"{os.path.join(root, rel)}: cannot read ({e.strerror or e})") from None
-    any(_save(path, index, fingerprint) for path in caches)
-    return kind, index
+
+    def keep() -> None:  # beside the data, or in the cache dir where that folder is read-only
+        any(_save(path, index, fingerprint) for path in caches)
+    return kind, index, keep
 
 
 class FileRecords(Sequence):
@@ -325,7 +330,7 @@ def open_split(split: str, data_dir: str, num_classes: int) -> FileRecords:
     validation hold different classes (naming one), or when a tar cannot be read.
     """
     root = os.path.expanduser(data_dir)
-    _, train = index_split(root, "train")
+    _, train, keep_train = index_split(root, "train")
     train_classes = list(train["classes"])
     where = {s: os.path.join(root, FOLDERS[s] if layout(root, s) == "folder" else TARS[s])
              for s in ("train", "validation") if layout(root, s)}
@@ -334,11 +339,13 @@ def open_split(split: str, data_dir: str, num_classes: int) -> FileRecords:
         hint = f" (missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})" if missing else ""
         raise DatasetError(f"{where['train']} holds {len(train_classes)} classes, ImageNet has "
                            f"{num_classes}{hint}: extract or download it again")
+    keep = [keep_train]
     if split == "train":
         index = train
         labels = np.asarray(index["label"], np.int32)
     else:
-        kind, index = index_split(root, split)
+        kind, index, keep_split = index_split(root, split)
+        keep.append(keep_split)
         held = len(index["name"]) + len(index["skipped"])
         if kind == "tar" and num_classes == len(tfds_wnids()) and held != len(validation_wnids()):
             raise DatasetError(f"{where[split]} holds {held:,} of the {len(validation_wnids()):,} "
@@ -359,5 +366,7 @@ def open_split(split: str, data_dir: str, num_classes: int) -> FileRecords:
         labels = to_train[np.asarray(index["label"], np.int64)]
     if not len(labels):
         raise DatasetError(f"{where[split]} holds no images")
+    for k in keep:  # only now: a refused folder keeps no index of ours
+        k()
     _warn_skipped(root, split, list(index["skipped"]))
     return FileRecords(root, index, index["order"], labels, train_classes)
