@@ -4,7 +4,7 @@ ones of their follow-up, "Identity Mappings in Deep Residual Networks" (arXiv 16
 Every block takes keyword options: `features` (the width of its 3x3 conv; it outputs
 `expansion * features` channels), `stride`, the injected `conv` and `norm` factories and `act`,
 the shortcut `option` letter (Sec 3.3) and where option A puts its zero channels (`zero_pad`).
-A new kind of unit is one class here and one BLOCKS entry.
+A new kind of unit is one `Unit` subclass here and one BLOCKS entry.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from resnet_jax.models.layers import (BatchNorm, Shortcut, block_class, conv_fac
                                       stack_conv_impl, stage_blocks)
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 convs, BN after each; ReLU after the addition (or after BN 2 in a plain net)."""
+class Unit(nn.Module):
+    """The options every unit takes (module docstring); a unit class adds its own."""
 
     features: int
     stride: int
@@ -30,6 +30,11 @@ class BasicBlock(nn.Module):
     act: Callable[[jax.Array], jax.Array] = nn.relu
     shortcut: str = "A"
     zero_pad: str = "after"
+
+
+class BasicBlock(Unit):
+    """Two 3x3 convs, BN after each; ReLU after the addition (or after BN 2 in a plain net)."""
+
     residual: bool = True
 
     @nn.compact
@@ -44,16 +49,10 @@ class BasicBlock(nn.Module):
         return self.act(y)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(Unit):
     """1x1 (reduce) -> 3x3 -> 1x1 (restore, 4x). v1: the stride sits on the first 1x1 conv."""
 
-    features: int
-    stride: int
-    conv: Callable[..., nn.Module]
-    norm: Callable[..., BatchNorm]
-    act: Callable[[jax.Array], jax.Array] = nn.relu
-    shortcut: str = "B"
-    zero_pad: str = "after"
+    shortcut: str = "B"  # the paper's bottleneck nets project where dimensions grow (Sec 4.1)
     residual: bool = True
     stride_on_3x3: bool = False  # "v1.5" (later zoos), not the paper's model
 
@@ -72,7 +71,7 @@ class Bottleneck(nn.Module):
         return self.act(y)
 
 
-class PreActBasicBlock(nn.Module):
+class PreActBasicBlock(Unit):
     """1603.05027 Fig. 4(e): BN -> ReLU -> 3x3 conv -> BN -> ReLU -> 3x3 conv, added to the
     shortcut; nothing after the addition, so the shortcut path is a pure identity.
 
@@ -82,13 +81,6 @@ class PreActBasicBlock(nn.Module):
     change dimensions ("projection shortcuts are also with pre-activation"; the authors' Torch code
     shares it exactly where the channels change). Elsewhere the shortcut is the unit's raw input."""
 
-    features: int
-    stride: int
-    conv: Callable[..., nn.Module]
-    norm: Callable[..., BatchNorm]
-    act: Callable[[jax.Array], jax.Array] = nn.relu
-    shortcut: str = "A"
-    zero_pad: str = "after"
     shared_preact: bool = False
 
     @nn.compact
@@ -102,19 +94,13 @@ class PreActBasicBlock(nn.Module):
                             self.zero_pad, name="shortcut")(x)
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(Unit):
     """1603.05027 Fig. 4(e) as a bottleneck (Sec. 5, ResNet-164/1001): BN -> ReLU -> 1x1 ->
     BN -> ReLU -> 3x3 -> BN -> ReLU -> 1x1 (4x), identity addition, nothing after it. The stride
     sits on the first 1x1 conv and on the projection (the authors' Torch code, as [1]'s v1);
     `shared_preact` as in PreActBasicBlock."""
 
-    features: int
-    stride: int
-    conv: Callable[..., nn.Module]
-    norm: Callable[..., BatchNorm]
-    act: Callable[[jax.Array], jax.Array] = nn.relu
     shortcut: str = "B"
-    zero_pad: str = "after"
     shared_preact: bool = False
     stride_on_3x3: bool = False  # fb.resnet.torch's preresnet.lua; not the authors' code
 
