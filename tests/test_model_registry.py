@@ -169,3 +169,20 @@ def test_logits_equal_an_independent_numpy_forward(name, kw):
     tol = eps * np.sqrt(fan) * spec.depth * np.max(np.abs(ref))
     np.testing.assert_allclose(ours, ref, rtol=0, atol=tol)
     assert np.max(np.abs(ref)) > 0.1  # a net that is not dead
+
+
+@pytest.mark.parametrize("typed, meant", [("resnet20", "'cifar_resnet20'"),
+                                          ("cifar_resnt56", "'cifar_resnet56'"),
+                                          ("resnet50", "'cifar_resnet50' or 'imagenet_resnet50'"),
+                                          ("resnet7", "'explainer_resnet7'")])
+def test_a_name_short_of_its_family_or_misspelled_gets_the_registered_names_at_that_depth(typed, meant):
+    """Only names that exist at the depth typed are offered (no imagenet_resnet20: not 18/34/...)."""
+    with pytest.raises(ValueError) as e:
+        parse_model_name(typed)
+    assert f"unknown model '{typed}': did you mean {meant}? expected one of cifar_resnetN" in str(e.value)
+
+
+def test_a_name_of_no_family_gets_no_guess():
+    with pytest.raises(ValueError) as e:
+        parse_model_name("vgg16")
+    assert "did you mean" not in str(e.value)

@@ -8,6 +8,7 @@ conv width; a bottleneck stage outputs 4x that) and its default shortcut option.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from typing import Callable, Mapping
 
@@ -118,13 +119,30 @@ class ModelSpec:
 _NAME = re.compile(r"^([a-z_]+?)(\d+)$")
 
 
+def _close_names(prefix: str, depth: int) -> list[str]:
+    """Registered names at this depth whose variant ends with, or is spelled like, `prefix`
+    ('resnet20' -> 'cifar_resnet20'; 'cifar_resnt20' -> 'cifar_resnet20')."""
+    close = set(difflib.get_close_matches(prefix, VARIANTS, n=3, cutoff=0.8))
+    names = []
+    for key, variant in VARIANTS.items():
+        if key.endswith("_" + prefix) or key in close:
+            try:
+                variant.stages(depth)
+            except ValueError:
+                continue
+            names.append(f"{key}{depth}")
+    return names
+
+
 def parse_model_name(name: str) -> ModelSpec:
     """'cifar_resnet110' -> ModelSpec(family='cifar', block='basic', depth=110, ...); ValueError
     naming the valid forms."""
     m = _NAME.match(name) if isinstance(name, str) else None
     if not m or m.group(1) not in VARIANTS:
         forms = ", ".join(f"{k}N ({v.rule})" for k, v in VARIANTS.items())
-        raise ValueError(f"unknown model {name!r}: expected one of {forms}")
+        close = _close_names(m.group(1), int(m.group(2))) if m else []
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise ValueError(f"unknown model {name!r}: {hint}expected one of {forms}")
     variant, depth = VARIANTS[m.group(1)], int(m.group(2))
     try:
         stage_sizes = variant.stages(depth)
