@@ -15,7 +15,6 @@ Exit codes: 0 written; 2 unknown experiment, or no run to report; 3 a file could
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 
@@ -29,9 +28,7 @@ def experiment_named(name: str, prog: str) -> Experiment:
     try:
         return experiments.get(name)
     except KeyError:
-        close = difflib.get_close_matches(name, experiments.names(), n=1)
-        print(f"{prog}: error: no experiment {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-              + f" (the experiments: {', '.join(experiments.names())})", file=sys.stderr)
+        print(f"{prog}: error: {experiments.unknown(name)}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -143,9 +143,7 @@ def _experiment_config_spec(argv: list[str]) -> tuple[list[str], str | None, str
     name, sep, arg = experiment.partition(":")
     files = _experiment_files()
     if name not in files:
-        close = difflib.get_close_matches(name, list(files), n=1)
-        _fail(f"no experiment {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-              + f" (the experiments: {', '.join(files)})", 2)
+        _fail(experiments.unknown(name), 2)
     spec = f"{files[name]}{sep}{arg}"
     return [argv[0], f"--config={spec}", *argv[1:]], spec, experiment
 

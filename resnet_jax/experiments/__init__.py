@@ -12,6 +12,7 @@ analysis code.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import pkgutil
@@ -22,6 +23,13 @@ from resnet_jax.experiment import Experiment
 def names() -> tuple[str, ...]:
     """The shipped experiments, by module name."""
     return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
+
+
+def unknown(name: str) -> str:
+    """The one line for a name that is not an experiment: the closest one, and the list."""
+    close = difflib.get_close_matches(name, names(), n=1)
+    return (f"no experiment {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+            + f" (the experiments: {', '.join(names())})")
 
 
 @functools.cache
