@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from resnet_jax.models.blocks import BLOCKS, classifier, net_stages
-from resnet_jax.models.inputs import adapt_input, check_input
+from resnet_jax.models.inputs import adapt_input
 from resnet_jax.models.layers import conv_factory, norm_factory
 
 
@@ -45,7 +45,6 @@ class CifarResNet(nn.Module):
         preact = BLOCKS[self.block].preact
         conv = conv_factory(self.dtype, self.conv_impl, self.init_fan)
         norm = norm_factory(train, self.bn_group_size, self.dtype)
-        check_input(self.input_convention, self.input_std)
         x = adapt_input(x.astype(self.dtype), self.input_convention, self.input_std)
         x = conv(16, (3, 3), padding=1, name="conv1")(x)
         if not preact:

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from resnet_jax.models.blocks import classifier, net_stages
-from resnet_jax.models.inputs import adapt_input, check_input
+from resnet_jax.models.inputs import adapt_input
 from resnet_jax.models.layers import conv_factory, norm_factory
 
 
@@ -47,7 +47,6 @@ class ExplainerNet(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         conv = conv_factory(self.dtype, self.conv_impl, self.init_fan)
         norm = norm_factory(train, self.bn_group_size, self.dtype)
-        check_input(self.input_convention, self.input_std)
         x = adapt_input(x.astype(self.dtype), self.input_convention, self.input_std)
         x = conv(self.widths[0], (3, 3), padding=1, name="conv1")(x)
         x = nn.relu(norm(name="bn1")(x))

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from resnet_jax.models.blocks import classifier, net_stages
-from resnet_jax.models.inputs import INPUT_CONVENTIONS, TORCHVISION_MEAN, adapt_input, check_input
+from resnet_jax.models.inputs import INPUT_CONVENTIONS, TORCHVISION_MEAN, adapt_input
 from resnet_jax.models.layers import conv_factory, norm_factory
 from resnet_jax.models.variants import STAGES, WIDTHS
 
@@ -55,7 +55,6 @@ class ImageNetResNet(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         conv = conv_factory(self.dtype, init_fan=self.init_fan)
         norm = norm_factory(train, self.bn_group_size, self.dtype)
-        check_input(self.input_convention, self.input_std)
         x = adapt_input(x.astype(self.dtype), self.input_convention, self.input_std)
         x = conv(64, (7, 7), strides=2, padding=3, use_bias=self.conv1_bias, name="conv1")(x)
         x = nn.relu(norm(name="bn1")(x))

@@ -43,7 +43,9 @@ def check_input(convention: str, std: Sequence[float] | None) -> None:
 
 
 def adapt_input(x: jax.Array, convention: str, std: Sequence[float] | None = None) -> jax.Array:
-    """The normalized RGB input `x` in the form a net of `convention` (and `std`) was trained on."""
+    """The normalized RGB input `x` in the form a net of `convention` (and `std`) was trained on;
+    ValueError (check_input) for a convention or std that is not one."""
+    check_input(convention, std)
     order, factor, default_std = INPUT_CONVENTIONS[convention]
     std = tuple(std) if std is not None else default_std
     if factor != 1.0:
