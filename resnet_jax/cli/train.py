@@ -20,7 +20,6 @@ import inspect
 import os
 import re
 import sys
-from pathlib import Path
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -64,23 +63,18 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _experiment_files() -> dict[str, Path]:
-    """{name: file} of the shipped experiments (the registry), the names `--experiment` takes."""
-    return {name: Path(experiments.module_file(name)) for name in experiments.names()}
-
-
-def _experiment_arg(path: Path) -> tuple[str, str | None, str]:
-    """(get_config's argument name, its default, the docstring's first line) of an experiment file:
-    a shipped one from the registry, the user's own by loading it (it has run already)."""
+def _load_module(path: str):
+    """An experiment file, run as a module (a shipped one, or the user's own)."""
     module_spec = importlib.util.spec_from_file_location("resnet_jax_experiment", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    params = list(inspect.signature(module.get_config).parameters.values())
-    doc = (module.__doc__ or "").strip().splitlines()
-    if not params:
-        return "", None, doc[0] if doc else ""
-    default = None if params[0].default is inspect.Parameter.empty else str(params[0].default)
-    return params[0].name, default, doc[0] if doc else ""
+    return module
+
+
+def _first_param(get_config) -> inspect.Parameter | None:
+    """The argument of an experiment's get_config (its ARG in NAME:ARG), if it takes one."""
+    params = list(inspect.signature(get_config).parameters.values())
+    return params[0] if params else None
 
 
 def _experiments() -> list[tuple[str, str, str]]:
@@ -88,8 +82,9 @@ def _experiments() -> list[tuple[str, str, str]]:
     found = []
     for name in experiments.names():
         experiment = experiments.get(name)
-        params = list(inspect.signature(experiment.get_config).parameters.values())
-        default = params[0].default if params and params[0].default is not inspect.Parameter.empty else None
+        param = _first_param(experiment.get_config)
+        empty = param is None or param.default is inspect.Parameter.empty
+        default = None if empty else param.default
         nets = ", ".join(net.config_arg for net in experiment.nets)
         found.append((f"{name}:{experiment.arg}", f"default {default}" if default is not None else "",
                       experiment.title + (f" [sweep: {nets}]" if nets else "")))
@@ -141,10 +136,9 @@ def _experiment_config_spec(argv: list[str]) -> tuple[list[str], str | None, str
     if config is not None:
         _fail("--experiment and --config both name an experiment: give one", 2)
     name, sep, arg = experiment.partition(":")
-    files = _experiment_files()
-    if name not in files:
+    if name not in experiments.names():
         _fail(experiments.unknown(name), 2)
-    spec = f"{files[name]}{sep}{arg}"
+    spec = f"{experiments.module_file(name)}{sep}{arg}"
     return [argv[0], f"--config={spec}", *argv[1:]], spec, experiment
 
 
@@ -155,11 +149,8 @@ def _load_experiment(spec: str, shown: str):
     if not os.path.isfile(path):
         names = ", ".join(usage for usage, _, _ in _experiments())
         _fail(f"no experiment file {path!r} (the experiments, by --experiment: {names})", 2)
-    module_spec = importlib.util.spec_from_file_location("resnet_jax_experiment", path)
-    module = importlib.util.module_from_spec(module_spec)
     try:
-        module_spec.loader.exec_module(module)
-        return module.get_config(*([arg] if arg else []))
+        return _load_module(path).get_config(*([arg] if arg else []))
     except Exception as e:  # noqa: BLE001 (the user's file: any failure is reported in one line)
         _fail(f"{shown}: {type(e).__name__}: {e}", 2)
 
@@ -171,7 +162,8 @@ _TYPED: set[str] = set()  # the fields given on the command line (flat names), f
 
 def _unknown_field(name: str, spec: str, shown: str) -> None:
     path = spec.partition(":")[0]
-    if name.lower() == _experiment_arg(Path(path))[0].lower():
+    param = _first_param(_load_module(path).get_config)  # loaded before: it ran already
+    if param is not None and name.lower() == param.name.lower():
         named = f"--experiment {shown.partition(':')[0]}" if shown != spec else f"--config={path}"
         hint = f"; the {name} is the experiment's argument: {named}:VALUE"
     elif close := suggest(name):
