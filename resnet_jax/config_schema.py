@@ -248,6 +248,12 @@ def suggest(name: str) -> str | None:
     return close[0] if close else None
 
 
+def unknown_field(name: str) -> ValueError:
+    """The error for a `name` no field has, with the closest one."""
+    close = suggest(name)
+    return ValueError(f"unknown config field {name!r}" + (f"; did you mean {close!r}?" if close else ""))
+
+
 def field_problem(flat: str, value) -> str | None:
     """What is wrong with `value` for the field `flat` (its type, choices, check) in one sentence
     naming the field, or None."""

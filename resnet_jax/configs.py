@@ -19,7 +19,7 @@ import ml_collections
 from resnet_jax.config_checks import check_fields, scale_rotation, validate, validate_devices, validate_model
 from resnet_jax.config_schema import (FIELDS, FLAT, HOST_FED_FIELDS, IDENTITY_FIELDS, LEGACY_DEFAULTS,
                                       RESUME_FREE, SECTIONS, ConfigError, base_config, flat_items, get, put,
-                                      suggest)
+                                      unknown_field)
 from resnet_jax.data import HOST_FED
 
 __all__ = ["FIELDS", "HOST_FED", "HOST_FED_FIELDS", "IDENTITY_FIELDS", "LEGACY_DEFAULTS", "RESUME_FREE",
@@ -39,9 +39,7 @@ def override(config: ml_collections.ConfigDict, **fields) -> ml_collections.Conf
     its section; an experiment's way to change its recipe. ValueError for a name no field has."""
     for flat, value in fields.items():
         if flat not in FIELDS:
-            close = suggest(flat)
-            raise ValueError(f"unknown config field {flat!r}"
-                             + (f"; did you mean {close!r}?" if close else ""))
+            raise unknown_field(flat)
         put(config, flat, value)
     return config
 

@@ -18,16 +18,14 @@ def apply(config, flags: list[str]):
     the schema's type reads it: config_schema.parse_value); ValueError in one line for an unknown
     field (with the closest) or a value the field cannot take."""
     from resnet_jax import configs  # noqa: PLC0415
-    from resnet_jax.config_schema import lookup, parse_value, suggest  # noqa: PLC0415
+    from resnet_jax.config_schema import lookup, parse_value, unknown_field  # noqa: PLC0415
 
     for flag in flags:
         name, sep, raw = flag.removeprefix(PREFIX).partition("=")
         if not sep:
             raise ValueError(f"{flag}: expected {PREFIX}FIELD=VALUE")
         if (field := lookup(name)) is None:
-            close = suggest(name)
-            raise ValueError(f"unknown config field {name!r}"
-                             + (f"; did you mean {close!r}?" if close else ""))
+            raise unknown_field(name)
         try:
             config = configs.override(config, **{field: parse_value(field, raw)})
         except (TypeError, ValueError) as e:
