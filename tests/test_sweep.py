@@ -141,3 +141,9 @@ def test_imagenet_takes_dataset_and_config_fields(capsys):
     with pytest.raises(ConfigError, match="unknown config field 'batch_sze'; did you mean 'batch_size'"):
         imagenet.net_config(experiments.get("table2"), "resnet18", schedule="plateau",
                             config_flags=["--config.batch_sze=3"])
+    # --steps shortens the schedule and the intervals, except one the user typed (as train does)
+    config = imagenet.net_config(experiments.get("table2"), "resnet18", schedule="plateau", steps=1000,
+                                 config_flags=["--config.eval_every=50"])
+    full = experiments.get("table2").get_config("resnet18:plateau")
+    assert (config.run.steps, config.run.eval_every) == (1000, 50)
+    assert config.run.log_every == min(max(10, round(full.run.log_every * 1000 / full.run.steps)), 1000)

@@ -71,15 +71,14 @@ def net_config(experiment: Experiment, net: str, *, schedule: str, dataset: str 
                data_dir: str | None = None, steps: int | None = None, config_flags=()):
     """The config `net` of `experiment` trains with, under this command's flags; ConfigError in one
     line for a bad --config flag."""
-    from resnet_jax.configs import ConfigError, scaled_steps  # noqa: PLC0415
+    from resnet_jax.configs import ConfigError  # noqa: PLC0415
 
     config = experiment.get_config(f"{net}:{schedule}")
     config.data.name, config.data.data_dir = dataset, data_dir
     try:
-        config = overrides.apply(config, list(config_flags))
+        return overrides.apply(config, list(config_flags), steps=steps)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    return scaled_steps(config, steps) if steps else config
 
 
 def run_table(table: str, nets: tuple[str, ...], runs: str, *, train: bool, schedule: str,

@@ -76,11 +76,8 @@ def _nets(experiment: Experiment, asked: str | None, fail) -> list[tuple[str, st
 
 def requested_config(experiment: Experiment, arg: str, args, config_flags: list[str]):
     """The config `resnet-jax train` will run for this net, built the same way."""
-    from resnet_jax.configs import scaled_steps  # noqa: PLC0415 (flax: after the flags)
-
-    config = overrides.apply(experiment.get_config(arg), _train_config_flags(args, config_flags))
-    if args.steps:
-        config = scaled_steps(config.copy_and_resolve_references(), args.steps)
+    config = overrides.apply(experiment.get_config(arg), _train_config_flags(args, config_flags),
+                             steps=args.steps)
     if args.seeds > 1:
         config.run.num_seeds = args.seeds
     return config
