@@ -24,7 +24,9 @@ rj() {
   if [[ -z "${RESNET_JAX_NO_UV:-}" ]] && find_uv; then
     "${UV[@]}" run --project "$ROOT" --quiet --frozen resnet-jax "$@" &
   else
-    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -c 'import absl, flax, jax, ml_collections' \
+    # find_spec, not import: the CLI imports them next, and jax's import alone takes seconds
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -c 'import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ("absl", "flax", "jax", "ml_collections")))' \
       2>/dev/null || die "neither uv nor a python3 with the dependencies: install uv" \
         "(python3 -m pip install uv), or the package (python3 -m pip install -e $ROOT)"
     PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -m resnet_jax.cli "$@" &

@@ -46,7 +46,7 @@ PY
 
 # Without uv (rj runs this python3), install the carried wheels if what they hold is missing.
 ensure_packages() {
-  if [[ -z "${RESNET_JAX_NO_UV:-}" ]] && "${UV[@]}" --version >/dev/null 2>&1; then return; fi
+  if [[ -z "${RESNET_JAX_NO_UV:-}" ]] && find_uv; then return; fi  # rj's own test
   python3 -c "import ml_collections, tensorboardX" 2>/dev/null && return
   compgen -G "$WHEELS/*.whl" >/dev/null \
     || die "ml_collections or tensorboardX is missing and $WHEELS holds no wheels: run scripts/device_check.sh --fetch-wheels where pip reaches an index, and carry .whl"
