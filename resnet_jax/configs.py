@@ -86,6 +86,13 @@ def imagenet_config(model: str = "imagenet_resnet34", schedule: str = "plateau",
         checkpoint_every=5_000)
 
 
+def recipe(model: str) -> ml_collections.ConfigDict:
+    """The paper's recipe for `model`'s family: Sec 3.4's for the ImageNet nets (`imagenet_*`),
+    Sec 4.2's for every other (the CIFAR nets, the explainer's). Read off the name's prefix, so a
+    name not yet checked (validate_model) still gets one."""
+    return imagenet_config(model) if model.startswith("imagenet_") else cifar_config(model)
+
+
 SCALED_INTERVALS = ("log_every", "eval_every", "checkpoint_every")
 
 
@@ -145,7 +152,7 @@ def from_saved(saved: dict) -> ml_collections.ConfigDict:
     model = flat.get("model")
     if not isinstance(model, str) or not model:
         raise ConfigError(f"no valid model: {model!r}")
-    config = imagenet_config(model) if model.startswith("imagenet_") else cifar_config(model)
+    config = recipe(model)
     for field, value in LEGACY_DEFAULTS.items():
         if field not in HOST_FED_FIELDS or flat.get("dataset") in HOST_FED:
             put(config, field, value)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Iterator
+from typing import Collection, Iterator, Sequence
 
 import flax.traverse_util
 import jax
@@ -60,23 +60,36 @@ def bn_torch(prefix: str, module: Path) -> Iterator[tuple[str, Path, str]]:
         yield f"{prefix}.{name}", (collection, *module, leaf), VECTOR
 
 
+def torch_resnet_names(blocks: Sequence[int], *, stages: Sequence[str], convs: int,
+                       projected: Collection[int], fc: str) -> list[tuple[str, Path, str]]:
+    """(PyTorch key, our path, kind) of every tensor of a torchvision-style ResNet, in network order:
+    `conv1`, `bn1`; block b (from 0) of stage s (from 1) as `layer{s}.{b}.conv{i}`/`bn{i}`, i up to
+    `convs`, with the projection `layer{s}.0.downsample.{0,1}` (conv, BN) where s is in `projected`;
+    the fc `{fc}.weight`/`.bias`. `blocks`: blocks per stage; `stages`: our name of each stage
+    (layout.block_name's prefix)."""
+    names = [("conv1.weight", ("params", "conv1", "kernel"), CONV), *bn_torch("bn1", ("bn1",))]
+    for stage, (count, stage_name) in enumerate(zip(blocks, stages, strict=True), start=1):
+        for b in range(count):
+            theirs, ours = f"layer{stage}.{b}", layout.block_name(stage_name, b + 1)
+            for i in range(1, convs + 1):
+                names.append((f"{theirs}.conv{i}.weight", ("params", ours, f"conv{i}", "kernel"), CONV))
+                names += bn_torch(f"{theirs}.bn{i}", (ours, f"bn{i}"))
+            if b == 0 and stage in projected:
+                names.append((f"{theirs}.downsample.0.weight",
+                              ("params", ours, "shortcut", "proj_conv", "kernel"), CONV))
+                names += bn_torch(f"{theirs}.downsample.1", (ours, "shortcut", "proj_bn"))
+    return names + [(f"{fc}.weight", ("params", "fc", "kernel"), FC),
+                    (f"{fc}.bias", ("params", "fc", "bias"), VECTOR)]
+
+
 def torchvision_names(depth: int) -> list[tuple[str, Path, str]]:
     """(torchvision key, our path, kind) of every tensor of ResNet-`depth`, in network order."""
     kind, counts = STAGES[depth]
-    convs = 2 if kind == "basic" else 3
-    names = [("conv1.weight", ("params", "conv1", "kernel"), CONV), *bn_torch("bn1", ("bn1",))]
-    for stage, count in enumerate(counts):
-        for b in range(count):
-            tv, ours = f"layer{stage + 1}.{b}", layout.block_name(f"conv{stage + 2}", b + 1)
-            for i in range(1, convs + 1):
-                names.append((f"{tv}.conv{i}.weight", ("params", ours, f"conv{i}", "kernel"), CONV))
-                names += bn_torch(f"{tv}.bn{i}", (ours, f"bn{i}"))
-            if b == 0 and (stage > 0 or kind == "bottleneck"):  # option B: where the shape changes
-                names.append((f"{tv}.downsample.0.weight",
-                              ("params", ours, "shortcut", "proj_conv", "kernel"), CONV))
-                names += bn_torch(f"{tv}.downsample.1", (ours, "shortcut", "proj_bn"))
-    names += [("fc.weight", ("params", "fc", "kernel"), FC), ("fc.bias", ("params", "fc", "bias"), VECTOR)]
-    return names
+    # option B: a projection where the shape changes, every stage's first block but a basic conv2_x's
+    first = 1 if kind == "bottleneck" else 2
+    return torch_resnet_names(counts, stages=[f"conv{s}" for s in range(2, len(counts) + 2)],
+                              convs=2 if kind == "basic" else 3,
+                              projected=range(first, len(counts) + 1), fc="fc")
 
 
 def torchvision_depth(keys) -> int:

@@ -21,10 +21,9 @@ import re
 
 import numpy as np
 
-from resnet_jax.models import layout
 from resnet_jax.models.variants import parse_model_name
-from resnet_jax.models.released import (CONV, FC, VECTOR, Path, ReleasedModelError, bn_torch,
-                                        from_torch_names, to_torch_names)
+from resnet_jax.models.released import (Path, ReleasedModelError, from_torch_names, to_torch_names,
+                                        torch_resnet_names)
 
 AKAMASTER, CHENYAOFO = "akamaster", "chenyaofo"
 FAMILIES = (AKAMASTER, CHENYAOFO)
@@ -77,20 +76,8 @@ def names(depth: int, family: str) -> list[tuple[str, Path, str]]:
     """(file key, our path, kind) of every tensor of the family's ResNet-`depth`, in the order its
     module's state_dict() has them (conv1, bn1, the blocks in order, the fc)."""
     n = parse_model_name(f"cifar_resnet{depth}").stage_sizes[0]  # ValueError unless 6n+2
-    out = [("conv1.weight", ("params", "conv1", "kernel"), CONV), *bn_torch("bn1", ("bn1",))]
-    for stage in range(1, 4):
-        for b in range(n):
-            theirs, ours = f"layer{stage}.{b}", layout.block_name(f"stage{stage}", b + 1)
-            for i in (1, 2):
-                out.append((f"{theirs}.conv{i}.weight", ("params", ours, f"conv{i}", "kernel"), CONV))
-                out += bn_torch(f"{theirs}.bn{i}", (ours, f"bn{i}"))
-            if family == CHENYAOFO and stage > 1 and b == 0:
-                out.append((f"{theirs}.downsample.0.weight", ("params", ours, "shortcut", "proj_conv",
-                                                              "kernel"), CONV))
-                out += bn_torch(f"{theirs}.downsample.1", (ours, "shortcut", "proj_bn"))
-    fc = FC_NAME[family]
-    return out + [(f"{fc}.weight", ("params", "fc", "kernel"), FC),
-                  (f"{fc}.bias", ("params", "fc", "bias"), VECTOR)]
+    return torch_resnet_names((n, n, n), stages=("stage1", "stage2", "stage3"), convs=2,
+                              projected=(2, 3) if family == CHENYAOFO else (), fc=FC_NAME[family])
 
 
 def strip_data_parallel(state: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str]:

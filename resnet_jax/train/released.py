@@ -19,7 +19,7 @@ import os
 import ml_collections
 import numpy as np
 
-from resnet_jax import configs, runs
+from resnet_jax import runs
 from resnet_jax.data import torch_write
 from resnet_jax.data.torch_files import LEGACY, read_torch
 from resnet_jax.data.weight_files import (WeightFileError, file_format, read_binaryproto,
@@ -93,11 +93,6 @@ def _depth(model: str | None, found) -> int:
     return spec.depth
 
 
-def _shapes(fields: dict, num_classes: int) -> dict:
-    config = configs.override(configs.imagenet_config(fields["model"]), **fields)
-    return released.variable_shapes(configs.build_model(configs.resolve(config, "cpu"), num_classes))
-
-
 def _read_caffe(path: str, mean_path: str | None, model: str | None) -> Imported:
     layers = read_caffemodel(path)  # first: a missing or broken model file is the first thing to say
     mean_path = mean_path or os.path.join(os.path.dirname(path), CAFFE_MEAN)
@@ -111,7 +106,8 @@ def _read_caffe(path: str, mean_path: str | None, model: str | None) -> Imported
               "input_convention": "caffe", "conv1_bias": True, "pool_ceil_mode": True,
               "imported_from": f"caffe {os.path.basename(path)} sha256:{_sha256(path)}, mean "
                                f"{os.path.basename(mean_path)} sha256:{_sha256(mean_path)}"}
-    variables = released.from_caffe(layers, depth, _shapes(fields, num_classes))
+    shapes = cifar_files.net_shapes(fields, num_classes, image_size=64)
+    variables = released.from_caffe(layers, depth, shapes)
     return Imported(fields, variables, caffe_mean(read_binaryproto(mean_path), mean_path), num_classes)
 
 
@@ -135,7 +131,8 @@ def _from_torchvision(path: str, fmt: str, state: dict, metadata: dict, model: s
     fields = {"model": f"imagenet_resnet{depth}", "shortcut": "B", "stride_on_3x3": depth >= 50 and v15,
               "input_convention": convention, "conv1_bias": False, "pool_ceil_mode": False,
               "imported_from": f"torchvision {fmt} {os.path.basename(path)} sha256:{_sha256(path)}"}
-    variables = released.from_torchvision(state, depth, _shapes(fields, num_classes))
+    shapes = cifar_files.net_shapes(fields, num_classes, image_size=64)
+    variables = released.from_torchvision(state, depth, shapes)
     if metadata.get(META_PREFIX + "input_mean", MEAN_TORCHVISION) == MEAN_TORCHVISION:
         mean = torchvision_mean()
     else:  # a net trained here: its training mean was exported beside the weights

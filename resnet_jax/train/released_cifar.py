@@ -35,9 +35,13 @@ def model_fields(family: str, depth: int, num_classes: int) -> dict:
             "input_std": tuple(std), "dataset": DATASETS[num_classes]}
 
 
-def shapes(fields: dict, num_classes: int) -> dict:
-    config = configs.override(configs.cifar_config(fields["model"]), **fields)
-    return released.variable_shapes(configs.build_model(configs.resolve(config, "cpu"), num_classes), 32)
+def net_shapes(fields: dict, num_classes: int, *, image_size: int) -> dict:
+    """{path: shape} of the net a released file's config `fields` describe (its family's recipe,
+    the fields set), traced on `image_size` images; for train/released.py's ImageNet files too
+    (here because that module imports this one)."""
+    config = configs.override(configs.recipe(fields["model"]), **fields)
+    return released.variable_shapes(configs.build_model(configs.resolve(config, "cpu"), num_classes),
+                                    image_size)
 
 
 def from_torch_file(file: TorchFile, model: str | None, provenance: dict) -> tuple[dict, dict, np.ndarray,
@@ -57,7 +61,8 @@ def from_torch_file(file: TorchFile, model: str | None, provenance: dict) -> tup
     fc = state[f"{released_cifar.FC_NAME[family]}.weight"]
     num_classes = int(fc.shape[0]) if fc.ndim == 2 else 0
     fields = model_fields(family, depth, num_classes)
-    variables = released_cifar.from_torch(state, depth, family, shapes(fields, num_classes))
+    variables = released_cifar.from_torch(state, depth, family,
+                                         net_shapes(fields, num_classes, image_size=32))
     mean, _ = released_cifar.normalization(family, num_classes)
     counters = {k.removesuffix("." + BN_COUNTER): int(v) for k, v in state.items()
                 if k.endswith("." + BN_COUNTER)}

@@ -22,7 +22,7 @@ import orbax.checkpoint as ocp
 from resnet_jax import configs, runs
 from resnet_jax.configs import ConfigError
 from resnet_jax.data import DatasetError, load_dataset
-from resnet_jax.models import input_shape, layout, parse_model_name
+from resnet_jax.models import input_shape, layout
 from resnet_jax.train import checkpoint
 from resnet_jax.train.engine import TrainState, create_engine
 from resnet_jax.train.released import Imported, WeightsError, read_weights
@@ -33,11 +33,7 @@ RECORD = "imported.json"  # beside an imported CIFAR run: what its file needs to
 def run_config(imported: Imported) -> ml_collections.ConfigDict:
     """The recipe of the imported net's family (Sec 3.4 ImageNet, Sec 4.2 CIFAR), its file's
     options set."""
-    model = imported.fields["model"]
-    family = parse_model_name(model).family
-    config = configs.imagenet_config(model) if family == "imagenet" else configs.cifar_config(model)
-    configs.override(config, **imported.fields)
-    return config
+    return configs.override(configs.recipe(imported.fields["model"]), **imported.fields)
 
 
 def _state(config: ml_collections.ConfigDict, variables: dict, num_classes: int) -> TrainState:
@@ -162,8 +158,7 @@ def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict, int]:
         if config.run.num_seeds > 1:
             raise WeightsError(f"{workdir} trained {config.run.num_seeds} seeds: use one of its seed folders")
         engine = create_engine(config, 0, num_classes)
-        shape = (64, 64, 3) if parse_model_name(config.model.name).family == "imagenet" else (32, 32, 3)
-        state = checkpoint.restore_latest(mngr, engine.abstract_state(shape))
+        state = checkpoint.restore_latest(mngr, engine.abstract_state(input_shape(config.model.name)))
     except checkpoint.CheckpointError as e:
         raise WeightsError(str(e)) from None
     finally:
