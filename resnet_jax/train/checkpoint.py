@@ -50,17 +50,15 @@ MANIFEST = "sha256_manifest.json"  # in each step folder, beside orbax's items
 SEALED = "sealed"  # the meta's mark: this checkpoint is finished only once its manifest is written
 UNFINISHED = "its save did not finish: it has no checksum manifest"
 TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax's name for a checkpoint still being written
-# The settings that fix the trajectory (resuming under different ones could not continue the same
-# run) are the schema's `identity` fields, by their flat names as every release wrote them;
-# image_backend (the pixels each augmented crop gets) only where it is read: host-fed datasets.
-
 # What to check when a resume stops on a field the user may not have set themselves.
 IDENTITY_HINTS = {"image_backend": f" (set image_backend to the run's: fast needs simplejpeg and "
                                    f"OpenCV, {FAST_HINT}; auto is fast only where they import)"}
 
 
 def run_identity(config) -> dict:
-    """The identity a run's checkpoints carry and a resume must match (IDENTITY_FIELDS, by flat name)."""
+    """The identity a run's checkpoints carry and a resume must match: the settings that fix the
+    trajectory (the schema's `identity` fields, by their flat names as every release wrote them);
+    image_backend (the pixels each augmented crop gets) only where it is read: host-fed datasets."""
     fields = [f for f in IDENTITY_FIELDS if f != "image_backend" or config.data.name in HOST_FED]
     return {field: configs.get(config, field) for field in fields}
 
