@@ -28,6 +28,7 @@ import numpy as np
 from resnet_jax import configs, runs
 from resnet_jax.analysis.evaluate import open_imagenet_run, resolve_mode
 from resnet_jax.analysis.load import RunError, load_run, read_config
+from resnet_jax.analysis.report import table_lines
 from resnet_jax.data.augment import normalize
 
 
@@ -164,7 +165,4 @@ def table_markdown(result: dict, experiment) -> str:
         return "–" if value is None else ("{}" if row.get("paper") else column.fmt).format(value)
 
     cells = [[cell(r, c) for c in table.columns] for r in rows]
-    lines = [f"## {table.title}", "", "| " + " | ".join(c.title for c in table.columns) + " |",
-             "|" + "|".join("---" if c.key in ("label", "data") else "---:" for c in table.columns) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in cells]
-    return "\n".join(lines) + "\n\n" + table.note + "\n"
+    return "\n".join(table_lines(table, cells)) + "\n\n" + table.note + "\n"
