@@ -42,7 +42,7 @@ def rows(results: list[dict], table: Table, experiment: Experiment) -> list[dict
             "data": f"{runs[0]['dataset']} ({runs[0]['eval_split']})", "steps": runs[0]["steps"],
             "wall_time": _wall_time(runs), "images_per_sec": runs[0].get("images_per_sec"),
             "backend": runs[0].get("backend"),
-            "paper": {key: r.value for key, r in paper.items()},
+            "paper": experiment.paper_values(net),
             "paper_sources": {key: r.source for key, r in paper.items()},
         })
     return found

@@ -55,11 +55,10 @@ def main(argv: list[str]) -> None:
         ensemble(argv[0], parser, args)
         return
     args.workdir = args.workdir[0]
-    results = []
+    results, paper = [], published_tables()
     try:
         for workdir in _seed_workdirs(args.workdir):
-            results.append(evaluate_run(workdir, args.mode, args.data_dir, args.max_images,
-                                        paper=published_tables()))
+            results.append(evaluate_run(workdir, args.mode, args.data_dir, args.max_images, paper=paper))
             _print(results[-1], prefix=f"{os.path.basename(workdir)}: " if workdir != args.workdir else "")
     except RunError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")
