@@ -34,15 +34,15 @@ def single_view(run: Run) -> dict[str, float]:
 
 
 def evaluate_run(workdir: str, mode: str | None = None, data_dir: str | None = None,
-                 max_images: int = 0, paper=None) -> dict:
+                 max_images: int = 0, paper=None, *, dataset_loader=None) -> dict:
     """A run's test error: CIFAR-style single view, or for ImageNet runs one of IMAGENET_MODES
     (default centre crop) with top-5 and the published numbers of that net and protocol (`paper`:
-    the paper's tables, as paper_imagenet.published takes them)."""
+    the paper's tables, as paper_imagenet.published takes them; `dataset_loader`: load_run's)."""
     config = read_config(workdir)
     if config.data.name in configs.HOST_FED:
         return evaluate_imagenet(workdir, config, mode, data_dir, max_images, paper)
     mode = resolve_mode(config.data.name, mode)
-    run = load_run(workdir, data_dir)
+    run = load_run(workdir, data_dir, dataset_loader=dataset_loader)
     result = {"workdir": workdir, "model": run.config.model.name, "dataset": run.dataset.name,
               "eval_split": run.dataset.eval_split, "mode": mode, "step": run.step,
               "num_images": len(run.dataset.eval_images), "source": run.dataset.source,
