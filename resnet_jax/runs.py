@@ -266,11 +266,6 @@ def curves(workdir: str) -> tuple[list[tuple[int, float]], list[tuple[int, float
             [(r["step"], r["test_error"]) for r in records if "test_error" in r])
 
 
-def named_runs(runs_dir: str, names) -> dict[str, str]:
-    """{name: workdir} of the runs `runs_dir/<name>` that have logged metrics, in `names`' order."""
-    return {n: os.path.join(runs_dir, n) for n in names if has_metrics(os.path.join(runs_dir, n))}
-
-
 def load_results(runs_dir: str) -> list[dict]:
     """Every results.json under `runs_dir` (a multi-seed run's seeds each have one), each with its
     folder under "workdir", in path order."""

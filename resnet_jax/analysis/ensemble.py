@@ -26,8 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from resnet_jax import configs, runs
-from resnet_jax.analysis.evaluate import IMAGENET_MODES, open_imagenet_run
+from resnet_jax.analysis.evaluate import open_imagenet_run, resolve_mode
 from resnet_jax.analysis.load import RunError, load_run, read_config
+from resnet_jax.analysis.report import table_lines
 from resnet_jax.data.augment import normalize
 
 
@@ -92,11 +93,7 @@ def evaluate_ensemble(workdirs: list[str], mode: str | None = None, data_dir: st
     if len(kinds) > 1:
         raise RunError("the ensemble mixes ImageNet and CIFAR-style runs: members must share one dataset")
     imagenet = kinds == {True}
-    mode = mode or ("center" if imagenet else "single")
-    if imagenet and mode not in IMAGENET_MODES:
-        raise RunError(f"unknown ImageNet test {mode!r}: expected one of {', '.join(IMAGENET_MODES)}")
-    if not imagenet and mode != "single":
-        raise RunError(f"{saved[0].data.name} runs are tested on the single original view, not {mode!r}")
+    mode = resolve_mode(saved[0].data.name, mode)
     members = []
     for workdir, config in zip(workdirs, saved):
         member = (_imagenet_member(workdir, config, mode, data_dir, max_images) if imagenet
@@ -168,7 +165,4 @@ def table_markdown(result: dict, experiment) -> str:
         return "–" if value is None else ("{}" if row.get("paper") else column.fmt).format(value)
 
     cells = [[cell(r, c) for c in table.columns] for r in rows]
-    lines = [f"## {table.title}", "", "| " + " | ".join(c.title for c in table.columns) + " |",
-             "|" + "|".join("---" if c.key in ("label", "data") else "---:" for c in table.columns) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in cells]
-    return "\n".join(lines) + "\n\n" + table.note + "\n"
+    return "\n".join(table_lines(table, cells)) + "\n\n" + table.note + "\n"

@@ -14,6 +14,19 @@ from resnet_jax.models import parse_model_name
 IMAGENET_MODES = ("center", "ten_crop", "multi_scale")
 
 
+def resolve_mode(dataset_name: str, mode: str | None) -> str:
+    """The test a run of `dataset_name` gets: `mode`, or if none is given the paper's (Sec 3.4's
+    centre crop for ImageNet, Sec 4.2's single original view otherwise); RunError (one line) for
+    a mode that dataset is not tested with."""
+    imagenet = dataset_name in configs.HOST_FED
+    mode = mode or ("center" if imagenet else "single")
+    if imagenet and mode not in IMAGENET_MODES:
+        raise RunError(f"unknown ImageNet test {mode!r}: expected one of {', '.join(IMAGENET_MODES)}")
+    if not imagenet and mode != "single":
+        raise RunError(f"{dataset_name} runs are tested on the single original view, not {mode!r}")
+    return mode
+
+
 def single_view(run: Run) -> dict[str, float]:
     """The paper's CIFAR test: one pass over the original images (the training loop's evaluate)."""
     metrics = jax.device_get(run.engine.evaluate(run.state, run.data))
@@ -21,18 +34,17 @@ def single_view(run: Run) -> dict[str, float]:
 
 
 def evaluate_run(workdir: str, mode: str | None = None, data_dir: str | None = None,
-                 max_images: int = 0, paper=None) -> dict:
+                 max_images: int = 0, paper=None, *, dataset_loader=None) -> dict:
     """A run's test error: CIFAR-style single view, or for ImageNet runs one of IMAGENET_MODES
     (default centre crop) with top-5 and the published numbers of that net and protocol (`paper`:
-    the paper's tables, as paper_imagenet.published takes them)."""
+    the paper's tables, as paper_imagenet.published takes them; `dataset_loader`: load_run's)."""
     config = read_config(workdir)
     if config.data.name in configs.HOST_FED:
-        return evaluate_imagenet(workdir, config, mode or "center", data_dir, max_images, paper)
-    if mode not in (None, "single"):
-        raise RunError(f"{config.data.name} runs are tested on the single original view, not {mode!r}")
-    run = load_run(workdir, data_dir)
+        return evaluate_imagenet(workdir, config, mode, data_dir, max_images, paper)
+    mode = resolve_mode(config.data.name, mode)
+    run = load_run(workdir, data_dir, dataset_loader=dataset_loader)
     result = {"workdir": workdir, "model": run.config.model.name, "dataset": run.dataset.name,
-              "eval_split": run.dataset.eval_split, "mode": "single", "step": run.step,
+              "eval_split": run.dataset.eval_split, "mode": mode, "step": run.step,
               "num_images": len(run.dataset.eval_images), "source": run.dataset.source,
               **single_view(run)}
     if (record := _record(workdir)) is not None:  # an imported net: its publisher's number beside
@@ -84,14 +96,13 @@ def open_imagenet_run(workdir: str, config, data_dir: str | None, max_images: in
     return {"engine": engine, "state": state, "source": source, "num_classes": num_classes, "views": views}
 
 
-def evaluate_imagenet(workdir: str, config, mode: str, data_dir: str | None,
+def evaluate_imagenet(workdir: str, config, mode: str | None, data_dir: str | None,
                       max_images: int = 0, paper=None) -> dict:
-    """Sec 3.4's tests of an ImageNet run (`open_imagenet_run`): centre 224 crop, 10-crop, or
-    fully-convolutional multi-scale."""
+    """Sec 3.4's tests of an ImageNet run (`open_imagenet_run`): centre 224 crop (the default),
+    10-crop, or fully-convolutional multi-scale."""
     from resnet_jax.train import imagenet_eval  # noqa: PLC0415 (grain only for ImageNet)
 
-    if mode not in IMAGENET_MODES:
-        raise RunError(f"unknown ImageNet test {mode!r}: expected one of {', '.join(IMAGENET_MODES)}")
+    mode = resolve_mode(config.data.name, mode)
     run = open_imagenet_run(workdir, config, data_dir, max_images)
     metrics = imagenet_eval.evaluate(mode, **run["views"])
     depth = parse_model_name(config.model.name).depth

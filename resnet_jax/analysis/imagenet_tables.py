@@ -27,11 +27,6 @@ def run_name(config) -> str:
     return name + ("_fixed" if config.optim.lr_schedule == "fixed" else "")
 
 
-def paper_numbers(experiment: Experiment, net: str) -> dict:
-    """The paper's top-1 (and top-5) of `net`, as its experiment declares them."""
-    return experiment.paper_values(net)
-
-
 def curves(workdir: str) -> dict:
     """Fig 4's curves of a run: training error and centre-crop validation error by step; {} if
     the run has logged nothing yet."""

@@ -99,15 +99,18 @@ def _multi_seed_run(workdir: str, seed: int) -> tuple[str, int, int] | None:
     return None
 
 
-def load_run(workdir: str, data_dir: str | None = None) -> Run:
-    """Config, dataset, engine, device-resident data and the latest checkpoint of a run."""
+def load_run(workdir: str, data_dir: str | None = None, *, dataset_loader=None) -> Run:
+    """Config, dataset, engine, device-resident data and the latest checkpoint of a run.
+    `dataset_loader` (load_dataset, the default, or one taking its arguments) reads a trained run's
+    dataset: a caller loading runs of one dataset (the seeds of a `--seeds N` run) may memoise it."""
     config = read_config(workdir)
     if data_dir is not None:
         config.data.data_dir = data_dir
     mean = run_weights.input_mean(workdir)
     try:
         if mean is None:
-            dataset = load_dataset(config.data.name, config.data.eval_split, config.data.data_dir)
+            dataset = (dataset_loader or load_dataset)(config.data.name, config.data.eval_split,
+                                                       config.data.data_dir)
         else:  # an imported net brings its input mean: the test split alone will do (a subset for
             # evaluation may lack the training batches)
             dataset = read_test_split(config.data.data_dir, config.data.name)

@@ -42,7 +42,7 @@ def rows(results: list[dict], table: Table, experiment: Experiment) -> list[dict
             "data": f"{runs[0]['dataset']} ({runs[0]['eval_split']})", "steps": runs[0]["steps"],
             "wall_time": _wall_time(runs), "images_per_sec": runs[0].get("images_per_sec"),
             "backend": runs[0].get("backend"),
-            "paper": {key: r.value for key, r in paper.items()},
+            "paper": experiment.paper_values(net),
             "paper_sources": {key: r.source for key, r in paper.items()},
         })
     return found
@@ -60,11 +60,17 @@ def _cell(row: dict, column) -> str:
     return text
 
 
+def table_lines(table: Table, cells: list[list[str]]) -> list[str]:
+    """The markdown lines of `table` with these rows of cells: its title, the header, the alignment
+    rule (the label and data columns left, numbers right) and one line per row."""
+    return [f"## {table.title}", "", "| " + " | ".join(c.title for c in table.columns) + " |",
+            "|" + "|".join("---" if c.key in ("label", "data") else "---:" for c in table.columns) + "|",
+            *("| " + " | ".join(row) + " |" for row in cells)]
+
+
 def markdown(rows: list[dict], table: Table, experiment: Experiment) -> str:
     """The table as markdown, with its note and what our runs were beside the paper's setting."""
-    lines = [f"## {table.title}", "", "| " + " | ".join(c.title for c in table.columns) + " |",
-             "|" + "|".join("---" if c.key in ("label", "data") else "---:" for c in table.columns) + "|"]
-    lines += ["| " + " | ".join(_cell(r, c) for c in table.columns) + " |" for r in rows]
+    lines = table_lines(table, [[_cell(r, c) for c in table.columns] for r in rows])
     notes = [table.note] if table.note else []
     datasets = sorted({r["dataset"] for r in rows})
     # "CIFAR-10, 64k" -> {cifar10}; "CIFAR-10/CIFAR-100, 64k" -> {cifar10, cifar100}

@@ -25,12 +25,14 @@ Exit codes: 0 tested; 2 not a run, no checkpoint, no dataset, or members tested 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
 from resnet_jax import runs
 from resnet_jax.analysis.evaluate import IMAGENET_MODES, evaluate_run
 from resnet_jax.analysis.load import RunError, read_config
+from resnet_jax.data import load_dataset
 from resnet_jax.experiments._imagenet import published_tables
 from resnet_jax.train import orbax_quiet
 
@@ -55,11 +57,12 @@ def main(argv: list[str]) -> None:
         ensemble(argv[0], parser, args)
         return
     args.workdir = args.workdir[0]
-    results = []
+    results, paper = [], published_tables()
+    dataset_loader = functools.cache(load_dataset)  # the seeds of a --seeds run share one dataset: read once
     try:
         for workdir in _seed_workdirs(args.workdir):
-            results.append(evaluate_run(workdir, args.mode, args.data_dir, args.max_images,
-                                        paper=published_tables()))
+            results.append(evaluate_run(workdir, args.mode, args.data_dir, args.max_images, paper=paper,
+                                        dataset_loader=dataset_loader))
             _print(results[-1], prefix=f"{os.path.basename(workdir)}: " if workdir != args.workdir else "")
     except RunError as e:
         parser.exit(2, f"{argv[0]}: error: {e}\n")

@@ -100,7 +100,7 @@ def run_table(table: str, nets: tuple[str, ...], runs: str, *, train: bool, sche
         ours = (tables.fig4_result(workdir) if mode == "center"
                 else evaluate_checkpoint(config, workdir, mode))
         rows.append({"net": net, "run": tables.run_name(config),
-                     "paper": tables.paper_numbers(experiment, net), "ours": ours or None, "mode": mode})
+                     "paper": experiment.paper_values(net), "ours": ours or None, "mode": mode})
     return rows
 
 
