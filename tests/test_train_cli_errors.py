@@ -137,7 +137,7 @@ def test_help_lists_experiments_flags_and_every_config_field():
 
 @pytest.mark.parametrize("bad", ["a_file", "a_file/run"])
 def test_check_workdir_rejects_non_directories(tmp_path, bad):
-    from resnet_jax.train.loop import ConfigError, check_workdir
+    from resnet_jax.train.workdir import ConfigError, check_workdir
 
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(ConfigError, match="is not a directory"):

@@ -98,7 +98,7 @@ def test_a_run_refused_for_another_runs_checkpoint_leaves_the_lock_as_it_was(tin
 
 def test_a_run_refused_as_busy_leaves_the_lock_as_it_was(tmp_path):
     from resnet_jax.configs import ConfigError
-    from resnet_jax.train.loop import lock_workdir
+    from resnet_jax.train.workdir import lock_workdir
     from resnet_jax.train.workdir import exclusive
 
     workdir = str(tmp_path / "run")
@@ -128,7 +128,7 @@ def test_bad_data_found_after_the_lock_leaves_no_lock_and_no_checkpoints_folder(
 
 def test_a_workdir_that_is_a_file_is_named_as_given(tmp_path):
     from resnet_jax.configs import ConfigError
-    from resnet_jax.train.loop import check_workdir
+    from resnet_jax.train.workdir import check_workdir
 
     path = tmp_path / "results.txt"
     path.write_text("not a folder")

@@ -290,7 +290,8 @@ def _main(argv):
 
     from resnet_jax.configs import validate  # noqa: PLC0415
     from resnet_jax.train.loop import (  # noqa: PLC0415
-        Preempted, RunIOError, TrainingDiverged, check_workdir, train_and_evaluate)
+        Preempted, RunIOError, TrainingDiverged, train_and_evaluate)
+    from resnet_jax.train.workdir import check_workdir  # noqa: PLC0415
 
     logging.set_verbosity(logging.INFO)
     # Our progress at INFO; other libraries (orbax narrates every save, jax lists absent backends)

@@ -1,14 +1,14 @@
 """`train_and_evaluate(config, workdir)`: the one training loop every experiment shares.
 
-One module because its helpers (the workdir lock, resume checks, finiteness, evaluation, the
-results record) serve `train_and_evaluate` alone and share its run state and exit paths.
+One module because its helpers (resume checks, finiteness, evaluation, the results record) serve
+`train_and_evaluate` alone and share its run state and exit paths; the workdir's admission (a
+writable directory, one run at a time) is train/workdir.py's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 
 import jax
@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
-from jax.experimental import multihost_utils
 
 from resnet_jax import configs, runs
 from resnet_jax.configs import ConfigError
@@ -30,56 +29,14 @@ from resnet_jax.train.preemption import Preempted, PreemptionWatcher
 from resnet_jax.train.progress import Progress
 from resnet_jax.train.schedule import PlateauRule
 from resnet_jax.train.tensorboard_log import TensorBoardLog
-from resnet_jax.train.workdir import WorkdirBusy, exclusive
+from resnet_jax.train.workdir import NOTHING_WRITTEN, check_workdir, lock_workdir
 
 
 class TrainingDiverged(FloatingPointError):
     """The loss (or the parameters) became NaN/inf; names the step and the last good checkpoint."""
 
 
-def check_workdir(workdir: str) -> None:
-    """Prove `workdir` (or, if it does not exist yet, its nearest existing parent) a writable
-    directory, without creating anything, so a bad path fails before any work or output."""
-    probe = os.path.abspath(workdir)
-    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):  # (the path given, or a parent of it, is a file)
-        raise ConfigError(f"workdir {workdir!r} is not a directory ({probe} is a file)")
-    try:
-        with tempfile.TemporaryFile(dir=probe):  # unique name: all processes probe at once
-            pass
-        if os.path.isdir(workdir):
-            os.listdir(workdir)
-    except OSError as e:
-        raise ConfigError(f"workdir {workdir!r} is not a writable directory "
-                          f"({e.strerror}: {probe})") from None
-
-
-@contextlib.contextmanager
-def lock_workdir(workdir: str):
-    """One run per workdir: process 0, the one that writes, holds `workdir`'s lock for the run's
-    life (the other processes of a multi-process run share its workdir); all processes learn
-    whether it got it, and all raise ConfigError, before anything is written, if not."""
-    busy = None
-    with contextlib.ExitStack() as stack:
-        if jax.process_index() == 0:
-            try:  # a run refused before it wrote anything leaves the lock (and workdir) as it was
-                stack.enter_context(exclusive(workdir, untouched_on=NOTHING_WRITTEN))
-            except WorkdirBusy as e:
-                busy = str(e)
-        if jax.process_count() > 1:  # a collective: every process learns process 0's answer
-            locked = multihost_utils.broadcast_one_to_all(np.int32(busy is None))
-            if not locked and busy is None:
-                busy = f"workdir {workdir} is in use by another run (see process 0's error)"
-        if busy:
-            raise ConfigError(busy)
-        yield
-
-
 run_identity = checkpoint.run_identity
-# Bad input found before the run writes anything (the config, a checkpoint of another run, the
-# data, a damaged metrics.jsonl): exit 2, and the run folder stays as it was.
-NOTHING_WRITTEN = (ConfigError, DatasetError)
 
 
 @jax.jit

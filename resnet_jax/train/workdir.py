@@ -1,4 +1,5 @@
-"""The run directory's guard rails: one run per workdir, and write failures as one-line errors.
+"""The run directory's guard rails: a workdir proved writable before any work, one run per
+workdir, and write failures as one-line errors.
 
 - One run per workdir: the writing process holds an exclusive `flock` on `<workdir>/.lock` for the
   run's life (the kernel releases it when the process dies, however it dies), so a second run on the
@@ -14,11 +15,17 @@ import errno
 import fcntl
 import os
 import socket
+import tempfile
 from typing import Iterator
 
+import jax
+import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from resnet_jax import runs
+from resnet_jax.configs import ConfigError
+from resnet_jax.data import DatasetError
 
 
 class WorkdirBusy(RuntimeError):
@@ -89,3 +96,47 @@ def _open_locked(path: str) -> tuple[int, bool, bytes, bool]:
             os.close(fd)
             continue
         return fd, created, os.pread(fd, 4096, 0), True
+
+
+# Bad input found before the run writes anything (the config, a checkpoint of another run, the
+# data, a damaged metrics.jsonl): exit 2, and the run folder stays as it was.
+NOTHING_WRITTEN = (ConfigError, DatasetError)
+
+
+def check_workdir(workdir: str) -> None:
+    """Prove `workdir` (or, if it does not exist yet, its nearest existing parent) a writable
+    directory, without creating anything, so a bad path fails before any work or output."""
+    probe = os.path.abspath(workdir)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):  # (the path given, or a parent of it, is a file)
+        raise ConfigError(f"workdir {workdir!r} is not a directory ({probe} is a file)")
+    try:
+        with tempfile.TemporaryFile(dir=probe):  # unique name: all processes probe at once
+            pass
+        if os.path.isdir(workdir):
+            os.listdir(workdir)
+    except OSError as e:
+        raise ConfigError(f"workdir {workdir!r} is not a writable directory "
+                          f"({e.strerror}: {probe})") from None
+
+
+@contextlib.contextmanager
+def lock_workdir(workdir: str):
+    """One run per workdir: process 0, the one that writes, holds `workdir`'s lock for the run's
+    life (the other processes of a multi-process run share its workdir); all processes learn
+    whether it got it, and all raise ConfigError, before anything is written, if not."""
+    busy = None
+    with contextlib.ExitStack() as stack:
+        if jax.process_index() == 0:
+            try:  # a run refused before it wrote anything leaves the lock (and workdir) as it was
+                stack.enter_context(exclusive(workdir, untouched_on=NOTHING_WRITTEN))
+            except WorkdirBusy as e:
+                busy = str(e)
+        if jax.process_count() > 1:  # a collective: every process learns process 0's answer
+            locked = multihost_utils.broadcast_one_to_all(np.int32(busy is None))
+            if not locked and busy is None:
+                busy = f"workdir {workdir} is in use by another run (see process 0's error)"
+        if busy:
+            raise ConfigError(busy)
+        yield
