@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from resnet_jax.bench import device_check
+from resnet_jax.bench import device_check, device_report
 from resnet_jax.cli import bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,10 +63,10 @@ ACCELERATOR_AUTO = {"scan_blocks": True, "scan_conv_impl": "xla", "remat": "none
 ])
 def test_forms_verdict_compares_the_auto_form_with_the_fastest(times, auto_wins, best):
     records = [_compile_record(f, ms, ACCELERATOR_AUTO) for f, ms in times.items()]
-    (verdict,) = device_check.forms_verdicts(records)
+    (verdict,) = device_report.forms_verdicts(records)
     assert verdict["auto_wins"] is auto_wins and verdict["best_form"] == best
     assert verdict["auto_form"] == ("scan+xla" if "scan+xla" in times else None)
-    md = "\n".join(device_check.forms_markdown(records))
+    md = "\n".join(device_report.forms_markdown(records))
     assert ("LOSES" in md) is (auto_wins is False) and "n/a" in md  # no device statistics
 
 
